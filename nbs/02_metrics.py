@@ -1,0 +1,372 @@
+# %% [markdown]
+# # Metrics
+# > The organisers' PSNR to the last bit, SSIM, and `blindsr_evaluate` for folders and submission zips.
+
+# %%
+#| default_exp metrics
+
+# %%
+#| export
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import sys
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from blindsr.core import IMAGE_EXTS, PathLike, read_image
+
+# %%
+#| hide
+import tempfile
+from fastcore.test import test_eq, test_fail, test_close
+
+tmp = Path(tempfile.mkdtemp())
+rng = np.random.default_rng(0)
+
+
+# %% [markdown]
+# ## PSNR, as scored -
+#
+# The organisers read prediction and ground truth with PIL as RGB uint8, compute the MSE over every pixel and
+# channel in floating point (no border crop, no Y channel), turn it into `20·log10(255/√MSE)` per image, and
+# average the per-image values. Anything scored must therefore be rounded to uint8 first.
+
+# %%
+#| export
+def psnr(pred: np.ndarray,  # (H, W, 3) uint8 prediction
+         gt: np.ndarray,  # (H, W, 3) uint8 ground truth, same shape
+        ) -> float:  # dB; `inf` when the images are identical
+    "The organisers' per-image PSNR: RGB uint8, whole image, MSE in float64."
+    if pred.shape != gt.shape:
+        raise ValueError(f'psnr needs equal shapes, got prediction {pred.shape} and ground truth {gt.shape}')
+    mse = np.mean((np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2)
+    return math.inf if mse == 0 else float(20 * np.log10(255.0 / np.sqrt(mse)))
+
+
+# %% [markdown]
+# Hand-built cases: a constant error of 1 grey level is 48.1308… dB; an error of 255 everywhere is 0 dB; one
+# pixel off by 10 in a 2×2 RGB image is MSE = 100/12; identical images give `inf`.
+
+# %%
+a = np.zeros((2, 2, 3), np.uint8)
+test_close(psnr(a + 1, a), 20 * math.log10(255), eps=1e-12)
+test_eq(psnr(a + 255, a), 0.0)
+b = a.copy(); b[0, 0, 0] = 10
+test_close(psnr(b, a), 20 * math.log10(255 / math.sqrt(100 / 12)), eps=1e-12)
+test_eq(psnr(a, a), math.inf)
+test_fail(lambda: psnr(a, np.zeros((2, 3, 3), np.uint8)), contains='equal shapes')
+
+
+# %% [markdown]
+# The same number for float tensors on any device, for validation inside training: values are clamped and rounded
+# to uint8 levels first, exactly as the saved PNG would be.
+
+# %%
+#| export
+def psnr_tensor(sr: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device
+                hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1]
+               ) -> torch.Tensor:  # (B,) float64 dB on sr's device (CPU for MPS); inf where identical
+    "Per-image PSNR of float batches, after rounding both to uint8 levels, as the organisers score."
+    if sr.shape != hq.shape:
+        raise ValueError(f'psnr_tensor needs equal shapes, got sr {tuple(sr.shape)} and hq {tuple(hq.shape)}')
+    if sr.device.type == 'mps': sr, hq = sr.cpu(), hq.cpu()      # MPS has no float64
+    q = lambda t: t.detach().double().clamp(0, 1).mul(255).round()
+    mse = (q(sr) - q(hq)).pow(2).flatten(1).mean(1)
+    return 20 * torch.log10(255.0 / mse.sqrt())
+
+
+# %%
+x = torch.rand(3, 3, 8, 8)
+y = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
+from blindsr.core import tensor_to_img
+want = [psnr(p, g) for p, g in zip(tensor_to_img(y), tensor_to_img(x))]
+test_close(psnr_tensor(y, x).tolist(), want, eps=1e-9)
+test_eq(psnr_tensor(x, x).tolist(), [math.inf] * 3)
+
+
+# %% [markdown]
+# ## SSIM -
+#
+# SSIM comes from scikit-image (maintained, widely cited) with the settings of Wang et al. 2004 that BasicSR and
+# most SR papers use: Gaussian window σ = 1.5, population covariance, data range 255, on RGB, averaged over
+# channels. It is reported for information; the leaderboard ranks by PSNR.
+
+# %%
+#| export
+def ssim(pred: np.ndarray,  # (H, W, 3) uint8 prediction
+         gt: np.ndarray,  # (H, W, 3) uint8 ground truth, same shape
+        ) -> float:  # in [-1, 1]; 1 when identical
+    "SSIM (Gaussian σ=1.5, RGB, data range 255) via scikit-image."
+    from skimage.metrics import structural_similarity
+    if pred.shape != gt.shape:
+        raise ValueError(f'ssim needs equal shapes, got prediction {pred.shape} and ground truth {gt.shape}')
+    return float(structural_similarity(gt, pred, channel_axis=2, data_range=255, gaussian_weights=True,
+                                       sigma=1.5, use_sample_covariance=False))
+
+
+# %%
+yy, xx = np.mgrid[0:32, 0:32]
+img = np.stack([yy * 4, xx * 4, (yy + xx) * 2], 2).astype(np.uint8)       # a smooth ramp
+test_close(ssim(img, img), 1.0, eps=1e-12)
+noisy = np.clip(img + rng.normal(0, 30, img.shape), 0, 255).astype(np.uint8)
+test_close(ssim(noisy, img), ssim(img, noisy), eps=1e-12)                 # symmetric
+assert 0 < ssim(noisy, img) < 0.5                                          # heavy noise on a smooth image
+
+
+# %% [markdown]
+# ## Image sets: folders and submission zips -
+#
+# An image set maps each file stem (`00000`) to where its bytes are: a file in a folder, or a member of a zip.
+# A CodaLab submission is a zip holding one folder of PNGs; we accept the images at the zip's root or in exactly
+# one folder, and refuse anything ambiguous (two folders of images, two files with one stem) with the names.
+
+# %%
+#| export
+@dataclass(frozen=True)
+class ImageRef:
+    "Where one image's bytes are: a file, or a member of a zip archive."
+    label: str            # how errors name it: a path, or 'archive.zip:folder/00000.png'
+    path: Path            # the file, or the zip archive
+    member: str | None = None  # the zip member name, if any
+
+    def read_bytes(self) -> bytes:
+        if self.member is None: return self.path.read_bytes()
+        with zipfile.ZipFile(self.path) as zf: return zf.read(self.member)
+
+    def read(self) -> np.ndarray:  # (H, W, 3) uint8 RGB
+        return read_image(self.path) if self.member is None else read_image(self.read_bytes(), name=self.label)
+
+    def size(self) -> tuple[int, int]:  # (width, height) from the header, without decoding pixels
+        try:
+            with Image.open(self.path if self.member is None else io.BytesIO(self.read_bytes())) as im:
+                return im.size
+        except Exception as e:
+            raise ValueError(f'cannot read the image header of {self.label}: {e}') from e
+
+
+# %%
+#| export
+def _index(refs: list[ImageRef], where: str) -> dict[str, ImageRef]:
+    "stem -> ref; two files with one stem is an error naming both."
+    out, dup = {}, []
+    for r in refs:
+        stem = Path(r.member or r.path).stem
+        if stem in out: dup.append(f'{out[stem].label} and {r.label}')
+        out[stem] = r
+    if dup: raise ValueError(f'{where}: several images share a name: ' + '; '.join(dup))
+    if not out: raise FileNotFoundError(f'{where}: no images ({", ".join(IMAGE_EXTS)}) found')
+    return out
+
+
+def image_set(src: PathLike,  # a folder of images, or a zip holding them at its root or in one folder
+             ) -> dict[str, ImageRef]:  # stem -> ImageRef, sorted by stem
+    "Index a folder or a submission zip by file stem."
+    src = Path(src)
+    if not src.exists(): raise FileNotFoundError(f'not found: {src}')
+    if src.is_dir():
+        refs = [ImageRef(str(p), p) for p in sorted(src.iterdir())
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.')]
+        return dict(sorted(_index(refs, str(src)).items()))
+    if not zipfile.is_zipfile(src): raise ValueError(f'{src} is neither a folder nor a zip archive')
+    with zipfile.ZipFile(src) as zf:
+        names = [n for n in zf.namelist() if not n.endswith('/') and Path(n).suffix.lower() in IMAGE_EXTS
+                 and not n.startswith('__MACOSX/') and not Path(n).name.startswith('.')]
+    folders = sorted({str(Path(n).parent) for n in names})
+    if len(folders) > 1:
+        raise ValueError(f'{src}: images are spread over several folders ({", ".join(folders)}); '
+                         'a submission zip holds one folder of 00000.png … files')
+    refs = [ImageRef(f'{src}:{n}', src, n) for n in sorted(names)]
+    return dict(sorted(_index(refs, str(src)).items()))
+
+
+# %%
+for i in range(3): Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp/f'{i:05d}.png')
+s = image_set(tmp)
+test_eq(list(s), ['00000', '00001', '00002'])
+with zipfile.ZipFile(tmp/'sub.zip', 'w') as zf:
+    for i in range(3): zf.write(tmp/f'{i:05d}.png', f'results/{i:05d}.png')
+z = image_set(tmp/'sub.zip')
+test_eq(list(z), list(s))
+test_eq(z['00001'].read(), s['00001'].read())
+test_eq(z['00002'].size(), (16, 16))
+with zipfile.ZipFile(tmp/'two.zip', 'w') as zf:
+    zf.write(tmp/'00000.png', 'a/00000.png'); zf.write(tmp/'00001.png', 'b/00001.png')
+test_fail(lambda: image_set(tmp/'two.zip'), contains='several folders')
+
+
+# %% [markdown]
+# ## Evaluating a prediction set -
+#
+# Predictions and ground truth are paired by stem. Before any pixel is decoded, the sets are compared: missing
+# predictions, extra predictions and wrongly sized predictions are each listed in one error, because a silently
+# skipped image changes the mean.
+
+# %%
+#| export
+class EvaluationError(ValueError):
+    "The prediction set does not match the ground truth set; the message lists every problem."
+
+
+@dataclass
+class EvalResult:
+    "Scores of one prediction set: means and one row per image."
+    psnr: float                      # mean per-image PSNR (dB), the leaderboard number; inf if any image is identical
+    ssim: float | None               # mean SSIM, None if not computed
+    n: int                           # number of images
+    rows: list[dict] = field(repr=False, default_factory=list)  # {'stem', 'psnr', 'ssim'} per image
+
+    @property
+    def psnr_finite(self) -> float:
+        "Mean PSNR over images that differ from their ground truth (the useful number when some are identical)."
+        vals = [r['psnr'] for r in self.rows if math.isfinite(r['psnr'])]
+        return float(np.mean(vals)) if vals else math.inf
+
+    def to_csv(self, path: PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, 'w', newline='') as f:
+            w = csv.DictWriter(f, fieldnames=['stem', 'psnr', 'ssim'])
+            w.writeheader()
+            for r in self.rows: w.writerow({k: ('' if r.get(k) is None else r[k]) for k in ('stem', 'psnr', 'ssim')})
+        return path
+
+    def summary(self) -> str:
+        s = f'PSNR {self.psnr:.4f} dB'
+        if self.ssim is not None: s += f'  SSIM {self.ssim:.4f}'
+        s += f'  ({self.n} images)'
+        n_inf = sum(not math.isfinite(r['psnr']) for r in self.rows)
+        if n_inf: s += f'\n{n_inf} image(s) identical to ground truth (PSNR = inf); mean over the others: {self.psnr_finite:.4f} dB'
+        return s
+
+
+# %%
+#| export
+def _check_sets(pred: dict[str, ImageRef], gt: dict[str, ImageRef], workers: int) -> None:
+    "Raise EvaluationError listing missing, extra and wrongly sized predictions."
+    def short(xs, k=20): return ', '.join(xs[:k]) + (f' … ({len(xs)} in all)' if len(xs) > k else '')
+    missing = [s for s in gt if s not in pred]
+    extra = [s for s in pred if s not in gt]
+    problems = []
+    if missing: problems.append(f'{len(missing)} missing prediction(s): {short(missing)}')
+    if extra: problems.append(f'{len(extra)} prediction(s) with no ground truth: {short(extra)}')
+    common = [s for s in gt if s in pred]
+    with ThreadPoolExecutor(workers) as ex:
+        ps = list(ex.map(lambda s: pred[s].size(), common))
+        gs = list(ex.map(lambda s: gt[s].size(), common))
+    wrong = [f'{s} ({p[0]}x{p[1]}, want {g[0]}x{g[1]})' for s, p, g in zip(common, ps, gs) if p != g]
+    if wrong: problems.append(f'{len(wrong)} prediction(s) of the wrong size: {short(wrong)}')
+    if problems: raise EvaluationError('prediction set does not match the ground truth:\n  ' + '\n  '.join(problems))
+
+
+# %%
+#| export
+def evaluate(pred: PathLike,  # folder or submission zip of predictions
+             gt: PathLike,  # folder (or zip) of ground-truth images
+             with_ssim: bool = True,  # also compute SSIM (about 3x slower than PSNR alone)
+             workers: int | None = None,  # threads; default: all cores
+             progress: bool = True,  # show a progress bar
+            ) -> EvalResult:
+    "Score predictions against ground truth by file stem with the organisers' PSNR (and SSIM)."
+    workers = workers or os.cpu_count() or 1
+    P, G = image_set(pred), image_set(gt)
+    _check_sets(P, G, workers)
+
+    def score(stem):
+        p, g = P[stem].read(), G[stem].read()
+        return {'stem': stem, 'psnr': psnr(p, g), 'ssim': ssim(p, g) if with_ssim else None}
+
+    with ThreadPoolExecutor(workers) as ex:
+        rows = list(tqdm(ex.map(score, G), total=len(G), desc='evaluate', unit='img', disable=not progress))
+    mean_psnr = float(np.mean([r['psnr'] for r in rows]))
+    mean_ssim = float(np.mean([r['ssim'] for r in rows])) if with_ssim else None
+    return EvalResult(mean_psnr, mean_ssim, len(rows), rows)
+
+
+# %% [markdown]
+# On a hand-built set — three random ground truths, predictions with known errors, packed as a CodaLab zip —
+# the mean equals the organisers' formula computed by hand to 1e-9 dB:
+
+# %%
+gtd, prd = tmp/'gt', tmp/'pred'
+gtd.mkdir(); prd.mkdir()
+by_hand = []
+for i, err in enumerate([1, 3, 17]):
+    g = rng.integers(20, 236, (24, 24, 3), dtype=np.uint8)
+    p = g.copy(); p[::2] += err                                  # half the rows off by `err`
+    Image.fromarray(g).save(gtd/f'{i:05d}.png'); Image.fromarray(p).save(prd/f'{i:05d}.png')
+    mse = (err ** 2) / 2
+    by_hand.append(20 * math.log10(255 / math.sqrt(mse)))
+r = evaluate(prd, gtd, progress=False)
+test_close(r.psnr, sum(by_hand) / 3, eps=1e-9)
+with zipfile.ZipFile(tmp/'submission.zip', 'w') as zf:
+    for f in sorted(prd.iterdir()): zf.write(f, f'submission/{f.name}')
+rz = evaluate(tmp/'submission.zip', gtd, progress=False)
+test_close(rz.psnr, sum(by_hand) / 3, eps=1e-9)
+test_eq([x['stem'] for x in rz.rows], ['00000', '00001', '00002'])
+print(rz.summary())
+
+# %% [markdown]
+# Missing, extra and wrongly sized predictions are all listed in one error:
+
+# %%
+bad = tmp/'bad'; bad.mkdir()
+Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(bad/'00000.png')
+Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(bad/'00001.png')
+Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(bad/'00007.png')
+try: evaluate(bad, gtd, progress=False)
+except EvaluationError as e: msg = str(e); print(msg)
+for part in ['missing prediction(s): 00002', 'no ground truth: 00007', 'wrong size: 00001 (24x20, want 24x24)']:
+    assert part in msg, part
+
+# %% [markdown]
+# Identical images give `inf` for that image (as the formula does) and the summary says so:
+
+# %%
+same = evaluate(gtd, gtd, with_ssim=False, progress=False)
+test_eq(same.psnr, math.inf); test_eq(same.psnr_finite, math.inf)
+assert 'identical' in same.summary()
+
+
+# %% [markdown]
+# ## The command -
+
+# %%
+#| export
+def evaluate_cli(argv: list[str] | None = None) -> int:
+    "blindsr_evaluate PRED GT: mean PSNR/SSIM of a prediction folder or submission zip, plus a per-image CSV."
+    ap = argparse.ArgumentParser(prog='blindsr_evaluate', description=evaluate_cli.__doc__)
+    ap.add_argument('pred', help='folder of predictions, or a CodaLab-style submission zip')
+    ap.add_argument('gt', help='folder of ground-truth images (e.g. val/GT)')
+    ap.add_argument('--csv', default=None, help='per-image CSV (default: PRED_metrics.csv beside PRED)')
+    ap.add_argument('--no-ssim', action='store_true', help='PSNR only (faster)')
+    ap.add_argument('--workers', type=int, default=None, help='threads (default: all cores)')
+    a = ap.parse_args(argv)
+    try:
+        res = evaluate(a.pred, a.gt, with_ssim=not a.no_ssim, workers=a.workers)
+    except (EvaluationError, FileNotFoundError, ValueError) as e:
+        print(f'blindsr_evaluate: error: {e}', file=sys.stderr)
+        return 2
+    pred = Path(a.pred)
+    out = res.to_csv(a.csv or pred.parent / f'{pred.stem}_metrics.csv')
+    print(res.summary())
+    print(f'per-image scores: {out}')
+    return 0
+
+
+# %%
+test_eq(evaluate_cli([str(prd), str(gtd), '--csv', str(tmp/'m.csv'), '--workers', '2']), 0)
+rows = list(csv.DictReader(open(tmp/'m.csv')))
+test_close(float(rows[2]['psnr']), by_hand[2], eps=1e-9)
+test_eq(evaluate_cli([str(bad), str(gtd)]), 2)
