@@ -1,0 +1,40 @@
+"""`blindsr_degrade` as a user runs it, and the presets held against LQ made by others (when the faces exist)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def test_degrade_cli_writes_lq_and_json(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / 'hq').mkdir()
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)).save(tmp_path / 'hq' / f'{i:05d}.png')
+    Image.fromarray(rng.integers(0, 256, (64, 48), dtype=np.uint8)).save(tmp_path / 'hq' / 'gray.jpg')  # not RGB
+    r = subprocess.run(['blindsr_degrade', tmp_path / 'hq', tmp_path / 'lq', '--preset', 'ai6126_2023', '--workers', '2'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    outs = sorted(p.name for p in (tmp_path / 'lq').glob('*.png'))
+    assert outs == ['00000.png', '00001.png', '00002.png', 'gray.png']
+    assert all(Image.open(tmp_path / 'lq' / f).size == (12, 16) for f in outs)
+    meta = json.loads((tmp_path / 'lq' / 'degradation.json').read_text())
+    assert meta['preset'] == 'ai6126_2023' and meta['seed'] == 0 and len(meta['images']) == 4
+
+
+def test_degrade_cli_names_bad_inputs(tmp_path):
+    r = subprocess.run(['blindsr_degrade', tmp_path / 'nothing', tmp_path / 'lq'], capture_output=True, text=True)
+    assert r.returncode == 2 and 'nothing' in r.stderr
+
+
+@pytest.mark.parametrize('preset,ref', [('ai6126_2024', 'lq2024-ref'), ('ai6126_2023', 'lq2023')])
+def test_preset_matches_reference_lq(ffhq200, tmp_path, preset, ref):
+    "The degradation issue's measure: every KS distance of lq_fidelity.py under its critical value (seed 0)."
+    subprocess.run(['blindsr_degrade', ffhq200 / 'gt', tmp_path / preset, '--preset', preset, '--seed', '0'],
+                   check=True, capture_output=True)
+    tool = ffhq200.parent.parent / 'tools' / 'lq_fidelity.py'
+    res = json.loads(subprocess.run([sys.executable, tool, ffhq200 / 'gt', tmp_path / preset, ffhq200 / ref],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert res['passed'], res
