@@ -246,7 +246,8 @@ class DegradationConfig:
 
 
 # %% [markdown]
-# The three presets, with every number from the course handouts (`../shared/course-spec.md`):
+# The three course presets, with every number from the course handouts (`../shared/course-spec.md`), and a
+# plain bicubic ×4 downscale for sanity checks (classical, non-blind SR):
 
 # %%
 #| export
@@ -278,7 +279,14 @@ SEED_REPORT_2024 = DegradationConfig(
     final=FinalConfig(modes=('bicubic',), resize_first_prob=1.0, sinc_prob=0.0, jpeg=None),
     jpeg_codec='opencv', resize_codec='opencv')
 
-PRESETS = {c.name: c for c in (AI6126_2024, AI6126_2023, SEED_REPORT_2024)}
+BICUBIC = DegradationConfig(     # classical (non-blind) x4 SR: bicubic downscaling only; for sanity checks and tests
+    name='bicubic',
+    stages=(StageConfig(blur=None, resize=ResizeConfig(probs=(0.0, 0.0, 1.0), modes=('bicubic',), relative_to='lq'),
+                        noise=None, jpeg=None),),
+    final=FinalConfig(modes=('bicubic',), resize_first_prob=1.0, sinc_prob=0.0, jpeg=None),
+    jpeg_codec='opencv', resize_codec='opencv')
+
+PRESETS = {c.name: c for c in (AI6126_2024, AI6126_2023, SEED_REPORT_2024, BICUBIC)}
 
 
 def get_preset(name: str | DegradationConfig = 'ai6126_2024') -> DegradationConfig:
@@ -680,15 +688,15 @@ def _dct_matrix(device) -> torch.Tensor:
     return c.float().to(device)
 
 
-def _code_blocks(ch: torch.Tensor, table: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
-    "ch (B, H, W) level-shifted plane, H and W multiples of 8; table (B, 8, 8) -> decoded plane (B, H, W)."
+def _code_blocks(ch: torch.Tensor, table: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """ch (B, H, W) level-shifted plane, H and W multiples of 8; table (B, 8, 8); K = kron(C, C), the 2-D DCT of a
+    flattened 8x8 block as one 64x64 matrix (one GEMM for all blocks) -> decoded plane (B, H, W)."""
     B, H, W = ch.shape
-    blk = ch.view(B, H // 8, 8, W // 8, 8).permute(0, 1, 3, 2, 4)          # (B, h, w, 8, 8)
-    coef = C @ blk @ C.T
-    t = table.view(B, 1, 1, 8, 8)
-    coef = torch.round(coef / t) * t
-    blk = C.T @ coef @ C
-    return blk.permute(0, 1, 3, 2, 4).reshape(B, H, W)
+    blk = ch.view(B, H // 8, 8, W // 8, 8).permute(0, 1, 3, 2, 4).reshape(B, -1, 64)   # (B, blocks, 64)
+    t = table.reshape(B, 1, 64)
+    coef = torch.round((blk @ K.T) / t) * t
+    blk = coef @ K
+    return blk.view(B, H // 8, W // 8, 8, 8).permute(0, 1, 3, 2, 4).reshape(B, H, W)
 
 
 def jpeg_pt(x: torch.Tensor,  # (B, 3, H, W) float RGB in [0, 1] (clamp first, as the reference does)
@@ -706,10 +714,10 @@ def jpeg_pt(x: torch.Tensor,  # (B, 3, H, W) float RGB in [0, 1] (clamp first, a
     factor = jpeg_factor(quality.to(x.device)).float().view(B, 1, 1)
     ly = _const('luma', x.device, lambda: torch.tensor(_STD_LUMA, dtype=torch.float32).T.contiguous())
     lc = _const('chroma', x.device, lambda: torch.tensor(_STD_CHROMA, dtype=torch.float32).T.contiguous())
-    C = _const('dct', x.device, lambda: _dct_matrix('cpu'))
-    y = _code_blocks(y - 128.0, ly * factor, C) + 128.0
+    K = _const('dct', x.device, lambda: torch.kron(_dct_matrix('cpu'), _dct_matrix('cpu')))
+    y = _code_blocks(y - 128.0, ly * factor, K) + 128.0
     Hc, Wc = cbcr.shape[-2:]
-    c2 = _code_blocks(cbcr.reshape(B * 2, Hc, Wc) - 128.0, (lc * factor).repeat_interleave(2, 0), C) + 128.0
+    c2 = _code_blocks(cbcr.reshape(B * 2, Hc, Wc) - 128.0, (lc * factor).repeat_interleave(2, 0), K) + 128.0
     c2 = c2.view(B, 2, Hc, Wc).repeat_interleave(2, -2).repeat_interleave(2, -1)
     cb, cr = c2[:, 0] - 128.0, c2[:, 1] - 128.0
     rgb = torch.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], 1)
@@ -819,8 +827,8 @@ for q in (95, 60):
 #| export
 def check_hq_size(h: int, w: int, scale: int = 4) -> tuple[int, int]:
     "The LQ size (h/scale, w/scale); an HQ size not divisible by `scale` is an error naming it."
-    if h % scale or w % scale or h < 8 * scale or w < 8 * scale:
-        raise ValueError(f'HQ images must be at least {8 * scale}x{8 * scale} with sides divisible by {scale} '
+    if h % scale or w % scale or h < 16 * scale or w < 16 * scale:
+        raise ValueError(f'HQ images must be at least {16 * scale}x{16 * scale} with sides divisible by {scale} '
                          f'(LQ = HQ/{scale}); got {w}x{h} (width x height). Crop or resize the HQ first.')
     return h // scale, w // scale
 

@@ -12,14 +12,14 @@ def test_degrade_cli_writes_lq_and_json(tmp_path):
     rng = np.random.default_rng(0)
     (tmp_path / 'hq').mkdir()
     for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)).save(tmp_path / 'hq' / f'{i:05d}.png')
-    Image.fromarray(rng.integers(0, 256, (64, 48), dtype=np.uint8)).save(tmp_path / 'hq' / 'gray.jpg')  # not RGB
+        Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(tmp_path / 'hq' / f'{i:05d}.png')
+    Image.fromarray(rng.integers(0, 256, (64, 80), dtype=np.uint8)).save(tmp_path / 'hq' / 'gray.jpg')  # not RGB
     r = subprocess.run(['blindsr_degrade', tmp_path / 'hq', tmp_path / 'lq', '--preset', 'ai6126_2023', '--workers', '2'],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     outs = sorted(p.name for p in (tmp_path / 'lq').glob('*.png'))
     assert outs == ['00000.png', '00001.png', '00002.png', 'gray.png']
-    assert all(Image.open(tmp_path / 'lq' / f).size == (12, 16) for f in outs)
+    assert all(Image.open(tmp_path / 'lq' / f).size == (20, 16) for f in outs)
     meta = json.loads((tmp_path / 'lq' / 'degradation.json').read_text())
     assert meta['preset'] == 'ai6126_2023' and meta['seed'] == 0 and len(meta['images']) == 4
 
