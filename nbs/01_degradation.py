@@ -32,6 +32,7 @@ from fastcore.test import test_eq, test_fail, test_close, test_ne
 from blindsr.core import img_to_tensor, tensor_to_img
 from blindsr.metrics import psnr
 
+
 # %% [markdown]
 # The LQ faces a model learns from are made on the fly from HQ faces. The 2024 course used Real-ESRGAN's
 # second-order pipeline (blur → resize → noise → JPEG, twice, then a final resize + sinc + JPEG in random order,
@@ -57,20 +58,37 @@ from blindsr.metrics import psnr
 # | `plateau_iso` / `plateau_aniso` | `1 / (q^β + 1)` |
 # | `sinc` | `ωc J₁(ωc r) / (2π r)`, `ωc²/(4π)` at the centre (circular low-pass, cutoff ωc) |
 #
-# All kernels are computed in float64, vectorised over a batch of parameter sets (so the GPU path builds 64
-# kernels in one call, without a Python loop per pixel), normalised to sum 1 and returned as float32.
+# All kernels are computed in float64 with torch, vectorised over a batch of parameter sets, on any device (so the
+# GPU path builds 64 kernels on the GPU in one call, with no Python loop and no per-pixel host work), normalised to
+# sum 1 and returned as float32.
+
+# %%
+#| export
+def to_device(a,  # numpy array or nested list of numbers
+              device: torch.device,
+              dtype: torch.dtype | None = None,
+             ) -> torch.Tensor:
+    "Host values -> a tensor on `device` without stalling the GPU (pinned memory, non-blocking copy)."
+    t = torch.as_tensor(np.asarray(a), dtype=dtype)
+    if torch.device(device).type != 'cuda': return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+_CONSTS: dict = {}
+
+
+def _const(name: str, device: torch.device, make) -> torch.Tensor:
+    "A constant tensor made once per device (no host-to-device copy in the hot path)."
+    key = (name, str(device))
+    if key not in _CONSTS: _CONSTS[key] = make().to(device)
+    return _CONSTS[key]
+
 
 # %%
 #| export
 KERNEL_KINDS = ('none', 'iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso',
                 'sinc')
-
-
-def _grid(pad_to: int) -> tuple[np.ndarray, np.ndarray]:
-    "x (column offset) and y (row offset) on a centred (pad_to, pad_to) grid, float64."
-    if pad_to % 2 != 1: raise ValueError(f'kernel grid size must be odd, got {pad_to}')
-    ax = np.arange(-(pad_to // 2), pad_to // 2 + 1, dtype=np.float64)
-    return np.meshgrid(ax, ax)   # xx varies along columns, yy along rows
+_KIND_CODE = {k: i for i, k in enumerate(KERNEL_KINDS)}
 
 
 def make_kernels(kind: Sequence[str],  # one of KERNEL_KINDS per kernel
@@ -81,37 +99,43 @@ def make_kernels(kind: Sequence[str],  # one of KERNEL_KINDS per kernel
                  beta: Sequence[float],  # shape β for generalized (exp(-q^β/2)) and plateau (1/(q^β+1))
                  cutoff: Sequence[float],  # ωc (radians) for sinc
                  pad_to: int = 21,  # size of the returned grid
-                ) -> np.ndarray:  # (N, pad_to, pad_to) float32, each kernel sums to 1
-    "Blur kernels of any kind, vectorised over N parameter sets."
-    kind = np.asarray(kind); n = len(kind)
-    size, sx, sy, th, beta, wc = (np.broadcast_to(np.asarray(v, np.float64), (n,))
-                                  for v in (size, sigma_x, sigma_y, theta, beta, cutoff))
-    bad = sorted(set(kind.tolist()) - set(KERNEL_KINDS))
-    if bad: raise ValueError(f'unknown kernel kind(s) {bad}; valid: {KERNEL_KINDS}')
-    if np.any((size % 2 != 1) | (size > pad_to)): raise ValueError(f'kernel sizes must be odd and <= {pad_to}, got {size}')
-    xx, yy = _grid(pad_to)
-    iso = np.char.endswith(kind.astype(str), '_iso') | (kind == 'iso')
-    sy = np.where(iso, sx, sy); th = np.where(iso, 0.0, th)
+                 device: torch.device | str | None = None,  # where to build them (the GPU path builds them on the GPU)
+                ) -> torch.Tensor:  # (N, pad_to, pad_to) float32 on `device`, each kernel sums to 1
+    "Blur kernels of any kind, vectorised over N parameter sets (float64 maths, float32 result)."
+    codes = [_KIND_CODE.get(k, -1) for k in np.asarray(kind).tolist()]
+    if -1 in codes: raise ValueError(f'unknown kernel kind(s) {sorted({k for k, c in zip(np.asarray(kind).tolist(), codes) if c < 0})}; valid: {KERNEL_KINDS}')
+    n = len(codes)
+    vals = np.stack([np.broadcast_to(np.asarray(v, np.float64), (n,)) for v in (size, sigma_x, sigma_y, theta, beta, cutoff)])
+    size_np = vals[0]
+    if np.any((size_np % 2 != 1) | (size_np > pad_to)): raise ValueError(f'kernel sizes must be odd and <= {pad_to}, got {size_np}')
+    if pad_to % 2 != 1: raise ValueError(f'kernel grid size must be odd, got {pad_to}')
+    dev = torch.device(device) if device is not None else torch.device('cpu')
+    dt = torch.float32 if dev.type == 'mps' else torch.float64
+    v = to_device(np.nan_to_num(vals), dev, dt)                     # one copy of all parameters
+    code = to_device(np.asarray(codes), dev)
+    size, sx, sy, th, beta, wc = (t.view(n, 1, 1) for t in v)
+    code = code.view(n, 1, 1)
+    ax = torch.arange(-(pad_to // 2), pad_to // 2 + 1, dtype=dt, device=dev)
+    yy, xx = torch.meshgrid(ax, ax, indexing='ij')                   # xx varies along columns, yy along rows
+    iso = (code == 1) | (code == 3) | (code == 5)
+    sy = torch.where(iso, sx, sy); th = torch.where(iso, torch.zeros_like(th), th)
     # inverse covariance of R diag(sx², sy²) Rᵀ is R diag(1/sx², 1/sy²) Rᵀ
-    c, s = np.cos(th)[:, None, None], np.sin(th)[:, None, None]
+    c, s = torch.cos(th), torch.sin(th)
     u = c * xx + s * yy            # coordinates in the rotated frame: Rᵀ [x y]ᵀ
-    v = -s * xx + c * yy
-    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        q = u ** 2 / (sx ** 2)[:, None, None] + v ** 2 / (sy ** 2)[:, None, None]
-        b = beta[:, None, None]
-        gen = np.char.startswith(kind.astype(str), 'generalized')[:, None, None]
-        plat = np.char.startswith(kind.astype(str), 'plateau')[:, None, None]
-        k = np.where(gen, np.exp(-0.5 * np.power(q, b)), np.where(plat, 1.0 / (np.power(q, b) + 1.0), np.exp(-0.5 * q)))
-        r = np.sqrt(xx ** 2 + yy ** 2)
-        w = wc[:, None, None]
-        j1 = torch.special.bessel_j1(torch.from_numpy(w * r)).numpy()
-        sinc = np.where(r == 0, w ** 2 / (4 * np.pi), w * j1 / (2 * np.pi * r))
-    k = np.where((kind == 'sinc')[:, None, None], sinc, k)
-    k = np.where((kind == 'none')[:, None, None], (r == 0).astype(np.float64), k)
-    half = (size // 2)[:, None, None]
-    k = k * ((np.abs(xx) <= half) & (np.abs(yy) <= half))
-    k = k / k.sum(axis=(1, 2), keepdims=True)
-    return k.astype(np.float32)
+    w = -s * xx + c * yy
+    q = u ** 2 / sx.clamp_min(1e-12) ** 2 + w ** 2 / sy.clamp_min(1e-12) ** 2
+    qb = q.pow(beta)
+    k = torch.where((code == 3) | (code == 4), torch.exp(-0.5 * qb),
+                    torch.where((code == 5) | (code == 6), 1.0 / (qb + 1.0), torch.exp(-0.5 * q)))
+    r = torch.sqrt(xx ** 2 + yy ** 2)
+    wr = wc * r
+    sinc = torch.where(r == 0, wc ** 2 / (4 * math.pi), wc * torch.special.bessel_j1(wr) / (2 * math.pi * r.clamp_min(1e-12)))
+    k = torch.where(code == 7, sinc, k)
+    k = torch.where(code == 0, (r == 0).to(dt).expand_as(k), k)
+    half = torch.div(size, 2, rounding_mode='floor')
+    k = k * ((xx.abs() <= half) & (yy.abs() <= half))
+    k = k / k.sum(dim=(1, 2), keepdim=True)
+    return k.float()
 
 
 # %% [markdown]
@@ -146,11 +170,11 @@ cases = [('iso', 7, 1.3, 0, 0, 1, 0), ('aniso', 21, 2.5, 0.4, 0.7, 1, 0), ('anis
          ('generalized_iso', 9, 1.1, 0, 0, 0.6, 0), ('generalized_aniso', 15, 2.0, 1.0, 1.2, 3.5, 0),
          ('plateau_iso', 11, 1.5, 0, 0, 1.7, 0), ('plateau_aniso', 21, 2.2, 0.8, -0.4, 1.2, 0),
          ('sinc', 7, 0, 0, 0, 0, 2.0), ('sinc', 19, 0, 0, 0, 0, 0.8)]
-got = make_kernels(*zip(*cases))
+got = make_kernels(*zip(*cases)).numpy()
 for c, kg in zip(cases, got):
     test_close(kg, ref_kernel(*c), eps=2e-6)
 test_close(got.sum((1, 2)), np.ones(len(cases)), eps=1e-5)
-test_eq(make_kernels(['none'], [7], [0], [0], [0], [0], [0])[0][10, 10], 1.0)
+test_eq(make_kernels(['none'], [7], [0], [0], [0], [0], [0])[0, 10, 10].item(), 1.0)
 test_fail(lambda: make_kernels(['box'], [7], [1], [1], [0], [1], [0]), contains='box')
 
 # %% [markdown]
@@ -563,43 +587,35 @@ def quantize(x):
 # instead of 441 multiply-adds per pixel. JPEG is written out below.
 
 # %%
-#| export
-def to_device(a,  # numpy array or nested list of numbers
-              device: torch.device,
-              dtype: torch.dtype | None = None,
-             ) -> torch.Tensor:
-    "Host values -> a tensor on `device` without stalling the GPU (pinned memory, non-blocking copy)."
-    t = torch.as_tensor(np.asarray(a), dtype=dtype)
-    if torch.device(device).type != 'cuda': return t.to(device)
-    return t.pin_memory().to(device, non_blocking=True)
-
-
-_CONSTS: dict = {}
-
-
-def _const(name: str, device: torch.device, make) -> torch.Tensor:
-    "A constant tensor made once per device (no host-to-device copy in the hot path)."
-    key = (name, str(device))
-    if key not in _CONSTS: _CONSTS[key] = make().to(device)
-    return _CONSTS[key]
-
 
 # %%
 #| export
+def _fft_size(n: int) -> int:
+    "The smallest 5-smooth number (only factors 2, 3, 5) >= n: fast FFT sizes, and few distinct plans to cache."
+    m = n
+    while True:
+        k = m
+        for f in (2, 3, 5):
+            while k % f == 0: k //= f
+        if k == 1: return m
+        m += 1
+
+
 def blur_pt(x: torch.Tensor,  # (B, C, H, W) float
             kernels: torch.Tensor,  # (B, k, k) float, k odd; one kernel per image
            ) -> torch.Tensor:  # (B, C, H, W), reflect border, correlation as F.conv2d
-    "Per-image blur of a batch (FFT correlation on reflect-padded images)."
+    """Per-image blur of a batch: FFT correlation of the reflect-padded images. Zero-padding the padded image up to
+    an FFT-friendly size keeps the valid region exact (the kernel never wraps into it)."""
     B, C, H, W = x.shape
     k = kernels.shape[-1]; p = k // 2
     if p >= min(H, W): raise ValueError(f'a {k}x{k} kernel needs images larger than {p} pixels, got {H}x{W}')
-    xp = F.pad(x, (p, p, p, p), mode='reflect')
-    Hp, Wp = H + 2 * p, W + 2 * p
+    xp = F.pad(x.float(), (p, p, p, p), mode='reflect')
+    Hf, Wf = _fft_size(H + 2 * p), _fft_size(W + 2 * p)
     # correlation with k == convolution with k flipped; place the flipped kernel's centre at (0, 0)
-    kf = torch.zeros(B, Hp, Wp, dtype=torch.float32, device=x.device)
+    kf = torch.zeros(B, Hf, Wf, dtype=torch.float32, device=x.device)
     kf[:, :k, :k] = kernels.float().flip(-1, -2)
     kf = torch.roll(kf, shifts=(-p, -p), dims=(-2, -1))
-    out = torch.fft.irfft2(torch.fft.rfft2(xp.float()) * torch.fft.rfft2(kf)[:, None], s=(Hp, Wp))
+    out = torch.fft.irfft2(torch.fft.rfft2(xp, s=(Hf, Wf)) * torch.fft.rfft2(kf)[:, None], s=(Hf, Wf))
     return out[..., p:p + H, p:p + W].to(x.dtype)
 
 
@@ -782,9 +798,10 @@ assert (out[0] - two[0]).abs().mean() < (out[1] - two[1]).abs().mean()     # low
 # %%
 img = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(0))
 kp = sample('ai6126_2024', np.random.default_rng(2), 2).stages[0]
-ks = torch.from_numpy(make_kernels(kp['blur_kind'], kp['blur_size'], kp['sigma_x'], kp['sigma_y'], kp['theta'], kp['beta'], kp['cutoff']))
+ks = make_kernels(kp['blur_kind'], kp['blur_size'], kp['sigma_x'], kp['sigma_y'], kp['theta'], kp['beta'], kp['cutoff'])
 direct = F.conv2d(F.pad(img, (10,) * 4, mode='reflect').view(1, 6, 60, 56), ks.repeat_interleave(3, 0)[:, None], groups=6).view(2, 3, 40, 36)
 test_close(blur_pt(img, ks), direct, eps=1e-5)
+test_eq([_fft_size(n) for n in (530, 523, 64, 127)], [540, 540, 64, 128])
 test_close(blur_np(img[1].permute(1, 2, 0).numpy(), ks[1].numpy()), direct[1].permute(1, 2, 0).numpy(), eps=1e-5)
 
 flat = torch.full((4, 3, 64, 64), 0.5)
@@ -833,10 +850,10 @@ def check_hq_size(h: int, w: int, scale: int = 4) -> tuple[int, int]:
     return h // scale, w // scale
 
 
-def stage_kernels(st: dict) -> np.ndarray:
-    "(n, pad_to, pad_to) blur kernels of a stage's parameter columns."
+def stage_kernels(st: dict, device=None) -> torch.Tensor:
+    "(n, pad_to, pad_to) float32 blur kernels of a stage's parameter columns, built on `device`."
     return make_kernels(st['blur_kind'], st['blur_size'], st['sigma_x'], st['sigma_y'], st['theta'], st['beta'],
-                        st['cutoff'], pad_to=int(st['blur_pad_to'][0]))
+                        st['cutoff'], pad_to=int(st['blur_pad_to'][0]), device=device)
 
 
 def _stage_size(h, w, lq_hw, scale, rel):
@@ -853,7 +870,7 @@ def degrade_once_np(img: np.ndarray,  # (H, W, 3) float32 in [0, 1]
                     rng: np.random.Generator,  # noise realisations
                    ) -> np.ndarray:  # (h, w, 3) float32 in [0, 1]
     "One order of degradation on one image: blur → resize → noise → JPEG."
-    if st['blur_kind'][0] != 'none': img = blur_np(img, stage_kernels(st)[0])
+    if st['blur_kind'][0] != 'none': img = blur_np(img, stage_kernels(st)[0].numpy())
     s, mode, rel = float(st['resize_scale'][0]), str(st['resize_mode'][0]), str(st['resize_rel'][0])
     size = _stage_size(*img.shape[:2], lq_hw, s, rel)
     img = resize_np(img, size, mode, cfg.resize_codec, scale_factor=s if rel == 'input' else None)
@@ -877,7 +894,7 @@ def _final_np(img, fp, lq_hw, hq_hw, cfg):
         img = quantize(resize_np(img, hq_hw, str(fp['hq_mode'][0]), cfg.resize_codec))
         return resize_np(img, lq_hw, 'area', cfg.resize_codec)
     wc, q = float(fp['sinc_cutoff'][0]), float(fp['jpeg_quality'][0])
-    sinc = None if math.isnan(wc) else make_kernels(['sinc'], fp['sinc_size'], [0], [0], [0], [0], [wc])[0]
+    sinc = None if math.isnan(wc) else make_kernels(['sinc'], fp['sinc_size'], [0], [0], [0], [0], [wc])[0].numpy()
     def resize_sinc(x):
         x = resize_np(x, lq_hw, str(fp['mode'][0]), cfg.resize_codec)
         return x if sinc is None else blur_np(x, sinc)
@@ -948,7 +965,7 @@ def degrade_once_pt(x: torch.Tensor,  # (B, 3, H, W) float in [0, 1]; the B imag
     "One order of degradation on a batch: blur → resize → noise → JPEG."
     dev = x.device
     def blur(xs, idx):
-        k = to_device(stage_kernels(_cols(st, idx)), dev)
+        k = stage_kernels(_cols(st, idx), dev)
         return blur_pt(xs, k)
     x = _subset(x, st['blur_kind'] != 'none', blur)
     s, mode, rel = float(st['resize_scale'][0]), str(st['resize_mode'][0]), str(st['resize_rel'][0])
@@ -971,8 +988,7 @@ def _final_pt(x, fp, lq_hw, hq_hw, cfg):
     wc, q = fp['sinc_cutoff'], fp['jpeg_quality']
     def sinc(xs, idx):
         w = wc[idx]
-        k = make_kernels(np.full(len(w), 'sinc'), fp['sinc_size'][idx], 0, 0, 0, 0, w)
-        return blur_pt(xs, to_device(k, xs.device))
+        return blur_pt(xs, make_kernels(np.full(len(w), 'sinc'), fp['sinc_size'][idx], 0, 0, 0, 0, w, device=xs.device))
     def resize_sinc(xs): return _subset(_resize_batch(xs, lq_hw, str(fp['mode'][0]), cfg.resize_codec), ~np.isnan(wc), sinc)
     def jpeg(xs): return _subset(xs, ~np.isnan(q), lambda xx, idx: _jpeg_batch(xx, q[idx], cfg.jpeg_codec))
     return jpeg(resize_sinc(x)) if fp['resize_first'][0] else resize_sinc(jpeg(x))

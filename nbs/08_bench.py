@@ -1,0 +1,302 @@
+# %% [markdown]
+# # Benchmarks
+# > Speed and quality per GPU-minute: degradation, training steps, end-to-end training and inference throughput on whatever device is present, and equal-time recipe comparisons.
+
+# %%
+#| default_exp bench
+
+# %%
+#| export
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from blindsr.core import PathLike, get_device, write_png
+from blindsr.degradation import bench_cpu_degradation, bench_degradation
+from blindsr.models import benchmark_generators
+from blindsr.train import RunLog, TrainConfig, Trainer
+
+# %%
+#| hide
+from fastcore.test import test_eq, test_fail
+
+# %% [markdown]
+# Students train on a few free GPU hours a week, so what blindsr must win is PSNR per GPU-minute. The anchor is
+# the recipe the organisers handed out (BasicSR/Real-ESRGAN's RealESRNet: MSRResNet, L1, Adam 2e-4, batch 8,
+# fp32, EMA 0.999, degradation on the GPU with DiffJPEG and a 176-sample pair pool). Measured on one H200 with
+# 200 FFHQ faces it trains at 164 images/s end to end (209 with bf16 autocast), and its degradation alone runs
+# 746 images/s — so the recipe loses ~40 % of its time to degradation and loading.
+#
+# This notebook measures, on whatever device it finds: degradation images/s, the training step of every
+# generator (fp32 and mixed precision, `channels_last`), end-to-end training images/s (data, degradation, step,
+# EMA — everything `Trainer` does), inference images/s and peak memory; and it runs recipes against each other at
+# equal wall-clock. `blindsr_bench speed` and `blindsr_bench recipes` are the same code as commands.
+
+# %% [markdown]
+# ## Recipes -
+#
+# A recipe is a set of `TrainConfig` overrides. `basicsr_handout` is blindsr configured as the organisers' recipe;
+# `blindsr_default` is blindsr's defaults (bf16/fp16 autocast by card, batch 16, peak lr 4e-4 with warm-up and a
+# cosine to the end of the budget, L1 then MSE for the last 20 %, EMA 0.999 with a warmed-up decay, GPU
+# degradation served in shuffled blocks of 4 batches instead of a pool). Both use the same data path.
+
+# %%
+#| export
+RECIPES = {
+    'basicsr_handout': dict(generator='msrresnet', loss='l1', mse_finish=0.0, amp='off', channels_last='off',
+                            batch_size=8, lr=2e-4, schedule='constant', warmup=0.0, ema=0.999, ema_warmup=False),
+    'blindsr_default': {},
+}
+
+
+# %% [markdown]
+# ## Synthetic faces for throughput -
+#
+# Throughput does not depend on what the faces show, so the speed benchmark works on any machine with generated
+# faces (smooth fields plus texture); pass real faces with `faces=` for the quality comparisons.
+
+# %%
+#| export
+def synthetic_faces(folder: PathLike, n: int = 64, size: int = 512, seed: int = 0) -> Path:
+    "Write n synthetic size x size PNG 'faces' to folder (smooth colour fields plus fine texture)."
+    import cv2
+    folder = Path(folder)
+    r = np.random.default_rng(seed)
+    for i in range(n):
+        img = cv2.resize(r.random((size // 32, size // 32, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
+        img += 0.04 * r.standard_normal((size, size, 3))
+        write_png(folder / f'{i:05d}.png', (np.clip(img, 0, 1) * 255).astype(np.uint8))
+    return folder
+
+
+# %% [markdown]
+# ## End-to-end training throughput -
+#
+# `Trainer` itself, on the given faces, for a short time budget: everything a real run does per step (gather,
+# flip, degrade, forward, backward, optimiser, EMA). The first logging window (warm-up, cuDNN autotuning) is
+# excluded from the mean.
+
+# %%
+#| export
+def bench_training(faces: PathLike,  # folder of HQ faces
+                   recipe: str | dict = 'blindsr_default',  # a RECIPES name or TrainConfig overrides
+                   minutes: float = 0.5,  # time budget of the measurement
+                   device: str | None = None,
+                   out_dir: PathLike | None = None,
+                   **overrides,  # further TrainConfig fields (e.g. generator='rcan_lite', batch_size=16)
+                  ) -> dict:
+    "End-to-end training images/s (and peak GPU memory) of a recipe, measured by running Trainer briefly."
+    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    out_dir = out_dir or tempfile.mkdtemp(prefix='blindsr_bench_')
+    cfg = TrainConfig(**{**rec, 'train_hq': str(faces), 'time_budget_min': minutes, 'iters': None, 'out_dir': str(out_dir),
+                         'val_every': 10 ** 9, 'ckpt_every': 10 ** 9, 'log_every': 10, 'progress': False, 'resume': False,
+                         'device': device, **overrides})
+    s = Trainer(cfg).fit()
+    return {'recipe': recipe if isinstance(recipe, str) else 'custom', 'generator': cfg.generator, 'batch': cfg.batch_size,
+            'amp': s['amp'], 'device': s['device'], 'steps': s['steps'], 'images_per_s': s['images_per_s'],
+            'peak_mem_gb': s.get('peak_mem_gb'), 'degrade_on': s['degrade_on']}
+
+
+# %% [markdown]
+# ## The whole speed report -
+
+# %%
+#| export
+def _device_label(dev: torch.device) -> str:
+    if dev.type == 'cuda': return f'{torch.cuda.get_device_name(dev)} (sm_{"".join(map(str, torch.cuda.get_device_capability(dev)))})'
+    return f'{dev.type} ({os.cpu_count()} cores)'
+
+
+def bench_speed(device: str | None = None,  # None: the best available
+                smoke: bool = False,  # tiny sizes: seconds on a CPU (for CI); numbers are meaningless
+                faces: PathLike | None = None,  # HQ faces for the end-to-end part (default: synthetic)
+                generators: list[str] | None = None,  # default: all registered
+                parts: tuple = ('degradation', 'generators', 'training'),
+                log=print,
+               ) -> dict:
+    "Measure degradation, generator training steps, end-to-end training and inference throughput on one device."
+    dev = get_device(device)
+    cuda = dev.type == 'cuda'
+    res = {'device': _device_label(dev), 'torch': torch.__version__, 'smoke': smoke}
+    size = 64 if smoke else 512
+    if 'degradation' in parts:
+        rows = []
+        if not smoke or not cuda:
+            rows.append(bench_cpu_degradation('ai6126_2024', n=2 if smoke else 10, size=size))
+        for batch in ((2,) if smoke else (16, 64)):
+            for group in ((8,) if smoke else (8, None)):
+                rows.append(bench_degradation('ai6126_2024', dev, batch=batch, group=group, size=size,
+                                              iters=1 if smoke else 30, warmup=1 if smoke else 5))
+                log(f"degradation batch {batch} group {rows[-1]['group']}: {rows[-1]['images_per_s']:.0f} img/s")
+        res['degradation'] = rows
+    if 'generators' in parts:
+        kw = dict(batch=1, size=16, iters=1, warmup=1, train=True, num_feat=8) if smoke else dict(batch=16, size=128)
+        names = generators or (['msrresnet'] if smoke else None)
+        rows = benchmark_generators(names, device=dev, channels_last=True, **kw)
+        if cuda:   # channels_last off, for the comparison
+            rows += benchmark_generators(names or ['msrresnet'], device=dev, channels_last=False, **kw)
+        for r in rows: log(f"{r['name']:15s} {r['precision']:5s} cl={r['channels_last']!s:5s} train {r['train_img_s']} img/s, "
+                           f"fwd {r['fwd_ms_per_img']} ms/img, peak {r['peak_mem_gib']} GiB")
+        res['generators'] = rows
+    if 'training' in parts:
+        tmp = Path(tempfile.mkdtemp(prefix='blindsr_faces_'))
+        faces = faces or synthetic_faces(tmp / 'faces', n=8 if smoke else 64, size=size)
+        rows = []
+        recipes = [('blindsr_default', {}), ('basicsr_handout', {})]
+        if not smoke: recipes += [('blindsr_default', {'generator': g}) for g in (generators or []) if g != 'msrresnet']
+        for name, extra in recipes:
+            ov = dict(batch_size=2, generator_kwargs={'num_feat': 8, 'num_block': 1}, log_every=2, **extra) if smoke else extra
+            minutes = 0.05 if smoke else 0.6
+            r = bench_training(faces, name, minutes=minutes, device=device, out_dir=tmp / f'run_{name}_{len(rows)}', **ov)
+            rows.append(r)
+            log(f"end-to-end {name} ({r['generator']}, batch {r['batch']}, {r['amp']}): {r['images_per_s']} img/s, peak {r['peak_mem_gb']} GB")
+        res['training'] = rows
+    return res
+
+
+def speed_table(res: dict) -> str:
+    "The speed report as markdown tables."
+    out = [f"**{res['device']}**, torch {res['torch']}" + (' (smoke mode: sizes too small to mean anything)' if res.get('smoke') else '')]
+    if res.get('degradation'):
+        out += ['', '| degradation (ai6126_2024) | batch | group | images/s |', '|---|---|---|---|']
+        out += [f"| {r['backend']} | {r.get('batch', 1)} | {r.get('group', '-')} | {r['images_per_s']:.0f} |" for r in res['degradation']]
+    if res.get('generators'):
+        out += ['', '| generator | params | GFLOPs@128 | precision | channels_last | train images/s | fwd ms/img | peak GiB |', '|---|---|---|---|---|---|---|---|']
+        out += [f"| {r['name']} | {r['params']:,} | {r['gflops']} | {r['precision']} | {r['channels_last']} | {r['train_img_s']} | {r['fwd_ms_per_img']} | {r['peak_mem_gib']} |"
+                for r in res['generators']]
+    if res.get('training'):
+        out += ['', '| end-to-end training | generator | batch | precision | images/s | peak GB |', '|---|---|---|---|---|---|']
+        out += [f"| {r['recipe']} | {r['generator']} | {r['batch']} | {r['amp']} | {r['images_per_s'] or 0:.0f} | {r['peak_mem_gb'] or '-'} |"
+                for r in res['training']]
+    return '\n'.join(out)
+
+
+# %% [markdown]
+# Smoke mode on the CPU (what CI runs; sizes are tiny, so the numbers say nothing about speed):
+
+# %%
+res = bench_speed('cpu', smoke=True, log=lambda *a: None)
+print(speed_table(res))
+assert all(r['images_per_s'] > 0 for r in res['degradation'])
+assert res['generators'][0]['train_img_s'] > 0 and len(res['training']) == 2
+
+
+# %% [markdown]
+# ## Equal-time recipe comparison -
+#
+# Each recipe trains for the same wall-clock minutes on the same faces (the last `val_holdout` held out, their LQ
+# made once with the preset), validating every `val_every_min` minutes; the curves go into one picture.
+
+# %%
+#| export
+def compare_recipes(faces: PathLike,  # folder of HQ faces (e.g. ffhq200/gt-jpg95)
+                    minutes: float = 5.0,  # wall-clock budget of each run
+                    out_dir: PathLike = 'runs/recipes',
+                    recipes: tuple = ('basicsr_handout', 'blindsr_default'),
+                    val_holdout: int = 20,
+                    val_every_min: float = 0.25,
+                    device: str | None = None,
+                    **overrides,  # applied to every recipe (e.g. tiny models in tests)
+                   ) -> dict:  # {recipe: summary}
+    "Train each recipe for `minutes` on the same data and validation set; write recipes.png and recipes.json."
+    out_dir = Path(out_dir)
+    results = {}
+    for name in recipes:
+        cfg = TrainConfig(**{**RECIPES[name], 'train_hq': str(faces), 'val_holdout': val_holdout, 'time_budget_min': minutes,
+                             'iters': None, 'out_dir': str(out_dir / name), 'val_every': 10 ** 9, 'val_every_min': val_every_min,
+                             'ckpt_every': 10 ** 9, 'progress': False, 'resume': False, 'device': device, **overrides})
+        results[name] = Trainer(cfg).fit()
+        results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog._read(out_dir / name / 'val.csv')]
+    (out_dir / 'recipes.json').write_text(json.dumps(results, indent=1))
+    plot_recipes(out_dir, recipes)
+    return results
+
+
+def psnr_at(curve: list, minute: float) -> float | None:
+    "The last validation PSNR at or before `minute` on a (minutes, psnr) curve."
+    pts = [p for m, p in curve if m <= minute + 1e-9]
+    return pts[-1] if pts else None
+
+
+def plot_recipes(out_dir: PathLike, recipes: tuple = tuple(RECIPES), path: PathLike | None = None) -> Path:
+    "One picture: validation PSNR against minutes for each recipe run found in out_dir, with the bicubic line."
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+    out_dir = Path(out_dir)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    bic = None
+    for name in recipes:
+        rows = RunLog._read(out_dir / name / 'val.csv')
+        if not rows: continue
+        ax.plot([float(r['minutes']) for r in rows], [float(r['val_psnr']) for r in rows], 'o-', ms=3, label=name)
+        bic = bic or next((float(r['bicubic_psnr']) for r in rows if r['bicubic_psnr']), None)
+    if bic is not None: ax.axhline(bic, color='gray', ls='--', label=f'bicubic {bic:.2f} dB')
+    ax.set(xlabel='wall-clock minutes of training', ylabel='validation PSNR (dB)', title='equal-time recipe comparison')
+    ax.legend(); fig.tight_layout()
+    path = Path(path or out_dir / 'recipes.png')
+    fig.savefig(path, dpi=90); plt.close(fig)
+    return path
+
+
+# %%
+tmpd = Path(tempfile.mkdtemp())
+synthetic_faces(tmpd / 'faces', n=10, size=64)
+cmp = compare_recipes(tmpd / 'faces', minutes=0.04, out_dir=tmpd / 'cmp', val_holdout=3, val_every_min=0.01, device='cpu',
+                      generator_kwargs={'num_feat': 8, 'num_block': 1}, batch_size=2, log_every=2)
+test_eq(sorted(cmp), ['basicsr_handout', 'blindsr_default'])
+assert (tmpd / 'cmp' / 'recipes.png').exists() and all(len(v['val_curve']) >= 1 for v in cmp.values())
+test_eq(psnr_at([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 1.5), 21.0)
+
+
+# %% [markdown]
+# ## The command -
+
+# %%
+#| export
+def bench_cli(argv: list[str] | None = None) -> int:
+    "blindsr_bench speed | recipes: throughput report, or an equal-time recipe comparison."
+    ap = argparse.ArgumentParser(prog='blindsr_bench', description=bench_cli.__doc__)
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    sp = sub.add_parser('speed', help='degradation, generator and end-to-end training throughput')
+    sp.add_argument('--device'); sp.add_argument('--smoke', action='store_true', help='tiny sizes: seconds on a CPU')
+    sp.add_argument('--faces', help='HQ faces for the end-to-end part (default: synthetic)')
+    sp.add_argument('--generators', nargs='*', help='generator names (default: all)')
+    sp.add_argument('--parts', nargs='*', default=['degradation', 'generators', 'training'])
+    sp.add_argument('--json', help='write the results here')
+    rp = sub.add_parser('recipes', help='train recipes for equal wall-clock and plot validation PSNR')
+    rp.add_argument('faces'); rp.add_argument('--minutes', type=float, default=5.0)
+    rp.add_argument('--out-dir', default='runs/recipes'); rp.add_argument('--device')
+    rp.add_argument('--recipes', nargs='*', default=list(RECIPES)); rp.add_argument('--val-holdout', type=int, default=20)
+    rp.add_argument('--val-every-min', type=float, default=0.25)
+    a = ap.parse_args(argv)
+    if a.cmd == 'speed':
+        res = bench_speed(a.device, a.smoke, a.faces, a.generators, tuple(a.parts))
+        print(speed_table(res))
+        if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
+        return 0
+    res = compare_recipes(a.faces, a.minutes, a.out_dir, tuple(a.recipes), a.val_holdout, a.val_every_min, a.device)
+    for name, s in res.items():
+        c = s['val_curve']
+        print(f"{name:16s} steps {s['steps']:6d}  {s['images_per_s'] or 0:6.0f} img/s  val PSNR "
+              + '  '.join(f"@{m:g}min {psnr_at(c, m) or float('nan'):.2f}" for m in (1, 2.5, 5) if m <= a.minutes + 1e-9)
+              + f"  final {s['final_val_psnr']:.2f}  (bicubic {s['bicubic_val_psnr']:.2f})")
+    print(f"picture: {Path(a.out_dir) / 'recipes.png'}")
+    return 0
+
+
+# %%
+#| export
+if __name__ == '__main__' and '__file__' in globals():   # python -m blindsr.bench …
+    sys.exit(bench_cli())
