@@ -1179,9 +1179,13 @@ test_fail(lambda: Degrader('ai6126_2023').load_state_dict(state), contains='ai61
 
 # %%
 #| export
+def _worker_init():
+    "Each worker process uses one thread (the pool provides the parallelism)."
+    cv2.setNumThreads(1); torch.set_num_threads(1)
+
+
 def _degrade_file(job):
     src, dst, params = job
-    cv2.setNumThreads(1); torch.set_num_threads(1)
     hq = read_image(src)
     try: lq = degrade_image(hq, params)
     except ValueError as e: raise ValueError(f'{src}: {e}') from None
@@ -1193,7 +1197,7 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
                    out_dir: PathLike,  # where the LQ PNGs go (created)
                    preset: str = 'ai6126_2024',
                    seed: int = 0,
-                   workers: int | None = None,  # processes; default all cores
+                   workers: int | None = None,  # processes; default all cores (one process below 48 images)
                    overwrite: bool = False,  # allow replacing a set made with another preset/seed
                    progress: bool = True,
                   ) -> list[Path]:  # the LQ files, in name order
@@ -1216,16 +1220,17 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
     meta_path.write_text(json.dumps(meta, indent=1))
     outs = [out_dir / f'{f.stem}.png' for f in files]
     todo = [(f, o, params[i]) for i, (f, o) in enumerate(zip(files, outs)) if overwrite or not o.exists()]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    if workers is None: workers = 1 if len(todo) < 48 else (os.cpu_count() or 1)   # a process costs ~3 s to start
+    workers = max(1, min(workers, len(todo) or 1))
     bar = dict(total=len(todo), desc=f'degrade ({cfg.name})', unit='img', disable=not progress)
     if workers == 1:
         for job in tqdm(todo, **bar): _degrade_file(job)
     else:
         import multiprocessing as mp
-        # fork is fast and works from notebooks; spawn where fork is unsafe (CUDA initialised, or not Linux)
-        ctx = 'fork' if sys.platform == 'linux' and not torch.cuda.is_initialized() else 'spawn'
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context(ctx)) as ex:
-            for _ in tqdm(ex.map(_degrade_file, todo, chunksize=4), **bar): pass
+        from blindsr import degradation as mod    # fresh (spawned) workers import the job from the package
+        # spawn, not fork: a forked child of a process whose OpenMP/CUDA runtime is initialised can deadlock
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=mod._worker_init) as ex:
+            for _ in tqdm(ex.map(mod._degrade_file, todo, chunksize=4), **bar): pass
     return outs
 
 
@@ -1258,8 +1263,10 @@ lq1 = [read_image(p) for p in list_images(tmp/'lq')]
 test_eq([x.shape for x in lq1], [(16, 16, 3)] * 3)
 meta = json.loads((tmp/'lq'/'degradation.json').read_text())
 test_eq((meta['preset'], meta['seed'], sorted(meta['images'])), ('ai6126_2024', 1, ['00000', '00001', '00002']))
-# same seed in another folder, with 2 worker processes: byte-identical files
-test_eq(degrade_cli([str(tmp/'hq'), str(tmp/'lq2'), '--seed', '1', '--workers', '2']), 0)
+# same seed in another folder, with 2 worker processes: byte-identical files (the worker processes import this code
+# from the package, so here we call the package's command)
+from blindsr.degradation import degrade_cli as packaged_degrade_cli
+test_eq(packaged_degrade_cli([str(tmp/'hq'), str(tmp/'lq2'), '--seed', '1', '--workers', '2']), 0)
 test_eq([(tmp/'lq'/f).read_bytes() == (tmp/'lq2'/f).read_bytes() for f in ['00000.png', '00001.png', '00002.png']], [True] * 3)
 test_eq(degrade_cli([str(tmp/'hq'), str(tmp/'lq'), '--seed', '2']), 2)        # refuses to mix seeds
 write_png(tmp/'odd'/'x.png', test_face(66, 64))
@@ -1375,6 +1382,14 @@ def bench_degradation(preset: str = 'ai6126_2024', device: str | torch.device | 
     if dev.type == 'cuda': out['peak_mem_gb'] = torch.cuda.max_memory_allocated(dev) / 1e9
     return out
 
+
+# %% [markdown]
+# Measured 2026-11-27. CPU backend, one core of this 2-core machine, 512×512 → 128: `ai6126_2024` 8.2 images/s,
+# `ai6126_2023` 15.2, `seed_report_2024` 27.3 (`bench_cpu_degradation(preset, n=20)`). Torch backend on one H200
+# (`bench_degradation('ai6126_2024', 'cuda', batch, group)`): 3,158 images/s at batch 64 with one resize draw per
+# batch; at batch 16 534 images/s cold and 1,214 once cuFFT plans are cached — bound by ~12 ms of host time per call
+# (455 kernel launches), not by the GPU (3.5 ms per batch of 16). Groups of 8 cost a call each (115 images/s at batch
+# 16), hence the trainer degrades whole batches and mixes them in shuffled blocks instead.
 
 # %%
 r = bench_cpu_degradation('ai6126_2024', n=2, size=128)

@@ -595,11 +595,15 @@ class Trainer:
 
     def _cpu_batches(self, start, stop):
         cfg = self.cfg
-        ds = DegradedFaces(self.faces, cfg.preset, cfg.seed, self.rank)
-        sampler = StepBatches(len(self.faces), cfg.batch_size, cfg.seed, start, stop, self.rank, self.world, cfg.hflip)
         workers = cfg.workers if cfg.workers is not None else max(0, min(8, (os.cpu_count() or 1) - 1))
+        # worker processes are spawned, not forked (a forked child of a process whose OpenMP/OpenCV thread pools are
+        # running can deadlock), so they get the file list and decode on their own instead of a copy of the cache
+        faces = self.faces if workers == 0 else HQFaces(self.faces.files, cache=False, progress=False)
+        ds = DegradedFaces(faces, cfg.preset, cfg.seed, self.rank)
+        sampler = StepBatches(len(self.faces), cfg.batch_size, cfg.seed, start, stop, self.rank, self.world, cfg.hflip)
+        extra = dict(multiprocessing_context='spawn', persistent_workers=True, prefetch_factor=4) if workers else {}
         dl = torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=workers,
-                                         pin_memory=self.device.type == 'cuda', persistent_workers=False)
+                                         pin_memory=self.device.type == 'cuda', **extra)
         for hq, lq in dl:
             yield (hq.to(self.device, non_blocking=True).float().div_(255), lq.to(self.device, non_blocking=True).float().div_(255))
 
