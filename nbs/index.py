@@ -1,26 +1,29 @@
 # %% [markdown]
 # # blindsr
-# > Blind face super-resolution, 128 → 512: the AI6126 degradations, models under the parameter cap, a fast
-# > resumable trainer, and the organisers' exact metric — in notebooks that run on Kaggle, Colab or a laptop.
+# > Blind face super-resolution, 128 → 512: the AI6126 degradations reproduced exactly, generators under the parameter cap, a fast resumable trainer, the organisers' metric, and a Kaggle kernel built from the same notebooks.
 
 # %% [markdown]
 # blindsr restores a 512×512 face from a 128×128 copy that was blurred, resized, noised and JPEG-compressed by
-# amounts nobody tells you — the NTU AI6126 "blind face super-resolution" project. It gives you, as one
-# `import blindsr`:
+# amounts nobody tells you — the NTU AI6126 "blind face super-resolution" project. One `import blindsr` (or one
+# command per step) degrades faces exactly as the organisers did, trains a generator under the 2,276,356-parameter
+# cap on a Kaggle/Colab GPU (or a laptop CPU, slowly), scores it with the organisers' PSNR, and writes the
+# CodaLab submission.
 #
-# - `blindsr.core` — image I/O that turns any PNG/JPEG/WebP/BMP into RGB uint8 and names the file that broke;
-#   device choice that catches a P100 under a torch build without `sm_60` before your first kernel dies.
-# - `blindsr.metrics` — the organisers' PSNR to 1e-9 dB, SSIM, and `blindsr_evaluate PRED GT` for a folder or a
-#   CodaLab submission zip.
+# ![blindsr_demo: a public-domain face degraded with the 2024 course pipeline, bicubic vs blindsr's shipped 2-minute model](docs/demo.jpg)
+#
+# *What `blindsr_demo` prints and draws on a fresh machine: scikit-image's public-domain astronaut portrait,
+# degraded with the 2024 course pipeline, upscaled by bicubic (24.79 dB) and by the small model shipped with
+# blindsr (24.91 dB). That model trained for 1.9 minutes on 180 faces; it is there to show the plumbing works,
+# not to win — train your own (below).*
 
 # %% [markdown]
 # ## Install and run
 #
-# The main job (a fresh machine, no data, no GPU needed):
+# The main job on a fresh machine — no data, no GPU needed:
 #
 # ```bash
 # git clone https://github.com/blindsr/blindsr && cd blindsr
-# pip install -e . && blindsr_evaluate --help
+# pip install -e . && blindsr_demo
 # ```
 #
 # The tests (what CI runs, on a CPU in a few minutes):
@@ -29,9 +32,104 @@
 # pip install -e ".[dev]" && nbdev_test && pytest tests
 # ```
 #
-# `pip install -e .` pulls PyTorch from PyPI, a CUDA build on Linux. For a CPU-only machine install torch first
-# from `https://download.pytorch.org/whl/cpu`; for a P100 (Kaggle's "GPU P100") see the device notes in
-# `nbs/00_core.ipynb`.
+# `pip install -e .` pulls PyTorch from PyPI (a CUDA build on Linux). For a CPU-only machine install torch first
+# from `https://download.pytorch.org/whl/cpu`. A GPU that the installed torch cannot run (Kaggle's P100, sm_60,
+# under current cu128 builds) is caught before the first kernel with the exact `pip install` that fixes it
+# (`blindsr.core.get_device`).
+
+# %% [markdown]
+# ## The pieces, as commands
+#
+# | step | command | module |
+# |---|---|---|
+# | make LQ like the organisers' | `blindsr_degrade HQ_DIR OUT_DIR --preset ai6126_2024 --seed 0` | `blindsr.degradation` |
+# | does my LQ match theirs? | `blindsr_compare_lq OURS THEIRS [--gt GT]` | `blindsr.compare_lq` |
+# | train | `blindsr_train --train-hq train/GT --val-gt val/GT --val-lq val/LQ --time-budget-min 600` | `blindsr.train` |
+# | restore | `blindsr_restore IN OUT --ckpt runs/blindsr/best.pt [--tta flip]` | `blindsr.inference` |
+# | validate in one go | `blindsr_val val/LQ val/GT OUT --ckpt …` | `blindsr.inference` |
+# | submission zip | `blindsr_submit test/LQ submission.zip --ckpt …` (checked: one folder, `00000.png…`, 512×512) | `blindsr.inference` |
+# | score | `blindsr_evaluate PRED_DIR_OR_ZIP GT_DIR` (organisers' PSNR, SSIM, per-image CSV) | `blindsr.metrics` |
+# | benchmark | `blindsr_bench speed` · `blindsr_bench recipes FACES --minutes 5` | `blindsr.bench` |
+# | Kaggle | `blindsr_kaggle build / push / status / output` | `blindsr.kaggle` |
+#
+# Degradation presets (`blindsr.degradation.PRESETS`): `ai6126_2024` (default; Real-ESRGAN second order with the
+# course numbers and the DiffJPEG mathematics), `ai6126_2023` (single order, OpenCV JPEG), `seed_report_2024`, and
+# `bicubic` (classical ×4, for sanity checks). Held against LQ that nobody here made
+# (`../shared/tools/lq_fidelity.py`, 200 FFHQ faces, seven statistics by Kolmogorov–Smirnov distance, pass < 0.168):
+# `ai6126_2024` vs the BasicSR/Real-ESRGAN reference LQ, worst 0.110; `ai6126_2023` vs the organisers' own 2023 LQ,
+# worst 0.160 (0.130 and 0.135 with seeds 1 and 2).
+#
+# Generators (`blindsr.models.GENERATORS`, all under the cap, BasicSR argument names, any input size):
+#
+# | name | params | H200 training images/s, batch 16, bf16 |
+# |---|---|---|
+# | `msrresnet` (the organisers' baseline; loads their BasicSR checkpoints) | 1,517,571 | 511 |
+# | `msrresnet_deep` (24 blocks; the best-known student result) | 2,108,419 | 433 |
+# | `rcan_lite` (channel attention, 4 × 6 blocks) | 2,270,051 | 318 |
+# | `plksr` (partial large kernels, 17×17) | 2,198,688 | 401 |
+
+# %% [markdown]
+# ## Train on your faces
+#
+# On a machine with a GPU (any from a P100 up):
+#
+# ```bash
+# blindsr_train --train-hq data/train/GT --val-gt data/val/GT --val-lq data/val/LQ \
+#               --generator msrresnet_deep --time-budget-min 660 --out-dir runs/deep
+# ```
+#
+# or, from a notebook, the same fields:
+
+# %%
+#| eval: false
+from blindsr.train import TrainConfig, Trainer
+cfg = TrainConfig(train_hq='data/train/GT', val_gt='data/val/GT', val_lq='data/val/LQ',
+                  generator='msrresnet_deep', time_budget_min=660, out_dir='runs/deep')
+summary = Trainer(cfg).fit()      # curves in runs/deep/curves.png, weights in runs/deep/best.pt
+
+# %% [markdown]
+# The run degrades faces on the GPU per batch (CPU workers without one), trains with mixed precision chosen by
+# the card (bf16 on sm_80+, fp16 with a grad scaler on P100/T4), keeps an EMA of the weights, validates with the
+# organisers' metric, and writes `last.ckpt` atomically every `ckpt_every` steps, at the end, at the time budget,
+# on SIGTERM and on Ctrl-C. Run the same command again and it resumes exactly where it stopped. Two GPUs:
+# `torchrun --nproc_per_node=2 -m blindsr.train …` (same flags).
+
+# %% [markdown]
+# ## Train on Kaggle
+#
+# One push trains on a Kaggle GPU, top to bottom: the kernel installs a torch build that runs the GPU, installs
+# blindsr, finds the faces, trains within Kaggle's 12-hour limit, validates, and writes `submission.zip`,
+# `curves.png`, `val_grid.png`, `val_scores.csv` and `kaggle_summary.json` to `/kaggle/working`.
+#
+# 1. **Data.** Upload the course data as a private Kaggle dataset, say `ai6126-faces`, laid out as `train/GT`,
+#    `val/GT`, `val/LQ`, `test/LQ` (`train/HQ` or a bare `train/` folder work too).
+# 2. **Kaggle CLI.** `pip install kaggle`. Create an API token on kaggle.com/settings, save it as
+#    `~/.kaggle/kaggle.json` (`chmod 600`), or export `KAGGLE_USERNAME` and `KAGGLE_KEY`. GPU and internet need a
+#    phone-verified Kaggle account. blindsr never reads, stores or prints the token.
+# 3. **Build the kernel** from the notebooks: `blindsr_kaggle build --user YOU --dataset YOU/ai6126-faces`. This
+#    writes `kaggle_kernel/kernel-metadata.json` and `kaggle_kernel/blindsr-train.ipynb` from
+#    `nbs/10_kaggle_run.ipynb`. Options: `--machine P100|T4`, `--hours H` (default 11, at most 11.5),
+#    `--generator NAME --generator-kwargs JSON`, `--val-dataset SLUG`, `--previous YOU/blindsr-train` (continue a
+#    previous version), `--git-url URL@ref` (pin the blindsr version).
+# 4. **Check:** `blindsr_kaggle push --dry-run` prints the command, the metadata and the checks, and sends nothing.
+# 5. **Push:** `blindsr_kaggle push`.
+# 6. **Follow:** `blindsr_kaggle status` exits 0 when complete, 3 while queued or running, 1 on error or cancel.
+#    To wait: `while blindsr_kaggle status; [ $? -eq 3 ]; do sleep 600; done`.
+# 7. **Fetch:** `blindsr_kaggle output` downloads to `runs/kaggle/blindsr-train/` and checks `submission.zip`,
+#    ready for CodaLab.
+# 8. **Train longer:** `blindsr_kaggle build --previous YOU/blindsr-train && blindsr_kaggle push`. The new version
+#    picks up `run/last.ckpt` (weights, optimiser, EMA, logs) and adds its session to the schedule.
+#
+# **P100 or T4.** `--machine P100` (the default, as designed) asks for `NvidiaTeslaP100`. Kaggle's current torch
+# lacks `sm_60`, so the kernel's first cell — which imports no torch — reads the card with `nvidia-smi` and installs
+# the last build that has it (`torch==2.14.1`, cu126 wheels) before anything imports torch. Kaggle is retiring the
+# P100: Kaggle CLI 2.x warns that it "is retired" and runs the kernel on T4×2 instead. `--machine T4` asks for
+# `NvidiaTeslaT4` (GPU T4×2). With two GPUs the kernel trains with `torchrun` and DistributedDataParallel.
+#
+# **Try it locally first.** `nbdev_test --path nbs/10_kaggle_run.ipynb`, or running the notebook with
+# `BLINDSR_SMOKE=1`, does the whole run in seconds on a CPU with generated faces and a tiny network. Never edit
+# `kaggle_kernel/` by hand: after changing the notebook, run `blindsr_kaggle build` (it reuses
+# `kaggle_kernel/build.json`) and commit the folder; CI fails when it differs from a fresh build.
 
 # %% [markdown]
 # ## Score a submission

@@ -1,0 +1,306 @@
+# %% [markdown]
+# # The CUDA guard
+# > Before anything imports torch: read the GPU's compute capability with nvidia-smi, ask the installed torch (in a subprocess) which architectures it carries, and install the last build that runs the card when it does not.
+
+# %%
+#| default_exp cuda_guard
+
+# %% [markdown]
+# Kaggle's "GPU P100" is a Pascal card, compute capability 6.0, and the torch in Kaggle's current image is a CUDA
+# 12.8 build without `sm_60` kernels: `torch.cuda.is_available()` says True and the first kernel dies with "no
+# kernel image is available for execution on the device". `blindsr.core.get_device` catches that and names the
+# build to install, but by then torch is imported and a notebook process cannot swap it any more. So the Kaggle
+# kernel runs this module first, *before anything imports torch*:
+#
+# 1. `nvidia-smi --query-gpu=compute_cap` gives every GPU's capability (no GPU: nothing to do);
+# 2. a subprocess `python -c "import torch; ..."` reports the installed torch's `get_arch_list()`, so this
+#    process never imports torch;
+# 3. if that build cannot run every card, and the last build that still carries `sm_60`/`sm_70` (CUDA 12.6
+#    wheels, torch 2.14, `blindsr.core.LEGACY_TORCH`) can, it is pip-installed — then torch is imported later, once,
+#    at the right version.
+#
+# The module is pure standard library and Python 3.9 syntax, because `blindsr_kaggle build` pastes its source
+# into the kernel's first cell, which runs before blindsr is installed.
+
+# %%
+#| export
+import json
+import shutil
+import subprocess
+import sys
+from typing import Callable, List, Optional, Sequence, Tuple
+
+# %%
+#| hide
+import os
+import stat
+import tempfile
+from pathlib import Path
+from fastcore.test import test_eq, test_fail
+
+tmp = Path(tempfile.mkdtemp())
+
+# %% [markdown]
+# ## Which builds run which cards -
+#
+# The rule is CUDA's, the same as `blindsr.core.cuda_arch_supported` (tested below to agree on a grid of cases):
+# a cubin `sm_XY` runs on cards of the same major version with an equal or higher minor (`sm_80` runs on an A10,
+# sm_86), and PTX `compute_XY` is compiled on the fly for any card at or above `XY`. `LEGACY_ARCHES` is the arch
+# list of the CUDA 12.6 builds.
+
+# %%
+#| export
+LEGACY_TORCH = 'torch==2.14.1 torchvision==0.29.1'  # the last builds with sm_60/sm_70 kernels (= blindsr.core.LEGACY_TORCH)
+LEGACY_INDEX = 'https://download.pytorch.org/whl/cu126'  # their wheel index (= blindsr.core.LEGACY_INDEX)
+LEGACY_ARCHES = ('sm_50', 'sm_60', 'sm_70', 'sm_75', 'sm_80', 'sm_86', 'sm_90')  # what those builds carry
+
+
+def arch_supported(capability: Tuple[int, int],  # (major, minor), e.g. (6, 0) for a P100
+                   arch_list: Sequence[str],  # a torch build's get_arch_list(), e.g. ['sm_75', 'compute_90']
+                  ) -> bool:
+    "Can a torch build with `arch_list` run kernels on a GPU of `capability`? (blindsr.core.cuda_arch_supported's rule)"
+    major, minor = capability
+    for arch in arch_list:
+        kind, _, num = arch.partition('_')
+        num = ''.join(ch for ch in num if ch.isdigit())   # 'sm_90a' -> '90'
+        if not num: continue
+        n = int(num)
+        if kind == 'sm' and n // 10 == major and n % 10 <= minor: return True
+        if kind == 'compute' and n <= 10 * major + minor: return True
+    return False
+
+
+# %%
+CU128 = ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']     # Kaggle's current torch
+test_eq([arch_supported(c, CU128) for c in [(6, 0), (7, 5), (8, 0), (8, 6), (9, 0)]], [False, True, True, True, True])
+test_eq([arch_supported(c, LEGACY_ARCHES) for c in [(6, 0), (7, 0), (7, 5), (9, 0), (12, 0)]], [True, True, True, True, False])
+test_eq(arch_supported((9, 0), ['sm_80', 'compute_80']), True)
+test_eq(arch_supported((7, 0), []), False)
+
+# %% [markdown]
+# It must agree with `blindsr.core.cuda_arch_supported` everywhere, and the legacy build it installs must be the
+# one `blindsr.core` names in its error message:
+
+# %%
+from blindsr.core import LEGACY_INDEX as core_index, LEGACY_TORCH as core_torch, cuda_arch_supported
+lists = [CU128, list(LEGACY_ARCHES), [], ['sm_80', 'compute_80'], ['sm_90a'], ['sm_61', 'compute_70'], ['compute_50']]
+for cap in [(m, n) for m in (3, 5, 6, 7, 8, 9, 10, 12) for n in (0, 1, 2, 5, 6, 7, 9)]:
+    for al in lists: test_eq(arch_supported(cap, al), cuda_arch_supported(cap, al))
+test_eq((LEGACY_TORCH, LEGACY_INDEX), (core_torch, core_index))
+
+# %% [markdown]
+# ## Asking the machine -
+#
+# nvidia-smi prints one line per GPU (`6.0`, or `7.5` twice on Kaggle's T4×2). Drivers older than 510 do not know
+# the `compute_cap` field; then the card's name is looked up in a short table of the cards Kaggle and Colab lend.
+
+# %%
+#| export
+KNOWN_GPUS = {'P100': (6, 0), 'V100': (7, 0), 'T4': (7, 5), 'A100': (8, 0), 'A10': (8, 6), 'L4': (8, 9), 'H100': (9, 0)}
+
+
+def parse_compute_caps(text: str,  # nvidia-smi --query-gpu=compute_cap --format=csv,noheader output
+                      ) -> List[Tuple[int, int]]:  # one (major, minor) per GPU
+    "Capabilities from nvidia-smi's compute_cap lines ('6.0', '7.5', …); lines that are not X.Y are skipped."
+    caps = []
+    for line in text.splitlines():
+        major, dot, minor = line.strip().partition('.')
+        if dot and major.isdigit() and minor.isdigit(): caps.append((int(major), int(minor)))
+    return caps
+
+
+def caps_from_names(text: str) -> List[Tuple[int, int]]:
+    "Capabilities from nvidia-smi's name lines ('Tesla P100-PCIE-16GB'), for the cards in KNOWN_GPUS."
+    caps = []
+    for line in text.splitlines():
+        words = line.upper().replace('-', ' ').split()
+        hit = [KNOWN_GPUS[w] for w in words if w in KNOWN_GPUS]
+        if hit: caps.append(hit[0])
+    return caps
+
+
+def gpu_capabilities(smi: str = 'nvidia-smi',  # the nvidia-smi executable (name on PATH, or a path)
+                     timeout: float = 60,
+                    ) -> List[Tuple[int, int]]:  # [] when there is no nvidia-smi or no GPU
+    "The compute capability of every GPU, from nvidia-smi (no torch involved)."
+    exe = shutil.which(smi)
+    if exe is None: return []
+    def query(field):
+        try:
+            r = subprocess.run([exe, f'--query-gpu={field}', '--format=csv,noheader'], capture_output=True, text=True,
+                               timeout=timeout)
+        except (OSError, subprocess.SubprocessError): return None
+        return r.stdout if r.returncode == 0 else None
+    out = query('compute_cap')
+    if out is not None and parse_compute_caps(out): return parse_compute_caps(out)
+    names = query('name')
+    return caps_from_names(names) if names else []
+
+
+# %%
+test_eq(parse_compute_caps('6.0\n'), [(6, 0)])
+test_eq(parse_compute_caps('7.5\n7.5\n'), [(7, 5), (7, 5)])
+test_eq(parse_compute_caps('[N/A]\n\n'), [])
+test_eq(caps_from_names('Tesla P100-PCIE-16GB\nTesla T4\nNVIDIA A100-SXM4-40GB\nNVIDIA L4\nNVIDIA A10G\n'),
+        [(6, 0), (7, 5), (8, 0), (8, 9)])            # an unknown card (A10G) is left out, not guessed
+
+
+# %% [markdown]
+# With a stand-in `nvidia-smi` (a shell script that prints what a P100 prints, and one from an old driver that
+# only knows the name), and with none at all:
+
+# %%
+def fake_smi(path, caps_out, names_out='Tesla P100-PCIE-16GB', cap_rc=0):
+    path.write_text('#!/bin/sh\ncase "$1" in\n'
+                    f'  --query-gpu=compute_cap) printf "{caps_out}"; exit {cap_rc};;\n'
+                    f'  --query-gpu=name) printf "{names_out}\\n";;\nesac\n')
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+test_eq(gpu_capabilities(fake_smi(tmp/'smi_p100', '6.0\\n')), [(6, 0)])
+test_eq(gpu_capabilities(fake_smi(tmp/'smi_t4x2', '7.5\\n7.5\\n')), [(7, 5), (7, 5)])
+test_eq(gpu_capabilities(fake_smi(tmp/'smi_old', 'Field compute_cap is not a valid field', cap_rc=2)), [(6, 0)])
+test_eq(gpu_capabilities(str(tmp/'no-such-nvidia-smi')), [])
+
+# %% [markdown]
+# The installed torch is asked in a fresh interpreter; `None` means it could not be imported at all.
+
+# %%
+#| export
+_TORCH_PROBE = 'import json, torch; print(json.dumps([torch.__version__, torch.cuda.get_arch_list()]))'
+
+
+def installed_torch(python: str = sys.executable,  # the interpreter whose torch to ask
+                    timeout: float = 300,
+                   ) -> Optional[Tuple[str, List[str]]]:  # (torch.__version__, get_arch_list()), or None
+    "The installed torch's version and arch list, read in a subprocess so that this process never imports torch."
+    try:
+        r = subprocess.run([python, '-c', _TORCH_PROBE], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError): return None
+    if r.returncode != 0 or not r.stdout.strip(): return None
+    version, arch = json.loads(r.stdout.strip().splitlines()[-1])
+    return version, list(arch)
+
+
+# %%
+import torch
+test_eq(installed_torch(), (torch.__version__, torch.cuda.get_arch_list()))
+test_eq(installed_torch(str(tmp/'no-python')), None)
+
+
+# %% [markdown]
+# ## What to do -
+#
+# Four outcomes: no GPU (`'cpu'`), the installed torch runs every card (`'ok'`), the legacy build would
+# (`'install legacy'`), or neither does (`'unsupported'`: a card newer than the legacy build under an old torch,
+# or one older than `sm_50`; nothing is installed and the kernel stops with what to do).
+
+# %%
+#| export
+def decide(caps: Sequence[Tuple[int, int]],  # every GPU's capability; empty when there is no GPU
+           arch_list: Optional[Sequence[str]],  # the installed torch's arch list; None when torch is not importable
+          ) -> str:  # 'cpu', 'ok', 'install legacy' or 'unsupported'
+    "The guard's action for these GPUs under this torch build."
+    if not caps: return 'cpu'
+    if arch_list is not None and all(arch_supported(c, arch_list) for c in caps): return 'ok'
+    if all(arch_supported(c, LEGACY_ARCHES) for c in caps): return 'install legacy'
+    return 'unsupported'
+
+
+def legacy_install_command(python: str = sys.executable) -> List[str]:
+    "pip install LEGACY_TORCH --index-url LEGACY_INDEX, for `python`."
+    return [python, '-m', 'pip', 'install', '-q', *LEGACY_TORCH.split(), '--index-url', LEGACY_INDEX]
+
+
+# %%
+P100, T4, A100, H100 = [(6, 0)], [(7, 5), (7, 5)], [(8, 0)], [(9, 0)]
+test_eq([decide(c, CU128) for c in ([], P100, T4, A100, H100)], ['cpu', 'install legacy', 'ok', 'ok', 'ok'])
+test_eq([decide(c, LEGACY_ARCHES) for c in (P100, T4, A100, H100)], ['ok'] * 4)
+test_eq(decide(P100, None), 'install legacy')                                 # torch missing altogether
+test_eq(decide(P100, []), 'install legacy')                                   # a CPU-only torch build
+test_eq(decide([(12, 0)], ['sm_75', 'sm_80']), 'unsupported')                 # Blackwell under an old torch
+test_eq(decide([(3, 7)], CU128), 'unsupported')                               # K80
+test_eq(legacy_install_command('py')[-4:], ['torch==2.14.1', 'torchvision==0.29.1', '--index-url',
+                                             'https://download.pytorch.org/whl/cu126'])
+
+
+# %% [markdown]
+# ## Acting on it -
+#
+# `ensure_torch` does the whole job and prints one line per step, so the Kaggle log says what happened. The three
+# ways it touches the machine — nvidia-smi, the torch probe and pip — are arguments, so every branch is tested
+# here without a GPU. After an install it asks torch again and stops the kernel if the card is still not covered.
+
+# %%
+#| export
+def _sm(caps): return ', '.join(f'sm_{a}{b}' for a, b in caps)
+
+
+def ensure_torch(dry_run: bool = False,  # print what would be installed, install nothing
+                 caps: Optional[Sequence[Tuple[int, int]]] = None,  # GPU capabilities (default: from nvidia-smi)
+                 probe: Optional[Callable[[], Optional[Tuple[str, List[str]]]]] = None,  # default: installed_torch
+                 install: Optional[Callable[[List[str]], int]] = None,  # runs a command, returns its exit code
+                ) -> str:  # the action: 'cpu', 'ok', 'install legacy' (done) or 'would install legacy' (dry run)
+    "Make sure the torch that will be imported can run this machine's GPUs; print what was found and done."
+    caps = gpu_capabilities() if caps is None else list(caps)
+    probe = probe or installed_torch
+    install = install or (lambda cmd: subprocess.call(cmd))
+    if not caps:
+        print('cuda_guard: no GPU, nothing to install')
+        return 'cpu'
+    info = probe()
+    version, arch = info if info is not None else ('(not importable)', None)
+    action = decide(caps, arch)
+    have = ', '.join(arch) if arch else 'no CUDA architectures'
+    print(f'cuda_guard: {len(caps)} GPU(s), {_sm(caps)}; torch {version} carries {have}')
+    if action == 'ok':
+        print('cuda_guard: torch can run these GPUs, nothing to install')
+        return action
+    if action == 'unsupported':
+        raise RuntimeError(f'cuda_guard: neither torch {version} ({have}) nor {LEGACY_TORCH} ({", ".join(LEGACY_ARCHES)}) '
+                           f'has kernels for {_sm(caps)}; install a torch build for this GPU, or choose another '
+                           'accelerator (blindsr_kaggle build --machine T4)')
+    cmd = legacy_install_command()
+    shown = ' '.join(['pip'] + cmd[3:])
+    if dry_run:
+        print(f'cuda_guard: would run: {shown}')
+        return 'would install legacy'
+    print(f'cuda_guard: installing the last torch with {_sm(caps)} kernels: {shown}', flush=True)
+    rc = install(cmd)
+    if rc != 0: raise RuntimeError(f'cuda_guard: `{shown}` failed (exit {rc}); see the pip output above')
+    info = probe()
+    if info is None or not all(arch_supported(c, info[1]) for c in caps):
+        raise RuntimeError(f'cuda_guard: after `{shown}` torch still has no kernels for {_sm(caps)} '
+                           f'(it reports {info}); restart the kernel and run this cell first')
+    print(f'cuda_guard: torch {info[0]} installed, carrying {", ".join(info[1])}; import torch only now')
+    return action
+
+
+# %% [markdown]
+# A P100 under Kaggle's cu128 torch: the legacy build is installed (here a recorder stands in for pip, and the
+# probe answers with the new arch list once "pip" has run):
+
+# %%
+calls, arches = [], [CU128]
+def fake_pip(cmd): calls.append(cmd); arches.append(list(LEGACY_ARCHES)); return 0
+test_eq(ensure_torch(caps=P100, probe=lambda: ('2.14.1+cu128', arches[-1]), install=fake_pip), 'install legacy')
+test_eq(calls, [legacy_install_command()])
+
+# %% [markdown]
+# A T4×2 (Kaggle's other GPU), an A100 and an H100 need nothing; no GPU prints so and asks nothing; a dry run only
+# says what it would do; a card nothing covers, or a pip that fails or installs the wrong thing, stops with a message:
+
+# %%
+no_pip = lambda cmd: 1 / 0
+for caps in (T4, A100, H100): test_eq(ensure_torch(caps=caps, probe=lambda: ('2.14.1+cu128', CU128), install=no_pip), 'ok')
+test_eq(ensure_torch(caps=[], probe=lambda: 1 / 0, install=no_pip), 'cpu')
+test_eq(ensure_torch(dry_run=True, caps=P100, probe=lambda: ('2.14.1+cu128', CU128), install=no_pip), 'would install legacy')
+test_fail(lambda: ensure_torch(caps=[(12, 0)], probe=lambda: ('2.1.0', ['sm_80']), install=no_pip), contains='--machine T4')
+test_fail(lambda: ensure_torch(caps=P100, probe=lambda: ('2.14.1+cu128', CU128), install=lambda c: 1), contains='failed (exit 1)')
+test_fail(lambda: ensure_torch(caps=P100, probe=lambda: ('2.14.1+cu128', CU128), install=lambda c: 0), contains='still has no kernels')
+
+# %% [markdown]
+# On this machine, for real (without a GPU it says so and touches nothing):
+
+# %%
+ensure_torch(dry_run=True)

@@ -1,0 +1,152 @@
+"""`blindsr_kaggle push | status | output` against a stand-in `kaggle` executable on PATH (a script that records its
+arguments and answers like the Kaggle CLI): no network, no credentials. HOME points to an empty folder so that the
+machine's own Kaggle credentials are never found."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from io import BytesIO
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from blindsr.kaggle import KERNEL_DIR, METADATA_FILE, kaggle_cli
+
+FAKE = '''#!{python}
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+with open(os.environ["FAKE_KAGGLE_LOG"], "a") as f: f.write(json.dumps(args) + "\\n")
+if args[:2] == ["kernels", "status"]:
+    print(f'{{args[2]}} has status "{{os.environ.get("FAKE_STATUS", "KernelWorkerStatus.COMPLETE")}}"')
+    if "error" in os.environ.get("FAKE_STATUS", "").lower(): print('Failure message: "Your notebook tried to allocate more memory"')
+elif args[:2] == ["kernels", "push"]:
+    print(os.environ.get("FAKE_PUSH", "Kernel version 3 successfully pushed.  Please check progress at https://www.kaggle.com/code/alice/blindsr-train"))
+elif args[:2] == ["kernels", "output"]:
+    dest = Path(args[args.index("-p") + 1])
+    for name in os.environ.get("FAKE_OUTPUT_FILES", "").split(","):
+        if name: (dest / name).parent.mkdir(parents=True, exist_ok=True); (dest / name).write_bytes(Path(os.environ["FAKE_OUTPUT_DIR"], name).read_bytes())
+    print(f"Output file downloaded to {{dest}}")
+'''
+CREDS = ('KAGGLE_USERNAME', 'KAGGLE_KEY', 'KAGGLE_API_TOKEN', 'KAGGLE_CONFIG_DIR', 'XDG_CONFIG_HOME')
+SECRET = 'k3y-that-must-never-be-printed'
+
+
+@pytest.fixture
+def kaggle(tmp_path, monkeypatch, root):
+    "A fake kaggle on PATH, an empty HOME, a kernel built for user alice; returns (kernel dir, calls log)."
+    bin_ = tmp_path / 'bin'; bin_.mkdir()
+    (bin_ / 'kaggle').write_text(FAKE.format(python=sys.executable)); (bin_ / 'kaggle').chmod(0o755)
+    for k in CREDS: monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    monkeypatch.setenv('PATH', f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv('FAKE_KAGGLE_LOG', str(tmp_path / 'calls.log'))
+    kdir = tmp_path / 'kernel'
+    assert kaggle_cli(['build', '--dir', str(kdir), '--user', 'alice', '--dataset', 'ai6126-faces']) == 0
+    return kdir, tmp_path / 'calls.log'
+
+
+def calls(log):
+    return [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_dry_run_prints_command_metadata_and_checks_and_sends_nothing(kaggle, capsys):
+    kdir, log = kaggle
+    assert kaggle_cli(['push', '--dry-run', '--dir', str(kdir)]) == 0
+    out = capsys.readouterr().out
+    assert f'would run: kaggle kernels push -p {kdir}' in out
+    assert '"id": "alice/blindsr-train"' in out and '"machine_shape": "NvidiaTeslaP100"' in out
+    assert 'ok       the kernel is what nbs/10_kaggle_run.ipynb builds now' in out
+    assert 'MISSING  Kaggle credentials' in out and '~/.kaggle/kaggle.json' in out
+    assert 'T4 x2' in out and calls(log) == []
+
+
+def test_push_without_credentials_says_how_to_set_them_up(kaggle, capsys):
+    kdir, log = kaggle
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 2
+    err = capsys.readouterr().err
+    assert 'no Kaggle credentials found' in err and 'KAGGLE_USERNAME' in err and calls(log) == []
+
+
+def test_push_without_the_kaggle_command(kaggle, monkeypatch, capsys):
+    kdir, _ = kaggle
+    monkeypatch.setenv('PATH', str(kdir))                        # no kaggle here
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 2
+    assert 'pip install kaggle' in capsys.readouterr().err
+
+
+def test_push_runs_the_cli_and_never_prints_the_key(kaggle, monkeypatch, capsys):
+    kdir, log = kaggle
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 0
+    out, err = capsys.readouterr()
+    assert calls(log) == [['kernels', 'push', '-p', str(kdir)]]
+    assert 'successfully pushed' in out and SECRET not in out + err
+    monkeypatch.setenv('FAKE_PUSH', 'Kernel push error: Notebook not found')
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 1
+
+
+def test_push_refuses_a_stale_kernel_and_the_placeholder_user(kaggle, monkeypatch, capsys, root):
+    kdir, log = kaggle
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    nb = kdir / 'blindsr-train.ipynb'
+    nb.write_text(nb.read_text().replace('HOURS = 11.0', 'HOURS = 2.0'))
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 1
+    assert 'differ from a fresh build' in capsys.readouterr().out
+    assert kaggle_cli(['push', '--dir', str(root / KERNEL_DIR)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL     built for the placeholder user 'your-kaggle-name'" in out and calls(log) == []
+
+
+@pytest.mark.parametrize('status, rc, word', [('KernelWorkerStatus.COMPLETE', 0, 'complete'), ('complete', 0, 'complete'),
+                                              ('KernelWorkerStatus.RUNNING', 3, 'running'), ('KernelWorkerStatus.QUEUED', 3, 'queued'),
+                                              ('KernelWorkerStatus.ERROR', 1, 'error'), ('error', 1, 'error'),
+                                              ('KernelWorkerStatus.CANCEL_ACKNOWLEDGED', 1, 'cancelled')])
+def test_status_exit_codes(kaggle, monkeypatch, capsys, status, rc, word):
+    kdir, log = kaggle
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    monkeypatch.setenv('FAKE_STATUS', status)
+    assert kaggle_cli(['status', '--dir', str(kdir)]) == rc
+    out = capsys.readouterr().out
+    assert f'alice/blindsr-train: {word}' in out and calls(log) == [['kernels', 'status', 'alice/blindsr-train']]
+    if word == 'error': assert 'Failure message' in out
+
+
+def test_status_as_a_command_in_a_fresh_process(kaggle, tmp_path):
+    kdir, _ = kaggle
+    env = {**os.environ, 'KAGGLE_USERNAME': 'alice', 'KAGGLE_KEY': SECRET, 'FAKE_STATUS': 'KernelWorkerStatus.ERROR'}
+    r = subprocess.run(['blindsr_kaggle', 'status', 'alice/other-kernel', '--dir', str(kdir)], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and 'alice/other-kernel: error' in r.stdout and SECRET not in r.stdout + r.stderr
+    r = subprocess.run(['blindsr_kaggle', 'status', '--dir', str(kdir)], capture_output=True, text=True,
+                       env={**env, 'KAGGLE_USERNAME': '', 'KAGGLE_KEY': ''})
+    assert r.returncode == 2 and 'no Kaggle credentials found' in r.stderr
+
+
+def submission_zip(path, n=2, size=512):
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, 'w') as zf:
+        for i in range(n):
+            buf = BytesIO(); Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, 'PNG')
+            zf.writestr(f'results/{i:05d}.png', buf.getvalue())
+
+
+def test_output_downloads_and_checks_the_submission(kaggle, monkeypatch, tmp_path, capsys):
+    kdir, log = kaggle
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    src = tmp_path / 'kaggle_side'; src.mkdir()
+    submission_zip(src / 'submission.zip')
+    (src / 'kaggle_summary.json').write_text(json.dumps({'val_psnr': 26.1, 'bicubic_psnr': 24.0, 'kernel_minutes': 655.0, 'smoke': False}))
+    monkeypatch.setenv('FAKE_OUTPUT_DIR', str(src)); monkeypatch.setenv('FAKE_OUTPUT_FILES', 'submission.zip,kaggle_summary.json')
+    dest = tmp_path / 'got'
+    assert kaggle_cli(['output', '--dir', str(kdir), '-p', str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert calls(log) == [['kernels', 'output', 'alice/blindsr-train', '-p', str(dest)]]
+    assert 'a valid submission of 2 images' in out and 'val PSNR 26.1' in out
+    (src / 'submission.zip').write_bytes(b'not a zip')
+    assert kaggle_cli(['output', '--dir', str(kdir), '-p', str(tmp_path / 'got2')]) == 1
+    monkeypatch.setenv('FAKE_OUTPUT_FILES', '')
+    assert kaggle_cli(['output', '--dir', str(kdir), '-p', str(tmp_path / 'got3')]) == 1
+    assert 'no submission.zip' in capsys.readouterr().err
