@@ -6,14 +6,14 @@
 __all__ = ['LEGACY_TORCH', 'LEGACY_INDEX', 'LEGACY_ARCHES', 'KNOWN_GPUS', 'arch_supported', 'parse_compute_caps',
            'caps_from_names', 'gpu_capabilities', 'installed_torch', 'decide', 'legacy_install_command', 'ensure_torch']
 
-# %% ../nbs/09_cuda_guard.ipynb #8b74940b
+# %% ../nbs/09_cuda_guard.ipynb #d794b1fc
 import json
 import shutil
 import subprocess
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
-# %% ../nbs/09_cuda_guard.ipynb #4f8c422d
+# %% ../nbs/09_cuda_guard.ipynb #8c937539
 LEGACY_TORCH = 'torch==2.14.1 torchvision==0.29.1'  # the last builds with sm_60/sm_70 kernels (= blindsr.core.LEGACY_TORCH)
 LEGACY_INDEX = 'https://download.pytorch.org/whl/cu126'  # their wheel index (= blindsr.core.LEGACY_INDEX)
 LEGACY_ARCHES = ('sm_50', 'sm_60', 'sm_70', 'sm_75', 'sm_80', 'sm_86', 'sm_90')  # what those builds carry
@@ -33,7 +33,7 @@ def arch_supported(capability: Tuple[int, int],  # (major, minor), e.g. (6, 0) f
         if kind == 'compute' and n <= 10 * major + minor: return True
     return False
 
-# %% ../nbs/09_cuda_guard.ipynb #ce0941f8
+# %% ../nbs/09_cuda_guard.ipynb #3a83ef42
 KNOWN_GPUS = {'P100': (6, 0), 'V100': (7, 0), 'T4': (7, 5), 'A100': (8, 0), 'A10': (8, 6), 'L4': (8, 9), 'H100': (9, 0)}
 
 
@@ -74,7 +74,7 @@ def gpu_capabilities(smi: str = 'nvidia-smi',  # the nvidia-smi executable (name
     names = query('name')
     return caps_from_names(names) if names else []
 
-# %% ../nbs/09_cuda_guard.ipynb #40721985
+# %% ../nbs/09_cuda_guard.ipynb #714e7ebc
 _TORCH_PROBE = 'import json, torch; print(json.dumps([torch.__version__, torch.cuda.get_arch_list()]))'
 
 
@@ -89,7 +89,7 @@ def installed_torch(python: str = sys.executable,  # the interpreter whose torch
     version, arch = json.loads(r.stdout.strip().splitlines()[-1])
     return version, list(arch)
 
-# %% ../nbs/09_cuda_guard.ipynb #d1d380a5
+# %% ../nbs/09_cuda_guard.ipynb #952e329e
 def decide(caps: Sequence[Tuple[int, int]],  # every GPU's capability; empty when there is no GPU
            arch_list: Optional[Sequence[str]],  # the installed torch's arch list; None when torch is not importable
           ) -> str:  # 'cpu', 'ok', 'install legacy' or 'unsupported'
@@ -104,7 +104,7 @@ def legacy_install_command(python: str = sys.executable) -> List[str]:
     "pip install LEGACY_TORCH --index-url LEGACY_INDEX, for `python`."
     return [python, '-m', 'pip', 'install', '-q', *LEGACY_TORCH.split(), '--index-url', LEGACY_INDEX]
 
-# %% ../nbs/09_cuda_guard.ipynb #00c68c4b
+# %% ../nbs/09_cuda_guard.ipynb #e49a758e
 def _sm(caps): return ', '.join(f'sm_{a}{b}' for a, b in caps)
 
 

@@ -268,21 +268,9 @@ class UnsupportedGPUError(RuntimeError):
     "The GPU is visible, but this torch build has no kernels for its architecture."
 
 
-def cuda_arch_supported(capability: tuple[int, int],  # (major, minor) from torch.cuda.get_device_capability
-                        arch_list: Sequence[str],  # torch.cuda.get_arch_list(), e.g. ['sm_75', 'sm_80', 'compute_90']
-                       ) -> bool:
-    "Can a torch build with `arch_list` run kernels on a GPU of `capability`?"
-    major, minor = capability
-    cap = major * 10 + minor
-    for arch in arch_list:
-        kind, _, num = arch.partition('_')
-        num = ''.join(ch for ch in num if ch.isdigit())   # 'sm_90a' -> '90'
-        if not num: continue
-        n = int(num)
-        if kind == 'sm' and n // 10 == major and n % 10 <= minor: return True
-        if kind == 'compute' and n <= cap: return True
-    return False
-
+# CUDA's rule lives in `blindsr.cuda_guard` (standard library only, so the Kaggle kernel can run it before torch
+# is installed); blindsr.core uses the same function.
+from blindsr.cuda_guard import arch_supported as cuda_arch_supported
 
 # %%
 test_eq(cuda_arch_supported((6, 0), ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']), False)  # P100, cu128
@@ -300,8 +288,7 @@ test_eq(cuda_arch_supported((7, 0), []), False)                                 
 
 # %%
 #| export
-LEGACY_TORCH = 'torch==2.14.1 torchvision==0.29.1'
-LEGACY_INDEX = 'https://download.pytorch.org/whl/cu126'
+from blindsr.cuda_guard import LEGACY_INDEX, LEGACY_TORCH   # the last builds with sm_60/sm_70 kernels and their index
 
 
 def torch_build_hint(capability: tuple[int, int],  # (major, minor) of the unsupported GPU
