@@ -114,7 +114,7 @@ class KernelSpec:
     val_datasets: list = field(default_factory=list)  # more datasets, e.g. val/test faces uploaded apart
     machine: str = 'P100'              # 'P100' (NvidiaTeslaP100, as designed) or 'T4' (NvidiaTeslaT4: two T4s, DDP)
     hours: float = 11.0                # wall-clock budget of the whole kernel, at most MAX_HOURS
-    generator: str = 'msrresnet'       # a key of blindsr.models.GENERATORS
+    generator: str = 'msrresnet_deep'  # a key of GENERATORS; the deep MSRResNet is the pick for 11 h on a T4 (fast fp16, fills the cap)
     generator_kwargs: dict = field(default_factory=dict)  # its constructor overrides, e.g. {"num_block": 24}
     previous: str | None = None        # a kernel USER/SLUG whose output (run/last.ckpt) this one continues
     slug: str = 'blindsr-train'        # the kernel's name on Kaggle

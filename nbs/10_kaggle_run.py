@@ -30,7 +30,7 @@ GUARD = ensure_torch()                      # 'cpu', 'ok' or 'install legacy'
 # %%
 # Parameters (written by blindsr_kaggle build from its arguments; rebuild rather than edit)
 HOURS = 11.0  # wall-clock budget of the whole kernel; Kaggle stops GPU sessions at 12 h
-GENERATOR = 'msrresnet'  # a key of blindsr.models.GENERATORS
+GENERATOR = 'msrresnet_deep'  # a key of blindsr.models.GENERATORS
 GENERATOR_KWARGS = {}  # its constructor overrides
 MACHINE = 'P100'  # the accelerator asked for; the kernel uses whatever GPUs it finds
 PREVIOUS = None  # the kernel (kernel_sources) whose output run/last.ckpt this run continues
