@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from blindsr.core import PathLike, list_images, read_image, write_png
+from blindsr.core import PathLike, list_images, read_image, tensor_to_img, write_png
 
 # %%
 #| hide
 from fastcore.test import test_eq, test_fail, test_close, test_ne
-from blindsr.core import img_to_tensor, tensor_to_img
+from blindsr.core import img_to_tensor
 from blindsr.metrics import psnr
 
 
@@ -1346,7 +1346,7 @@ def bench_cpu_degradation(preset: str = 'ai6126_2024', n: int = 20, size: int = 
     threads, cvt = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1); cv2.setNumThreads(1)
     try:
-        hq = tensor_to_img_u8(_bench_faces(n, size))
+        hq = tensor_to_img(_bench_faces(n, size))
         params = sample(preset, np.random.default_rng(0), n)
         degrade_image(hq[0], params[0])
         t = time.perf_counter()
@@ -1355,11 +1355,6 @@ def bench_cpu_degradation(preset: str = 'ai6126_2024', n: int = 20, size: int = 
     finally:
         torch.set_num_threads(threads); cv2.setNumThreads(cvt)
     return {'preset': preset, 'backend': 'cpu, 1 core', 'size': size, 'images_per_s': n / dt}
-
-
-def tensor_to_img_u8(x):
-    "(N,3,H,W) float [0,1] -> (N,H,W,3) uint8 (local helper to keep this module's imports small)."
-    return x.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def bench_degradation(preset: str = 'ai6126_2024', device: str | torch.device | None = None, batch: int = 16,

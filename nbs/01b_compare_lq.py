@@ -22,17 +22,19 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from blindsr.core import PathLike
-from blindsr.metrics import image_set, psnr
+from blindsr.degradation import bicubic_psnr
+from blindsr.metrics import image_set
 
 # %%
 #| hide
 import tempfile
 import time
 from fastcore.test import test_eq, test_fail, test_close
+from PIL import Image
+from blindsr.metrics import psnr
 from scipy.stats import ks_2samp
 
 tmp = Path(tempfile.mkdtemp())
@@ -380,7 +382,6 @@ def gt_stats(lq: np.ndarray,  # (h, w, 3) uint8 RGB LQ
     (h, w), (H, W) = lq.shape[:2], gt.shape[:2]
     if abs(H / h - W / w) > 0.02 * max(H / h, W / w):
         raise ValueError(f'LQ {w}x{h} and GT {W}x{H} differ in aspect ratio; is this the right GT?')
-    up = np.asarray(Image.fromarray(np.asarray(lq, np.uint8)).resize((W, H), Image.BICUBIC))
     ref = cv2.resize(np.asarray(gt, np.float64), (w, h), interpolation=cv2.INTER_AREA)
     x = np.asarray(lq, np.float64)
     err = x - ref
@@ -390,7 +391,7 @@ def gt_stats(lq: np.ndarray,  # (h, w, 3) uint8 RGB LQ
     sd = np.sqrt((fc ** 2).mean(0))
     cc = (fc.T @ fc) / len(fc) / np.outer(sd, sd) if np.all(sd > 1e-9) else np.full((3, 3), np.nan)
     hf = lambda im: np.mean((luma(im) - cv2.GaussianBlur(luma(im), (0, 0), 1.0)) ** 2)
-    return {'psnr_bicubic': min(psnr(up, gt), 100.0),
+    return {'psnr_bicubic': min(bicubic_psnr(np.asarray(lq, np.uint8), np.asarray(gt, np.uint8)), 100.0),
             'psnr_lr': min(20 * math.log10(255 / math.sqrt(mse)), 100.0),
             'gt_sharpness': float(np.log(hf(x) + 1e-6) - np.log(hf(ref) + 1e-6)),
             'gt_fine_error': float(luma(fine).std()),

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from blindsr.core import PathLike, list_images, read_image
+from blindsr.core import IMAGE_EXTS, PathLike, list_images, read_image
+from blindsr.metrics import image_set
 
 # %%
 #| hide
@@ -155,12 +156,8 @@ test_fail(lambda: batch_indices(0, 10, 5, world=2), contains='divisible')
 # %%
 #| export
 def _by_stem(folder: PathLike) -> dict[str, Path]:
-    files = list_images(folder)
-    out: dict[str, Path] = {}
-    for f in files:
-        if f.stem in out: raise ValueError(f'{folder}: two images named {f.stem} ({out[f.stem].name}, {f.name})')
-        out[f.stem] = f
-    return out
+    "stem -> file; blindsr.metrics.image_set's indexing (two files with one stem, or none at all, is an error)."
+    return {stem: ref.path for stem, ref in image_set(folder).items()}
 
 
 class PairedFaces(Dataset):
@@ -263,7 +260,7 @@ class DataPaths:
 
 
 def _count_images(d: Path) -> int:
-    try: return sum(1 for p in d.iterdir() if p.suffix.lower() in ('.png', '.jpg', '.jpeg', '.webp', '.bmp'))
+    try: return sum(1 for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
     except OSError: return 0
 
 

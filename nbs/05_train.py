@@ -33,7 +33,7 @@ from blindsr.core import PathLike, get_device, seed_everything
 from blindsr.data import HQFaces, PairedFaces, batch_indices, flip_mask, holdout_split
 from blindsr.degradation import degrade_batch, degrade_folder, degrade_image, get_preset, sample, to_device
 from blindsr.metrics import psnr_tensor
-from blindsr.models import GENERATOR_PARAM_CAP, UNetDiscriminatorSN, build_generator, check_param_budget
+from blindsr.models import GENERATOR_PARAM_CAP, UNetDiscriminatorSN, _grad_scaler, amp_dtype, build_generator, check_param_budget
 
 # %%
 #| hide
@@ -198,17 +198,13 @@ def amp_policy(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
     if device.type != 'cuda' or cfg.amp == 'off': return None, False
     if cfg.amp == 'bf16': return torch.bfloat16, False
     if cfg.amp == 'fp16': return torch.float16, True
-    return (torch.bfloat16, False) if torch.cuda.get_device_capability(device) >= (8, 0) else (torch.float16, True)
+    dtype = amp_dtype(device)     # the card's choice: bf16 on sm_80+, fp16 below
+    return dtype, dtype == torch.float16
 
 
 def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.channels_last != 'auto': return cfg.channels_last == 'on'
     return device.type == 'cuda' and torch.cuda.get_device_capability(device) >= (7, 0)
-
-
-def _grad_scaler(enabled: bool):
-    try: return torch.amp.GradScaler('cuda', enabled=enabled)
-    except (AttributeError, TypeError): return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
 # %%
