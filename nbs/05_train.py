@@ -274,22 +274,33 @@ def export_weights(path: PathLike,  # e.g. out_dir/best.pt
 # %%
 #| export
 @torch.no_grad()
+def val_batches(pairs: PairedFaces,  # validation pairs (uint8)
+                device: torch.device,
+                batch: int = 8,
+               ) -> list[tuple[torch.Tensor, torch.Tensor]]:  # [(lq (B,3,h,w) uint8, gt (B,3,H,W) uint8)] on device
+    "Decode the validation pairs once and keep them on the device (validating then costs only the forward passes)."
+    out = []
+    for i in range(0, len(pairs), batch):
+        items = [pairs[j] for j in range(i, min(i + batch, len(pairs)))]
+        out.append((torch.stack([it['lq'] for it in items]).to(device), torch.stack([it['gt'] for it in items]).to(device)))
+    return out
+
+
+@torch.no_grad()
 def evaluate_model(model: nn.Module,  # generator, (B,3,h,w) -> (B,3,4h,4w)
-                   pairs: PairedFaces,  # validation pairs (uint8)
+                   pairs: PairedFaces | list,  # validation pairs, or their `val_batches`
                    device: torch.device,
                    batch: int = 8,
                    channels_last: bool = False,
                   ) -> float:  # mean per-image PSNR (dB) of the rounded outputs
-    "Mean organisers' PSNR of `model` on `pairs`."
+    "Mean organisers' PSNR of `model` on `pairs` (fp32 forward)."
     was = model.training
     model.eval()
     scores = []
-    for i in range(0, len(pairs), batch):
-        items = [pairs[j] for j in range(i, min(i + batch, len(pairs)))]
-        lq = torch.stack([it['lq'] for it in items]).to(device).float().div_(255)
-        gt = torch.stack([it['gt'] for it in items]).to(device).float().div_(255)
+    for lq, gt in (pairs if isinstance(pairs, list) else val_batches(pairs, device, batch)):
+        lq = lq.to(device).float().div_(255)
         if channels_last: lq = lq.contiguous(memory_format=torch.channels_last)
-        scores.append(psnr_tensor(model(lq).float(), gt).cpu())
+        scores.append(psnr_tensor(model(lq).float(), gt.to(device).float().div_(255)).cpu())
     model.train(was)
     return float(torch.cat(scores).mean())
 
@@ -352,12 +363,15 @@ class StepBatches(torch.utils.data.Sampler):
 # With `torchrun --nproc_per_node=2 -m blindsr.train …` (Kaggle's T4×2) each process degrades its own share of
 # every batch and DistributedDataParallel averages the gradients; process 0 validates, logs and saves.
 #
-# Two measured details shape the defaults (H200, 2026-11-27, `blindsr_bench`): the torch degradation costs ~12 ms
-# of host time per call whatever the batch size (kernel launches), so a call per 8 faces starved the GPU (238
-# images/s end to end); instead `degrade_mix` batches are degraded per block, one resize draw per batch, and served
-# shuffled, which keeps the batch mixed without a 180-sample pool. And an EMA with a fixed 0.999 decay kept the
-# validated weights within 0.05 dB of the initial network for the first minute of a short run (both recipes'
-# curves sat on the bicubic line until ~1.2 min); a warmed-up decay follows the network early and averages late.
+# Three measured details shape the loop (H200, 2026-11-27, `blindsr.bench`): the torch degradation costs ~12 ms
+# of host time per call whatever the batch size (kernel launches), so a call per 8 faces starved the GPU; instead
+# `degrade_mix` batches are degraded per block, one resize draw per batch, and served shuffled, which keeps the
+# batch mixed without a 180-sample pool. That host time is only free if the step never waits for the GPU, so the
+# EMA and the optimiser are sync-free (below): with both, MSRResNet trains at 405 images/s end to end at batch 16
+# in bf16, against 238–260 with `AveragedModel`. And an EMA with a fixed 0.999 decay kept the validated weights
+# near the initial network for the first minute of a short run; a warmed-up decay follows the network early and
+# averages late (5-minute runs: 27.14 dB at 1 minute against 26.23 for the handed-out recipe; the bench notebook
+# has the curves).
 
 # %% [markdown]
 # ### EMA with warm-up -
@@ -365,18 +379,17 @@ class StepBatches(torch.utils.data.Sampler):
 # %%
 #| export
 class EMAUpdate:
-    """The EMA step for `torch.optim.swa_utils.AveragedModel`: ema ← ema + (1 − d)(w − ema), with the decay ramped as
-    d = min(decay, (1+n)/(10+n)) when `warmup` (so a few-minute run is not dominated by its initial weights); the
-    update count lives on the host, so the step needs no device sync."""
+    """The EMA rule: ema ← ema + (1 − d)(w − ema), with the decay ramped as d = min(decay, (1+n)/(10+n)) when
+    `warmup` (so a few-minute run is not dominated by its initial weights). The update count n lives on the host."""
     def __init__(self, decay: float, warmup: bool = True):
         self.decay, self.warmup, self.n = decay, warmup, 0
 
     def current(self) -> float:
         return min(self.decay, (1 + self.n) / (10 + self.n)) if self.warmup else self.decay
 
-    def __call__(self, ema_params, params, num_averaged):
+    def __call__(self, ema_tensors: list, tensors: list):
+        torch._foreach_lerp_(ema_tensors, tensors, 1.0 - self.current())
         self.n += 1
-        torch._foreach_lerp_(ema_params, params, 1.0 - self.current())
 
 
 # %%
@@ -385,8 +398,71 @@ for n in (0, 10, 100, 1000, 100_000):
     e.n = n; decays.append(e.current())
 test_close(decays, [0.1, 11 / 20, 101 / 110, 1001 / 1010, 0.999], eps=1e-12)
 a, w = [torch.zeros(3)], [torch.ones(3)]
-e = EMAUpdate(0.5, warmup=False); e(a, w, None)
-test_eq(a[0].tolist(), [0.5, 0.5, 0.5])
+e = EMAUpdate(0.5, warmup=False); e(a, w)
+test_eq(a[0].tolist(), [0.5, 0.5, 0.5]); test_eq(e.n, 1)
+
+
+# %% [markdown]
+# `torch.optim.swa_utils.AveragedModel` keeps its update count in a CPU tensor and copies it to the GPU on every
+# update: a blocking host-to-device copy, i.e. a full device sync per step, which serialises the host's
+# degradation launches with the GPU's work. `ModelEMA` keeps the count on the host and updates every floating
+# tensor (parameters and buffers) of the copy with one fused lerp, so the step never waits for the GPU.
+
+# %%
+#| export
+class ModelEMA:
+    "A sync-free exponential moving average of a model's weights; `.module` is the averaged copy (eval mode, no grads)."
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
+        import copy
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.rule = EMAUpdate(decay, warmup)
+        self._dst = [t for t in self._tensors(self.module)]
+        self._src: tuple | None = None
+
+    @staticmethod
+    def _tensors(m: nn.Module) -> list:
+        return [t for t in list(m.parameters()) + list(m.buffers()) if t.is_floating_point()]
+
+    @property
+    def n(self) -> int: return self.rule.n
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        "One EMA step towards `model`'s current weights (same architecture as the copy)."
+        if self._src is None or self._src[0] is not model:
+            src = self._tensors(model)
+            if len(src) != len(self._dst): raise ValueError(f'EMA of {len(self._dst)} tensors cannot follow a model with {len(src)}')
+            self._src = (model, [t.detach() for t in src])
+        self.rule(self._dst, self._src[1])
+
+
+# %%
+lin = nn.Linear(2, 1)
+ema = ModelEMA(lin, 0.5, warmup=False)
+with torch.no_grad(): lin.weight.add_(2.0)
+w0 = ema.module.weight.clone()
+ema.update(lin)
+test_close(ema.module.weight, (w0 + lin.weight) / 2, eps=1e-6); test_eq(ema.n, 1)
+assert not ema.module.weight.requires_grad and not ema.module.training
+
+
+# %% [markdown]
+# Adam runs fused on CUDA (one kernel for all parameters; with a GradScaler it also reads the inf check on the
+# device, where the plain optimiser would sync to the host every step), and as torch's default elsewhere.
+
+# %%
+#| export
+def adam(params, device: torch.device, **kw) -> torch.optim.Adam:
+    "torch.optim.Adam, fused on CUDA where this torch build supports it."
+    params = list(params)
+    if torch.device(device).type == 'cuda':
+        try: return torch.optim.Adam(params, fused=True, **kw)
+        except (RuntimeError, TypeError, ValueError): pass
+    return torch.optim.Adam(params, **kw)
+
+
+# %%
+test_eq(adam(nn.Linear(2, 1).parameters(), torch.device('cpu'), lr=1e-3).defaults['fused'], None)
 
 
 # %%
@@ -472,17 +548,15 @@ class Trainer:
         if self.cl: self.G.to(memory_format=torch.channels_last)
         self.amp_dtype, scaled = amp_policy(cfg, dev)
         if dev.type == 'cuda': torch.backends.cudnn.benchmark = True      # fixed sizes: let cuDNN pick its fastest kernels
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.opt_g = adam(self.G.parameters(), dev, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.scaler = _grad_scaler(scaled)
         self.ema = None
         if cfg.ema:
-            from torch.optim.swa_utils import AveragedModel
-            self.ema_fn = EMAUpdate(cfg.ema, cfg.ema_warmup)
-            self.ema = AveragedModel(self.G, multi_avg_fn=self.ema_fn, use_buffers=True)
+            self.ema = ModelEMA(self.G, cfg.ema, cfg.ema_warmup)
         self.D = self.opt_d = None
         if cfg.gan:
             self.D = UNetDiscriminatorSN(num_in_ch=3, num_feat=cfg.disc_feat).to(dev)
-            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.disc_lr, betas=cfg.betas)
+            self.opt_d = adam(self.D.parameters(), dev, lr=cfg.disc_lr, betas=cfg.betas)
         self.model = self.G
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -528,8 +602,7 @@ class Trainer:
     def _state(self) -> dict:
         return {'format': 'blindsr-checkpoint', 'arch': self.cfg.generator, 'arch_kwargs': dict(self.cfg.generator_kwargs),
                 'params': self.G.state_dict(), 'params_ema': self.ema_model.state_dict() if self.ema is not None else None,
-                'ema_n_averaged': self.ema.n_averaged if self.ema is not None else None,
-                'ema_updates': self.ema_fn.n if self.ema is not None else None,
+                'ema_updates': self.ema.n if self.ema is not None else None,
                 'opt_g': self.opt_g.state_dict(), 'scaler': self.scaler.state_dict(),
                 'disc': (self.D.module if self.world > 1 else self.D).state_dict() if self.D is not None else None,
                 'opt_d': self.opt_d.state_dict() if self.opt_d is not None else None,
@@ -551,8 +624,7 @@ class Trainer:
         self.G.load_state_dict(ck['params'])
         if self.ema is not None and ck.get('params_ema') is not None:
             self.ema.module.load_state_dict(ck['params_ema'])
-            self.ema.n_averaged.fill_(ck['ema_n_averaged'])
-            self.ema_fn.n = ck.get('ema_updates') or 0
+            self.ema.rule.n = ck.get('ema_updates') or 0
         self.opt_g.load_state_dict(ck['opt_g'])
         self.scaler.load_state_dict(ck['scaler'])
         if self.D is not None and ck.get('disc') is not None:
@@ -622,12 +694,26 @@ class Trainer:
         if cfg.grad_clip:
             self.scaler.unscale_(self.opt_g)
             torch.nn.utils.clip_grad_norm_(self.G.parameters(), cfg.grad_clip)
-        self.scaler.step(self.opt_g)
+        self._opt_step()
         self.scaler.update()
         self.opt_g.zero_grad(set_to_none=True)
         if self.D is not None: self._d_step(hq, sr.detach(), lr)
-        if self.ema is not None: self.ema.update_parameters(self.G)
+        if self.ema is not None: self.ema.update(self.G)
         return total
+
+    def _opt_step(self):
+        "The generator's optimiser step; if fused Adam refuses these tensors (a layout it does not take), fall back."
+        if getattr(self, '_opt_checked', False): return self.scaler.step(self.opt_g)
+        import copy
+        before = copy.deepcopy(self.opt_g.state_dict())
+        try: self.scaler.step(self.opt_g)
+        except RuntimeError as e:
+            if not self.opt_g.defaults.get('fused'): raise
+            self._log(f'fused Adam refused the parameters ({e}); using the default implementation')
+            self.opt_g = torch.optim.Adam(self.G.parameters(), **{k: self.opt_g.defaults[k] for k in ('lr', 'betas', 'eps', 'weight_decay', 'amsgrad')})
+            self.opt_g.load_state_dict(before)
+            self.scaler.step(self.opt_g)
+        self._opt_checked = True
 
     def _g_adv(self, sr):
         for p in self.D.parameters(): p.requires_grad_(False)
@@ -690,7 +776,7 @@ class Trainer:
         t0, session0 = time.perf_counter(), time.perf_counter()
         elapsed0 = self.elapsed
         loss_sum, n_loss, last_log_t, last_log_step = torch.zeros((), device=self.device), 0, t0, self.step
-        last_val_t = t0
+        last_val_t, paused = t0, 0.0        # paused: seconds of validation/checkpoints in this log window
         cpu_iter = self._cpu_batches(self.step, total) if self.degrade_on == 'cpu' else None
         while self.step < total:
             now = time.perf_counter()
@@ -709,33 +795,41 @@ class Trainer:
                     raise NonFiniteLossError(f'loss became {v} around step {self.step}: training stopped. The last good '
                                              f'checkpoint is kept in {self.out / "last.ckpt"}; lower lr or set amp="off".')
                 t = time.perf_counter()
-                ips = (self.step - last_log_step) * cfg.batch_size / max(1e-9, t - last_log_t)
+                ips = (self.step - last_log_step) * cfg.batch_size / max(1e-9, t - last_log_t - paused)   # training only
                 self.logger.train(self.step, elapsed0 + t - session0, get_lr(cfg, p), v, ips)
                 bar.set_postfix(loss=f'{v:.4f}', img_s=f'{ips:.0f}', val=f'{self.best_psnr:.2f}' if self.best_psnr > -math.inf else '-')
-                loss_sum.zero_(); n_loss = 0; last_log_t, last_log_step = t, self.step
+                loss_sum.zero_(); n_loss = 0; last_log_t, last_log_step, paused = t, self.step, 0.0
                 budget_hit = cfg.time_budget_min is not None and (t - session0) >= 60 * cfg.time_budget_min
                 if self._agree_stop(budget_hit or self._stop_reason is not None):
                     self._stop_reason = self._stop_reason or 'time budget'
                     break
             due_val = self.step % cfg.val_every == 0 or (cfg.val_every_min and time.perf_counter() - last_val_t >= 60 * cfg.val_every_min)
             if due_val and self.val is not None:
-                self._validate(elapsed0 + time.perf_counter() - session0); last_val_t = time.perf_counter()
-            if self.step % cfg.ckpt_every == 0: self.save()
+                tv = time.perf_counter()
+                self._validate(elapsed0 + tv - session0); last_val_t = time.perf_counter()
+                paused += last_val_t - tv
+            if self.step % cfg.ckpt_every == 0:
+                tc = time.perf_counter(); self.save(); paused += time.perf_counter() - tc
             if self._stop_at is not None and self.step >= self._stop_at:
                 self._stop_reason = f'stop_at={self._stop_at}'
                 break
         bar.close()
         self.elapsed = elapsed0 + time.perf_counter() - session0
 
+    def _val_data(self) -> list:
+        if getattr(self, '_val_cache', None) is None: self._val_cache = val_batches(self.val, self.device)
+        return self._val_cache
+
     def _validate(self, elapsed):
         if not self.is_main: return
-        v = evaluate_model(self.ema_model, self.val, self.device, channels_last=self.cl)
+        v = evaluate_model(self.ema_model, self._val_data(), self.device, channels_last=self.cl)
         if v > self.best_psnr:
             self.best_psnr = v
             export_weights(self.out / 'best.pt', self.ema_model, self.cfg.generator, self.cfg.generator_kwargs,
                            {'step': self.step, 'val_psnr': v, 'bicubic_psnr': self.bicubic, 'cfg': asdict(self.cfg)})
         self.logger.val(self.step, elapsed, v, self.bicubic)
-        self.logger.plot()
+        if time.perf_counter() - getattr(self, '_plotted', -math.inf) >= 60:     # redraw the curves at most once a minute
+            self.logger.plot(); self._plotted = time.perf_counter()
 
     def _ranks_agree(self) -> bool:
         if self.world == 1: return True
@@ -749,7 +843,7 @@ class Trainer:
         cfg = self.cfg
         final_psnr = None
         if self.val is not None and self.is_main:
-            final_psnr = evaluate_model(self.ema_model, self.val, self.device, channels_last=self.cl)
+            final_psnr = evaluate_model(self.ema_model, self._val_data(), self.device, channels_last=self.cl)
             if final_psnr > self.best_psnr:
                 self.best_psnr = final_psnr
                 export_weights(self.out / 'best.pt', self.ema_model, cfg.generator, cfg.generator_kwargs,
@@ -764,7 +858,8 @@ class Trainer:
                    'bicubic_val_psnr': self.bicubic, 'generator': cfg.generator, 'params': self.n_params,
                    'world': self.world, 'ranks_agree': agree, 'device': str(self.device),
                    'amp': str(self.amp_dtype).replace('torch.', '') if self.amp_dtype else 'fp32',
-                   'images_per_s': self.logger.mean_ips(), 'degrade_on': self.degrade_on}
+                   'images_per_s': self.logger.mean_ips(), 'degrade_on': self.degrade_on,
+                   'images_per_s_wall': self.step * cfg.batch_size / max(1e-9, self.elapsed)}
         if self.device.type == 'cuda': summary['peak_mem_gb'] = torch.cuda.max_memory_allocated(self.device) / 1e9
         if self.is_main:
             (self.out / 'summary.json').write_text(json.dumps(summary, indent=1))
@@ -776,7 +871,8 @@ class Trainer:
 
 
 # %% [markdown]
-# The run's record: `log.csv` (step, minutes, lr, loss, images/s every `log_every` steps), `val.csv` (step,
+# The run's record: `log.csv` (step, minutes, lr, loss, training images/s every `log_every` steps, validation and
+# checkpoint pauses left out; the summary's `images_per_s_wall` counts them), `val.csv` (step,
 # minutes, val PSNR, bicubic PSNR) and `curves.png`. On resume, rows past the resumed step are dropped, so the files
 # describe one continuous run.
 
@@ -905,6 +1001,21 @@ with torch.no_grad():
 bad.resume_from = lambda path: None         # keep the poisoned weights instead of loading the checkpoint
 test_fail(bad.fit, contains='last good checkpoint')
 test_eq((tmp/'nan'/'last.ckpt').read_bytes(), good)
+
+
+# %% [markdown]
+# Fused Adam (the CUDA default) refuses some tensor layouts; the first step then falls back to the default
+# implementation and training goes on.
+
+# %%
+class RefusingAdam(torch.optim.Adam):
+    def step(self, *a, **k): raise RuntimeError('params, grads, exp_avgs, and exp_avg_sqs must have same dtype, device, and layout')
+fb = Trainer(TrainConfig(out_dir=str(tmp/'fallback'), **base))
+fb.opt_g = RefusingAdam(fb.G.parameters(), lr=1e-3, fused=True)
+w0 = [q.detach().clone() for q in fb.G.parameters()]
+fb.fit(stop_at=3)
+assert type(fb.opt_g) is torch.optim.Adam and not fb.opt_g.defaults['fused']
+assert any(not torch.equal(a_, b_) for a_, b_ in zip(w0, fb.G.parameters()))
 
 
 # %% [markdown]

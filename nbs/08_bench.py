@@ -57,6 +57,7 @@ RECIPES = {
     'basicsr_handout': dict(generator='msrresnet', loss='l1', mse_finish=0.0, amp='off', channels_last='off',
                             batch_size=8, lr=2e-4, schedule='constant', warmup=0.0, ema=0.999, ema_warmup=False),
     'blindsr_default': {},
+    'blindsr_deep': dict(generator='msrresnet_deep'),     # the default recipe with the largest 3x3-conv generator
 }
 
 
@@ -109,6 +110,47 @@ def bench_training(faces: PathLike,  # folder of HQ faces
 
 
 # %% [markdown]
+# ## Host syncs in the step -
+#
+# A training step that makes the host wait for the GPU (a `.item()`, a blocking copy) serialises the host's
+# launches — the degradation's especially — with the GPU's work. `step_syncs` counts such waits with torch's sync
+# debug mode over a few steps of `Trainer` (after a warm-up); the answer should be 0. On the CPU there is nothing to
+# count (None).
+
+# %%
+#| export
+def step_syncs(faces: PathLike,  # folder of HQ faces
+               recipe: str | dict = 'blindsr_default',
+               steps: int = 12,
+               device: str | None = None,
+               **overrides,
+              ) -> dict | None:  # {'syncs': n, 'steps': steps, 'where': [first messages]}, or None off CUDA
+    "Count the host-device synchronisations in `steps` training steps (degradation, forward, backward, optimiser, EMA)."
+    import warnings
+    dev = get_device(device)
+    if dev.type != 'cuda': return None
+    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    cfg = TrainConfig(**{**rec, 'train_hq': str(faces), 'iters': 10 ** 6, 'out_dir': tempfile.mkdtemp(prefix='blindsr_sync_'),
+                         'progress': False, 'resume': False, 'device': device, 'degrade_on': 'gpu', **overrides})
+    tr = Trainer(cfg)
+    def run(a, b):
+        for i in range(a, b): tr._train_step(*tr._gpu_batch(i), cfg.lr, cfg.loss)
+    run(0, 2 * cfg.degrade_mix)          # warm-up: cuDNN autotuning, allocator, FFT plans, the fused-Adam check
+    torch.cuda.synchronize(dev)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        torch.cuda.set_sync_debug_mode('warn')
+        try: run(2 * cfg.degrade_mix, 2 * cfg.degrade_mix + steps)
+        finally: torch.cuda.set_sync_debug_mode('default')
+    msgs = [str(w.message) for w in caught if 'called a synchronizing' in str(w.message)]   # not the 'prototype' notice
+    return {'syncs': len(msgs), 'steps': steps, 'where': msgs[:5]}
+
+
+# %%
+test_eq(step_syncs('unused', device='cpu'), None)
+
+
+# %% [markdown]
 # ## The whole speed report -
 
 # %%
@@ -124,6 +166,7 @@ def bench_speed(device: str | None = None,  # None: the best available
                 generators: list[str] | None = None,  # default: all registered
                 parts: tuple = ('degradation', 'generators', 'training'),
                 log=print,
+                train_overrides: dict | None = None,  # TrainConfig fields for the end-to-end runs (e.g. compile=True)
                ) -> dict:
     "Measure degradation, generator training steps, end-to-end training and inference throughput on one device."
     dev = get_device(device)
@@ -158,10 +201,14 @@ def bench_speed(device: str | None = None,  # None: the best available
         for name, extra in recipes:
             ov = dict(batch_size=2, generator_kwargs={'num_feat': 8, 'num_block': 1}, log_every=2, **extra) if smoke else extra
             minutes = 0.05 if smoke else 0.6
-            r = bench_training(faces, name, minutes=minutes, device=device, out_dir=tmp / f'run_{name}_{len(rows)}', **ov)
+            r = bench_training(faces, name, minutes=minutes, device=device, out_dir=tmp / f'run_{name}_{len(rows)}',
+                               **{**ov, **(train_overrides or {})})
             rows.append(r)
             log(f"end-to-end {name} ({r['generator']}, batch {r['batch']}, {r['amp']}): {r['images_per_s']} img/s, peak {r['peak_mem_gb']} GB")
         res['training'] = rows
+        if cuda:
+            res['step_syncs'] = step_syncs(faces, device=device, **(train_overrides or {}))
+            log(f"host syncs in {res['step_syncs']['steps']} training steps: {res['step_syncs']['syncs']}")
     return res
 
 
@@ -179,6 +226,8 @@ def speed_table(res: dict) -> str:
         out += ['', '| end-to-end training | generator | batch | precision | images/s | peak GB |', '|---|---|---|---|---|---|']
         out += [f"| {r['recipe']} | {r['generator']} | {r['batch']} | {r['amp']} | {r['images_per_s'] or 0:.0f} | {r['peak_mem_gb'] or '-'} |"
                 for r in res['training']]
+    if res.get('step_syncs'):
+        out += ['', f"Host syncs in {res['step_syncs']['steps']} training steps of `blindsr_default`: {res['step_syncs']['syncs']}"]
     return '\n'.join(out)
 
 
@@ -229,6 +278,11 @@ def psnr_at(curve: list, minute: float) -> float | None:
     return pts[-1] if pts else None
 
 
+def minutes_to(curve: list, psnr: float) -> float | None:
+    "The first minute at which a (minutes, psnr) curve reaches `psnr` (None if it never does): time to equal quality."
+    return next((m for m, p in curve if p >= psnr), None)
+
+
 def plot_recipes(out_dir: PathLike, recipes: tuple = tuple(RECIPES), path: PathLike | None = None) -> Path:
     "One picture: validation PSNR against minutes for each recipe run found in out_dir, with the bicubic line."
     import matplotlib
@@ -258,50 +312,101 @@ cmp = compare_recipes(tmpd / 'faces', minutes=0.04, out_dir=tmpd / 'cmp', val_ho
 test_eq(sorted(cmp), ['basicsr_handout', 'blindsr_default'])
 assert (tmpd / 'cmp' / 'recipes.png').exists() and all(len(v['val_curve']) >= 1 for v in cmp.values())
 test_eq(psnr_at([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 1.5), 21.0)
+test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq(minutes_to([(0.5, 20.0)], 21), None)
 
 
 # %% [markdown]
 # ## Measured on an H200 -
 #
-# One session on one NVIDIA H200 (sm_90, torch 2.11, 2026-11-27), 15 minutes of device time in all, so the runs are
-# short. Faces: `ffhq200/gt-jpg95`, 180 to train, the last 20 held out (LQ by `blindsr_degrade --seed 0`, bicubic
-# 26.21 dB). Script: `bench_degradation` at each batch/group, `bench_training(faces, 'blindsr_default', 0.35)`,
-# then `compare_recipes(faces, 1.9, recipes=(name,))` for each recipe.
+# Two sessions on one NVIDIA H200 (sm_90, torch 2.11, 2026-11-27), 15 minutes of device time each. Faces:
+# `ffhq200/gt-jpg95`, 180 to train, the last 20 held out (their LQ made once by `blindsr_degrade --seed 0`, bicubic
+# 26.21 dB). The second session's script: `step_syncs(faces)`, `bench_degradation('ai6126_2024', batch=16 and 64,
+# group=None, iters=40, warmup=8)`, then `compare_recipes(faces, 5, recipes=(name,))` for each recipe (the same as
+# `blindsr_bench recipes FACES --minutes 5`).
+#
+# ### Equal time, 5 minutes each
+#
+# | recipe | steps | it/s | training images/s (with validation pauses) | peak GPU memory | val PSNR at 1 min | 2.5 min | 5 min |
+# |---|---|---|---|---|---|---|---|
+# | `basicsr_handout` (MSRResNet, L1, fp32, batch 8, constant 2e-4, EMA 0.999) | 7,124 | 23.7 | 198 (190) | 10.5 GB | 26.23 | 27.14 | 27.48 |
+# | `blindsr_default` (MSRResNet, bf16, batch 16, cosine 4e-4, L1 then MSE, warmed-up EMA) | 7,356 | 24.5 | **405** (392) | 9.8 GB | **27.14** | **27.45** | **27.51** |
+# | bicubic | | | | | 26.21 | 26.21 | 26.21 |
+#
+# (PSNR at a minute: the last validation at or before it, every ~0.25 min; at 5 min, the final one.) Peak memory includes the
+# fp32 validation at batch 8; training alone peaked at 4.8 GB in the first session.
+#
+# ![both recipes, 5 minutes on an H200](../docs/recipes_h200_5min.png)
+#
+# The default is far ahead early — +0.92 dB at 1 minute, +0.31 dB at 2.5; it reaches 27.2 dB at 1.1 min against 2.6
+# and 27.4 dB at 1.9 against 3.6 — but both runs level off near 27.5 dB, so at 5 minutes the gap is +0.03 dB (the default first reaches
+# the handed-out recipe's 5-minute PSNR at 4.1 min). Both curves flatten at the same height: with 180 faces, MSRResNet
+# is near what it can reach, and the handed-out recipe gets there in 5 minutes on this card because blindsr's data
+# path runs it at 198 images/s (BasicSR's own loader: 164). Beating it by 0.5 dB at 5 minutes needs a generator that
+# levels off higher, not a faster MSRResNet: `blindsr_deep` (MSRResNet-deep, 2.1 M parameters) is the next run
+# to make (`blindsr_bench recipes FACES --minutes 5 --recipes basicsr_handout blindsr_deep`).
+#
+# ### Throughput
 #
 # | what | setting | images/s | peak GPU memory |
 # |---|---|---|---|
-# | degradation `ai6126_2024`, 512→128 | batch 16, groups of 8 (cold FFT plans) | 115 | 0.5 GB |
-# | | batch 16, one resize draw per batch | 534 (1,214 once FFT plans are cached) | 0.9 GB |
-# | | batch 64, groups of 8 | 548 | 0.7 GB |
-# | | batch 64, one resize draw per batch | **3,158** | 3.6 GB |
+# | degradation `ai6126_2024`, 512→128 | batch 16, one resize draw per batch | 537 (session 2), 534 (session 1; 1,214 once FFT plans are cached) | 0.7 GB |
+# | | batch 64, one resize draw per batch | 2,226 (session 2), **3,158** (session 1) | 3.6 GB |
 # | training step only (`blindsr.models` benchmark) | MSRResNet batch 16, fp32 (TF32) / bf16 | 305 / 511 | 6.4 / 3.3 GiB |
-# | end to end, `Trainer` | `blindsr_default` then: MSRResNet, batch 16, bf16, groups of 8 | 260 (238 over the 1.9-min run) | 4.8 GB (9.5 with fp32 validation) |
-# | | `basicsr_handout`: MSRResNet, batch 8, fp32, one draw per batch | 156 | 10.6 GB |
+# | end to end, `Trainer` | `blindsr_default`, MSRResNet, batch 16, bf16 (session 2) | **405**; windows after the first minute 387–419 | 9.8 GB with validation |
+# | | the same before the EMA fix (session 1, groups of 8) | 238–260 | 4.8 GB |
+# | | `basicsr_handout`, batch 8, fp32 | 198 (session 2), 156 (session 1) | 10.5 GB |
+# | host syncs per training step (`step_syncs`) | `blindsr_default` | 0 in 12 steps | |
 #
-# Equal time, 1.9 minutes each (the 15-minute device allowance did not fit two 5-minute runs plus the rest):
+# What the measurements taught:
 #
-# | recipe | steps | val PSNR at 1 min | at 1.5 min | at 1.9 min |
-# |---|---|---|---|---|
-# | `basicsr_handout` | 2,071 | 26.24 | 26.36 | **26.60** |
-# | `blindsr_default` (as then: fixed EMA, groups of 8) | 1,651 | 26.22 | 26.34 | 26.53 |
-# | bicubic | | 26.21 | 26.21 | 26.21 |
-#
-# What this showed, and what changed since (not yet re-measured on a GPU):
-#
-# - The torch degradation is bound by host time, not the GPU: ~12 ms of kernel launches per call (profiler: 455
-#   launches and 3.5 ms of GPU time per batch of 16), so calls per 8 faces starved the training step (260 vs 511
-#   images/s). Now each degraded batch shares one resize draw and `degrade_mix=4` batches are served shuffled
-#   (`Trainer._gpu_batch`), so a step pays for one call per batch — the 1,214 images/s setting above, which leaves the
-#   bf16 step (511 images/s) as the bottleneck.
-# - Both recipes sat on the bicubic line for the first minute: an EMA with decay 0.999 per step averages over the
-#   last ~1,000 steps, which is most of a two-minute run, so the validated weights were mostly the initial network.
-#   With fewer, larger steps the default lagged more. The EMA decay now warms up as min(0.999, (1+n)/(10+n))
-#   (`EMAUpdate`), which follows the network early and averages late; the handed-out recipe keeps the fixed decay.
-# - Rerun `blindsr_bench recipes ffhq200/gt-jpg95 --minutes 5` on a GPU to measure the default against the handed-out
-#   recipe; `blindsr_bench speed` for throughput.
+# - **The step must never wait for the GPU.** The torch degradation is bound by host time (~12 ms of launches per
+#   call when warm: 455 launches for 3.5 ms of GPU work), so it only costs nothing when the host can queue it
+#   while the GPU still runs the previous step. `torch.optim.swa_utils.AveragedModel` broke that: it copies its
+#   CPU update counter to the GPU on every update, a blocking copy, i.e. a full sync per step. Replacing it with
+#   `ModelEMA` (host counter, one fused lerp) and using fused Adam took the default from 238–260 to 405 images/s.
+# - The degradation's per-call cost barely depends on the batch (29.8 ms at 16, 28.8 ms at 64 in session 2, whose
+#   random sizes kept creating new FFT plans), which is why one call serves a whole batch and why batch 64 is
+#   needed for 3,000 images/s. Since session 2 the blur kernels are built on the host (one copy instead of ~90
+#   launches per stage); not yet re-measured.
+# - An EMA with a fixed 0.999 decay kept the validated weights near the initial network for the first minute of a
+#   short run (session 1: both recipes on the bicubic line until ~1.2 min; the handed-out recipe still does, see
+#   the picture). The default's decay warms up as min(0.999, (1+n)/(10+n)) (`EMAUpdate`).
 
 # %% [markdown]
 # ## The command -
+#
+# `--set KEY=VALUE` (repeatable) passes `TrainConfig` fields to every training run of either subcommand, e.g.
+# `blindsr_bench recipes FACES --minutes 5 --set compile=true` or `--set degrade_mix=8`.
+
+# %%
+#| export
+def config_overrides(pairs: list[str] | None) -> dict:
+    "['key=value', …] -> TrainConfig overrides, each value parsed by the field's type; unknown keys are errors."
+    from dataclasses import fields as dc_fields
+    from blindsr.train import _parse_value
+    known = {f.name: f for f in dc_fields(TrainConfig)}
+    out = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition('=')
+        key = key.strip().replace('-', '_')
+        if not sep: raise ValueError(f'--set takes KEY=VALUE, got {pair!r}')
+        if key not in known: raise ValueError(f'--set {key}: not a TrainConfig field; fields: {", ".join(known)}')
+        f = known[key]
+        if isinstance(f.default, bool):
+            if text.lower() not in ('true', 'false', '1', '0', 'on', 'off', 'yes', 'no'):
+                raise ValueError(f'--set {key}={text}: expected true or false')
+            out[key] = text.lower() in ('true', '1', 'on', 'yes')
+        else:
+            out[key] = _parse_value(str(f.type), text)
+    return out
+
+
+# %%
+test_eq(config_overrides(['compile=true', 'degrade-mix=8', 'lr=1e-3', 'generator_kwargs={"num_block": 4}']),
+        {'compile': True, 'degrade_mix': 8, 'lr': 1e-3, 'generator_kwargs': {'num_block': 4}})
+test_fail(lambda: config_overrides(['batchsize=8']), contains='not a TrainConfig field')
+test_fail(lambda: config_overrides(['compile=maybe']), contains='expected true or false')
+
 
 # %%
 #| export
@@ -315,23 +420,31 @@ def bench_cli(argv: list[str] | None = None) -> int:
     sp.add_argument('--generators', nargs='*', help='generator names (default: all)')
     sp.add_argument('--parts', nargs='*', default=['degradation', 'generators', 'training'])
     sp.add_argument('--json', help='write the results here')
+    sp.add_argument('--set', action='append', metavar='KEY=VALUE', help='a TrainConfig field for the end-to-end runs (repeatable)')
     rp = sub.add_parser('recipes', help='train recipes for equal wall-clock and plot validation PSNR')
     rp.add_argument('faces'); rp.add_argument('--minutes', type=float, default=5.0)
     rp.add_argument('--out-dir', default='runs/recipes'); rp.add_argument('--device')
-    rp.add_argument('--recipes', nargs='*', default=list(RECIPES)); rp.add_argument('--val-holdout', type=int, default=20)
+    rp.add_argument('--recipes', nargs='*', default=['basicsr_handout', 'blindsr_default'], choices=list(RECIPES)); rp.add_argument('--val-holdout', type=int, default=20)
     rp.add_argument('--val-every-min', type=float, default=0.25)
+    rp.add_argument('--set', action='append', metavar='KEY=VALUE', help='a TrainConfig field for every run (repeatable)')
     a = ap.parse_args(argv)
+    try: overrides = config_overrides(a.set)
+    except ValueError as e: ap.error(str(e))
     if a.cmd == 'speed':
-        res = bench_speed(a.device, a.smoke, a.faces, a.generators, tuple(a.parts))
+        res = bench_speed(a.device, a.smoke, a.faces, a.generators, tuple(a.parts), train_overrides=overrides)
         print(speed_table(res))
         if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
         return 0
-    res = compare_recipes(a.faces, a.minutes, a.out_dir, tuple(a.recipes), a.val_holdout, a.val_every_min, a.device)
+    res = compare_recipes(a.faces, a.minutes, a.out_dir, tuple(a.recipes), a.val_holdout, a.val_every_min, a.device, **overrides)
     for name, s in res.items():
         c = s['val_curve']
         print(f"{name:16s} steps {s['steps']:6d}  {s['images_per_s'] or 0:6.0f} img/s  val PSNR "
               + '  '.join(f"@{m:g}min {psnr_at(c, m) or float('nan'):.2f}" for m in (1, 2.5, 5) if m <= a.minutes + 1e-9)
               + f"  final {s['final_val_psnr']:.2f}  (bicubic {s['bicubic_val_psnr']:.2f})")
+    first = next(iter(res.values()))
+    for name, s in list(res.items())[1:]:
+        m = minutes_to(s['val_curve'], first['final_val_psnr'])
+        print(f"{name} reaches {list(res)[0]}'s final {first['final_val_psnr']:.2f} dB " + (f'at {m:.2f} min' if m is not None else 'never'))
     print(f"picture: {Path(a.out_dir) / 'recipes.png'}")
     return 0
 

@@ -1,0 +1,29 @@
+"""`blindsr_bench` as a user runs it: a fresh process, smoke mode on the CPU, the table, the JSON, bad --set values."""
+import json
+import subprocess
+import sys
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, '-m', 'blindsr.bench', *map(str, args)], capture_output=True, text=True)
+
+
+def test_speed_smoke_with_overrides(tmp_path):
+    r = bench('speed', '--smoke', '--device', 'cpu', '--parts', 'degradation', 'training', '--set', 'degrade_mix=2',
+              '--json', tmp_path / 's.json')
+    assert r.returncode == 0, r.stderr
+    assert '| degradation (ai6126_2024) |' in r.stdout and '| end-to-end training |' in r.stdout
+    data = json.loads((tmp_path / 's.json').read_text())
+    assert data['smoke'] and [t['recipe'] for t in data['training']] == ['blindsr_default', 'basicsr_handout']
+    assert all(t['images_per_s'] and t['images_per_s'] > 0 for t in data['training'])
+
+
+def test_bad_set_names_the_field():
+    r = bench('speed', '--smoke', '--device', 'cpu', '--set', 'batchsize=8')
+    assert r.returncode == 2
+    assert 'batchsize: not a TrainConfig field' in r.stderr
+
+
+def test_unknown_recipe_is_refused(tmp_path):
+    r = bench('recipes', tmp_path, '--recipes', 'fastest')
+    assert r.returncode == 2 and "invalid choice: 'fastest'" in r.stderr
