@@ -701,19 +701,24 @@ class Trainer:
         if self.ema is not None: self.ema.update(self.G)
         return total
 
-    def _opt_step(self):
-        "The generator's optimiser step; if fused Adam refuses these tensors (a layout it does not take), fall back."
-        if getattr(self, '_opt_checked', False): return self.scaler.step(self.opt_g)
+    def _opt_step(self, attr: str = 'opt_g', scaled: bool = True):
+        "Step the optimiser `self.<attr>`; if fused Adam refuses these tensors at the first step, fall back to the default."
+        opt = getattr(self, attr)
+        step = (lambda o: self.scaler.step(o)) if scaled else (lambda o: o.step())
+        checked = self.__dict__.setdefault('_opt_checked', set())
+        if attr in checked: return step(opt)
         import copy
-        before = copy.deepcopy(self.opt_g.state_dict())
-        try: self.scaler.step(self.opt_g)
+        before = copy.deepcopy(opt.state_dict())
+        try: step(opt)
         except RuntimeError as e:
-            if not self.opt_g.defaults.get('fused'): raise
+            if not opt.defaults.get('fused'): raise
             self._log(f'fused Adam refused the parameters ({e}); using the default implementation')
-            self.opt_g = torch.optim.Adam(self.G.parameters(), **{k: self.opt_g.defaults[k] for k in ('lr', 'betas', 'eps', 'weight_decay', 'amsgrad')})
-            self.opt_g.load_state_dict(before)
-            self.scaler.step(self.opt_g)
-        self._opt_checked = True
+            params = [q for g in opt.param_groups for q in g['params']]
+            opt = torch.optim.Adam(params, **{k: opt.defaults[k] for k in ('lr', 'betas', 'eps', 'weight_decay', 'amsgrad')})
+            opt.load_state_dict(before)
+            setattr(self, attr, opt)
+            step(opt)
+        checked.add(attr)
 
     def _g_adv(self, sr):
         for p in self.D.parameters(): p.requires_grad_(False)
@@ -727,7 +732,7 @@ class Trainer:
         loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + \
                F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
         loss.backward()
-        self.opt_d.step(); self.opt_d.zero_grad(set_to_none=True)
+        self._opt_step('opt_d', scaled=False); self.opt_d.zero_grad(set_to_none=True)
 
     # ---- the loop -------------------------------------------------------------------------------------------
     def _install_sigterm(self):
@@ -1016,6 +1021,31 @@ w0 = [q.detach().clone() for q in fb.G.parameters()]
 fb.fit(stop_at=3)
 assert type(fb.opt_g) is torch.optim.Adam and not fb.opt_g.defaults['fused']
 assert any(not torch.equal(a_, b_) for a_, b_ in zip(w0, fb.G.parameters()))
+
+# %% [markdown]
+# ## The GAN phase -
+#
+# Off by default. With `gan=True` the generator, started from PSNR-trained weights (`init_from`), trains on
+# `pixel_weight`·L1 + `gan_weight`·BCE against `UNetDiscriminatorSN`, and the discriminator learns real faces from
+# restored ones; both, with their optimisers, go into the checkpoint and resume with it.
+
+# %%
+gan_cfg = dict(train_hq=str(tmp/'faces'), degrade_on='gpu', init_from=str(tmp/'run'/'final.pt'), gan=True, disc_feat=8,
+               **{**tiny, 'mse_finish': 0.0, 'log_every': 1, 'ckpt_every': 1000, 'iters': 6})
+ganr = Trainer(TrainConfig(out_dir=str(tmp/'gan'), **gan_cfg))
+g0 = {k: v.clone() for k, v in ganr.G.state_dict().items()}
+test_eq(g0['conv_first.weight'], load_checkpoint(tmp/'run'/'final.pt')['params']['conv_first.weight'])   # started from init_from
+d0 = [q.detach().clone() for q in ganr.D.parameters()]
+gs = ganr.fit(stop_at=3)
+assert all(math.isfinite(float(r['loss'])) for r in RunLog._read(tmp/'gan'/'log.csv'))
+assert any(not torch.equal(a_, b_) for a_, b_ in zip(d0, ganr.D.parameters())), 'the discriminator did not train'
+ck = load_checkpoint(tmp/'gan'/'last.ckpt')
+assert ck['disc'] is not None and ck['opt_d'] is not None and ck['step'] == 3
+gan2 = Trainer(TrainConfig(out_dir=str(tmp/'gan'), **gan_cfg))
+gan2.resume_from(tmp/'gan'/'last.ckpt')                                              # the discriminator comes back too
+test_eq(gan2.step, 3)
+for k, v in ck['disc'].items(): test_eq(gan2.D.state_dict()[k], v)
+gan2.fit(); test_eq(gan2.step, 6)
 
 
 # %% [markdown]
