@@ -151,7 +151,13 @@ test_eq(step_syncs('unused', device='cpu'), None)
 
 
 # %% [markdown]
-# ## The whole speed report -
+# ## Where a step's time goes -
+#
+# `step_breakdown` answers "is training bound by the GPU or by the host, and by what?": the end-to-end time per
+# step, then the degradation and the optimiser step each run alone, with the host time to issue them (no syncs,
+# so on a GPU this is launch overhead) and, on CUDA, the device time they keep the GPU busy, plus the kernels that
+# take it. If the end-to-end time is near the sum of the device times, the GPU is the limit and only less GPU work
+# helps; if it is near the sum of the host times, fewer launches do.
 
 # %%
 #| export
@@ -160,6 +166,87 @@ def _device_label(dev: torch.device) -> str:
     return f'{dev.type} ({os.cpu_count()} cores)'
 
 
+def _device_us(e) -> float:
+    return float(getattr(e, 'self_device_time_total', None) or getattr(e, 'self_cuda_time_total', 0) or 0)
+
+
+def step_breakdown(faces: PathLike,  # folder of HQ faces
+                   recipe: str | dict = 'blindsr_default',
+                   steps: int = 16,
+                   device: str | None = None,
+                   top: int = 8,  # kernels listed per part
+                   **overrides,  # TrainConfig fields
+                  ) -> dict:
+    "End-to-end ms per training step, and host/device ms of the degradation and of the step, each alone."
+    from torch.profiler import ProfilerActivity, profile
+    dev = get_device(device)
+    cuda = dev.type == 'cuda'
+    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    cfg = TrainConfig(**{**rec, 'train_hq': str(faces), 'iters': 10 ** 6, 'out_dir': tempfile.mkdtemp(prefix='blindsr_breakdown_'),
+                         'progress': False, 'resume': False, 'device': device, 'degrade_on': 'gpu', **overrides})
+    tr = Trainer(cfg)
+    sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
+    step = lambda hq, lq: tr._train_step(hq, lq, cfg.lr, cfg.loss)
+    first = 2 * cfg.degrade_mix
+    for i in range(first): step(*tr._gpu_batch(i))          # warm-up: cuDNN autotuning, allocator, FFT plans
+    sync()
+
+    def host_and_wall(fn):
+        sync(); t = time.perf_counter(); out = fn(); host = time.perf_counter() - t; sync()
+        return out, host * 1e3 / steps, (time.perf_counter() - t) * 1e3 / steps
+
+    def device_ms(fn):
+        if not cuda: return None, []
+        with profile(activities=[ProfilerActivity.CUDA]) as prof: fn(); sync()
+        ev = [e for e in prof.key_averages() if _device_us(e) > 0]
+        rows = sorted(ev, key=_device_us, reverse=True)[:top]
+        return (sum(_device_us(e) for e in ev) / 1e3 / steps,
+                [{'kernel': e.key[:80], 'ms_per_step': round(_device_us(e) / 1e3 / steps, 3), 'calls_per_step': round(e.count / steps, 1)} for e in rows])
+
+    _, _, e2e = host_and_wall(lambda: [step(*tr._gpu_batch(i)) for i in range(first, first + steps)])
+    nxt = first + steps
+    batches, d_host, _ = host_and_wall(lambda: [tr._degraded_step(i) for i in range(nxt, nxt + steps)])
+    d_dev, d_top = device_ms(lambda: [tr._degraded_step(i) for i in range(nxt, nxt + steps)])
+    _, s_host, _ = host_and_wall(lambda: [step(hq, lq) for hq, lq in batches])
+    s_dev, s_top = device_ms(lambda: [step(hq, lq) for hq, lq in batches])
+    r2 = lambda v: None if v is None else round(v, 2)
+    return {'device': _device_label(dev), 'generator': cfg.generator, 'batch': cfg.batch_size, 'steps': steps,
+            'amp': str(tr.amp_dtype).replace('torch.', '') if tr.amp_dtype else 'fp32',
+            'e2e_ms_per_step': r2(e2e), 'e2e_images_per_s': round(cfg.batch_size * 1e3 / e2e, 1),
+            'degrade_host_ms': r2(d_host), 'degrade_device_ms': r2(d_dev),
+            'step_host_ms': r2(s_host), 'step_device_ms': r2(s_dev), 'degrade_top': d_top, 'step_top': s_top}
+
+
+def breakdown_table(r: dict) -> str:
+    "The breakdown as markdown."
+    out = [f"**{r['device']}**: {r['generator']}, batch {r['batch']}, {r['amp']}, {r['steps']} steps",
+           '', '| part | host ms/step | device ms/step |', '|---|---|---|',
+           f"| degradation | {r['degrade_host_ms']} | {r['degrade_device_ms'] or '-'} |",
+           f"| forward, backward, optimiser, EMA | {r['step_host_ms']} | {r['step_device_ms'] or '-'} |",
+           f"| **end to end** (wall) | {r['e2e_ms_per_step']} ({r['e2e_images_per_s']} images/s) | |"]
+    for part in ('degrade_top', 'step_top'):
+        if r[part]:
+            out += ['', f'| {part.split("_")[0]} kernel | ms/step | calls/step |', '|---|---|---|']
+            out += [f"| `{k['kernel']}` | {k['ms_per_step']} | {k['calls_per_step']} |" for k in r[part]]
+    return '\n'.join(out)
+
+
+# %% [markdown]
+# On the CPU (tiny network and faces; there is no device time to report):
+
+# %%
+tmpb = Path(tempfile.mkdtemp())
+synthetic_faces(tmpb / 'faces', n=8, size=64)
+bd = step_breakdown(tmpb / 'faces', steps=2, device='cpu', batch_size=2, generator_kwargs={'num_feat': 8, 'num_block': 1})
+print(breakdown_table(bd))
+assert bd['e2e_ms_per_step'] > 0 and bd['degrade_host_ms'] > 0 and bd['step_host_ms'] > 0 and bd['degrade_device_ms'] is None
+
+
+# %% [markdown]
+# ## The whole speed report -
+
+# %%
+#| export
 def bench_speed(device: str | None = None,  # None: the best available
                 smoke: bool = False,  # tiny sizes: seconds on a CPU (for CI); numbers are meaningless
                 faces: PathLike | None = None,  # HQ faces for the end-to-end part (default: synthetic)
@@ -411,7 +498,7 @@ test_fail(lambda: config_overrides(['compile=maybe']), contains='expected true o
 # %%
 #| export
 def bench_cli(argv: list[str] | None = None) -> int:
-    "blindsr_bench speed | recipes: throughput report, or an equal-time recipe comparison."
+    "blindsr_bench speed | breakdown | recipes: throughput report, where a step's time goes, or an equal-time recipe comparison."
     ap = argparse.ArgumentParser(prog='blindsr_bench', description=bench_cli.__doc__)
     sub = ap.add_subparsers(dest='cmd', required=True)
     sp = sub.add_parser('speed', help='degradation, generator and end-to-end training throughput')
@@ -421,6 +508,10 @@ def bench_cli(argv: list[str] | None = None) -> int:
     sp.add_argument('--parts', nargs='*', default=['degradation', 'generators', 'training'])
     sp.add_argument('--json', help='write the results here')
     sp.add_argument('--set', action='append', metavar='KEY=VALUE', help='a TrainConfig field for the end-to-end runs (repeatable)')
+    bp = sub.add_parser('breakdown', help='where a training step spends its time: host and device, degradation and step')
+    bp.add_argument('faces'); bp.add_argument('--steps', type=int, default=16); bp.add_argument('--device')
+    bp.add_argument('--recipe', default='blindsr_default', choices=list(RECIPES)); bp.add_argument('--json')
+    bp.add_argument('--set', action='append', metavar='KEY=VALUE', help='a TrainConfig field (repeatable)')
     rp = sub.add_parser('recipes', help='train recipes for equal wall-clock and plot validation PSNR')
     rp.add_argument('faces'); rp.add_argument('--minutes', type=float, default=5.0)
     rp.add_argument('--out-dir', default='runs/recipes'); rp.add_argument('--device')
@@ -430,6 +521,11 @@ def bench_cli(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try: overrides = config_overrides(a.set)
     except ValueError as e: ap.error(str(e))
+    if a.cmd == 'breakdown':
+        r = step_breakdown(a.faces, a.recipe, a.steps, a.device, **overrides)
+        print(breakdown_table(r))
+        if a.json: Path(a.json).write_text(json.dumps(r, indent=1))
+        return 0
     if a.cmd == 'speed':
         res = bench_speed(a.device, a.smoke, a.faces, a.generators, tuple(a.parts), train_overrides=overrides)
         print(speed_table(res))

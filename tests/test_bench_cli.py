@@ -27,3 +27,14 @@ def test_bad_set_names_the_field():
 def test_unknown_recipe_is_refused(tmp_path):
     r = bench('recipes', tmp_path, '--recipes', 'fastest')
     assert r.returncode == 2 and "invalid choice: 'fastest'" in r.stderr
+
+
+def test_breakdown_on_cpu(tmp_path):
+    from blindsr.bench import synthetic_faces
+    synthetic_faces(tmp_path / 'faces', n=6, size=64)
+    r = bench('breakdown', tmp_path / 'faces', '--device', 'cpu', '--steps', '2', '--set', 'batch_size=2',
+              '--set', 'generator_kwargs={"num_feat": 8, "num_block": 1}', '--json', tmp_path / 'b.json')
+    assert r.returncode == 0, r.stderr
+    assert '| degradation |' in r.stdout and '**end to end** (wall)' in r.stdout
+    data = json.loads((tmp_path / 'b.json').read_text())
+    assert data['batch'] == 2 and data['e2e_ms_per_step'] > 0 and data['step_device_ms'] is None
