@@ -676,6 +676,20 @@ class Trainer:
             yield (hq.to(self.device, non_blocking=True).float().div_(255), lq.to(self.device, non_blocking=True).float().div_(255))
 
     def _train_step(self, hq, lq, lr, loss_kind) -> torch.Tensor:
+        "One optimiser step. A compiled generator compiles at its first step; if that fails, the run goes on eagerly."
+        if self.forward is self.model or getattr(self, '_compiled_ok', False):
+            return self._step(hq, lq, lr, loss_kind)
+        try:
+            out = self._step(hq, lq, lr, loss_kind)
+        except Exception as e:      # Triton/compiler missing or broken: compilation happens here, not at torch.compile()
+            self._log(f'torch.compile failed at the first step ({type(e).__name__}: {str(e)[:300]}); running eagerly')
+            self.forward = self.model
+            self.opt_g.zero_grad(set_to_none=True)
+            return self._step(hq, lq, lr, loss_kind)
+        self._compiled_ok = True
+        return out
+
+    def _step(self, hq, lq, lr, loss_kind) -> torch.Tensor:
         cfg = self.cfg
         for g in self.opt_g.param_groups: g['lr'] = lr
         micro = hq.shape[0] // cfg.accum
@@ -1021,6 +1035,18 @@ w0 = [q.detach().clone() for q in fb.G.parameters()]
 fb.fit(stop_at=3)
 assert type(fb.opt_g) is torch.optim.Adam and not fb.opt_g.defaults['fused']
 assert any(not torch.equal(a_, b_) for a_, b_ in zip(w0, fb.G.parameters()))
+
+# %% [markdown]
+# `torch.compile` compiles at the first call, so a missing or broken compiler shows up there, not when the model is
+# wrapped; the first step then falls back to the eager generator and the run goes on.
+
+# %%
+cp = Trainer(TrainConfig(out_dir=str(tmp/'compile'), **{**base, 'compile': True}))
+assert cp.forward is not cp.model
+def broken_compiler(x): raise RuntimeError('InductorError: no working C++ compiler')
+cp.forward = broken_compiler
+cp.fit(stop_at=3)
+assert cp.forward is cp.model and cp.step == 3
 
 # %% [markdown]
 # ## The GAN phase -
