@@ -1372,21 +1372,25 @@ def bench_cpu_degradation(preset: str = 'ai6126_2024', n: int = 20, size: int = 
 
 def bench_degradation(preset: str = 'ai6126_2024', device: str | torch.device | None = None, batch: int = 16,
                       group: int | None = 8, iters: int = 20, warmup: int = 3, size: int = 512) -> dict:
-    "Images/s of the torch backend (Degrader) at a batch size on a device; includes parameter sampling."
+    """Images/s of the torch backend (Degrader) at a batch size on a device; includes parameter sampling. `iters`
+    fresh draws are timed twice: cold (new image sizes create cuFFT plans, as early in a run) and again with the
+    same draws (every plan cached, as in a long run, which keeps meeting the same few dozen sizes)."""
     from blindsr.core import get_device
     dev = get_device(device)
     hq = _bench_faces(batch, size, dev)
-    deg = Degrader(preset, seed=0, group=group)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
+    deg = Degrader(preset, seed=0, group=group)
     for _ in range(warmup): deg(hq)
-    sync()
+    def timed(deg):
+        sync(); t = time.perf_counter()
+        for _ in range(iters): deg(hq)
+        sync()
+        return time.perf_counter() - t
+    cold = timed(Degrader(preset, seed=1, group=group))
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
-    t = time.perf_counter()
-    for _ in range(iters): deg(hq)
-    sync()
-    dt = time.perf_counter() - t
+    dt = timed(Degrader(preset, seed=1, group=group))
     out = {'preset': preset, 'backend': f'torch on {dev.type}', 'batch': batch, 'group': min(group or batch, batch), 'size': size,
-           'images_per_s': iters * batch / dt, 'ms_per_batch': 1000 * dt / iters}
+           'images_per_s': iters * batch / dt, 'ms_per_batch': 1000 * dt / iters, 'images_per_s_cold': iters * batch / cold}
     if dev.type == 'cuda': out['peak_mem_gb'] = torch.cuda.max_memory_allocated(dev) / 1e9
     return out
 
@@ -1397,7 +1401,9 @@ def bench_degradation(preset: str = 'ai6126_2024', device: str | torch.device | 
 # (`bench_degradation('ai6126_2024', 'cuda', batch, group)`): 3,158 images/s at batch 64 with one resize draw per
 # batch; at batch 16 534 images/s cold and 1,214 once cuFFT plans are cached — bound by ~12 ms of host time per call
 # (455 kernel launches), not by the GPU (3.5 ms per batch of 16). Groups of 8 cost a call each (115 images/s at batch
-# 16), hence the trainer degrades whole batches and mixes them in shuffled blocks instead.
+# 16), hence the trainer degrades whole batches and mixes them in shuffled blocks instead. (These were taken
+# before the kernels moved to the host and whole-batch FFTs; `bench_degradation` now reports both figures:
+# `images_per_s` with the plans cached and `images_per_s_cold` on a first pass over new draws.)
 
 # %%
 r = bench_cpu_degradation('ai6126_2024', n=2, size=128)
