@@ -38,3 +38,20 @@ def test_breakdown_on_cpu(tmp_path):
     assert '| degradation |' in r.stdout and '**end to end** (wall)' in r.stdout
     data = json.loads((tmp_path / 'b.json').read_text())
     assert data['batch'] == 2 and data['e2e_ms_per_step'] > 0 and data['step_device_ms'] is None
+
+
+def test_recipes_on_cpu(tmp_path):
+    from blindsr.bench import synthetic_faces
+    synthetic_faces(tmp_path / 'faces', n=8, size=64)
+    r = bench('recipes', tmp_path / 'faces', '--minutes', '0.03', '--val-holdout', '3', '--val-every-min', '0.01',
+              '--device', 'cpu', '--out-dir', tmp_path / 'cmp', '--set', 'batch_size=2', '--set', 'log_every=2',
+              '--set', 'generator_kwargs={"num_feat": 8, "num_block": 1}')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith('basicsr_handout') and lines[1].startswith('blindsr_default'), r.stdout
+    assert "blindsr_default reaches basicsr_handout's final" in r.stdout
+    assert (tmp_path / 'cmp' / 'recipes.png').stat().st_size > 0
+    for name in ('basicsr_handout', 'blindsr_default'):      # --set reaches every run
+        cfg = json.loads((tmp_path / 'cmp' / name / 'config.json').read_text())
+        assert cfg['batch_size'] == 2 and cfg['generator_kwargs'] == {'num_feat': 8, 'num_block': 1}
+    assert json.loads((tmp_path / 'cmp' / 'basicsr_handout' / 'config.json').read_text())['amp'] == 'off'
