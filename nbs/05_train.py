@@ -1003,6 +1003,8 @@ test_eq(sorted(lb, key=int), [str(i) for i in range(1, 21)])
 test_eq([lb[str(i)] for i in range(7, 21)], [la[str(i)] for i in range(7, 21)])
 print('step 7 loss, uninterrupted vs resumed:', la['7'], lb['7'])
 for (k, v), (k2, v2) in zip(full.G.state_dict().items(), again.G.state_dict().items()): test_eq(v, v2)
+for (k, v), (k2, v2) in zip(full.ema_model.state_dict().items(), again.ema_model.state_dict().items()): test_eq(v, v2)   # the EMA too
+test_eq(again.ema.n, full.ema.n)
 
 # %% [markdown]
 # A broken checkpoint (say, truncated by a crash while copying it) stops with an error that names the file and
