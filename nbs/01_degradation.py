@@ -945,12 +945,13 @@ def _subset(x, mask, fn):
 def _cols(d, idx): return {k: v[idx] for k, v in d.items()}
 
 
-def _blur_where(x, mask, kernels):
-    """Blur the images where `mask` (host bool array) is True with `kernels` (B, k, k), built on the host for the
-    whole batch (identity where mask is False). The whole batch goes through one FFT, so cuFFT plans depend on the
-    image size only, not on how many images a draw left unblurred; the unblurred images are kept exactly."""
+def _blur_where(x, mask, make_kernels_fn):
+    """Blur the images where `mask` (host bool array) is True with the (B, k, k) kernels `make_kernels_fn()` builds on
+    the host for the whole batch (identity where mask is False), called only if some image is blurred. The whole
+    batch goes through one FFT, so cuFFT plans depend on the image size only, not on how many images a draw left
+    unblurred; the unblurred images are kept exactly."""
     if not mask.any(): return x
-    y = blur_pt(x, to_device(kernels, x.device))
+    y = blur_pt(x, to_device(make_kernels_fn(), x.device))
     return y if mask.all() else torch.where(to_device(mask, x.device).view(-1, 1, 1, 1), y, x)
 
 
@@ -978,8 +979,7 @@ def degrade_once_pt(x: torch.Tensor,  # (B, 3, H, W) float in [0, 1]; the B imag
                    ) -> torch.Tensor:  # (B, 3, h, w)
     "One order of degradation on a batch: blur → resize → noise → JPEG."
     dev = x.device
-    on = st['blur_kind'] != 'none'
-    x = _blur_where(x, on, stage_kernels(st) if on.any() else None)    # kernels built on the host, one copy
+    x = _blur_where(x, st['blur_kind'] != 'none', lambda: stage_kernels(st))    # kernels built on the host, one copy
     s, mode, rel = float(st['resize_scale'][0]), str(st['resize_mode'][0]), str(st['resize_rel'][0])
     size = _stage_size(*x.shape[-2:], lq_hw, s, rel)
     x = _resize_batch(x, size, mode, cfg.resize_codec, scale_factor=s if rel == 'input' else None)
@@ -999,10 +999,8 @@ def _final_pt(x, fp, lq_hw, hq_hw, cfg):
         return _resize_batch(x, lq_hw, 'area', cfg.resize_codec)
     wc, q = fp['sinc_cutoff'], fp['jpeg_quality']
     on = ~np.isnan(wc)
-    def resize_sinc(xs):
-        xs = _resize_batch(xs, lq_hw, str(fp['mode'][0]), cfg.resize_codec)
-        if not on.any(): return xs
-        return _blur_where(xs, on, make_kernels(np.where(on, 'sinc', 'none'), fp['sinc_size'], 0, 0, 0, 0, np.nan_to_num(wc)))
+    sinc = lambda: make_kernels(np.where(on, 'sinc', 'none'), fp['sinc_size'], 0, 0, 0, 0, np.nan_to_num(wc))
+    def resize_sinc(xs): return _blur_where(_resize_batch(xs, lq_hw, str(fp['mode'][0]), cfg.resize_codec), on, sinc)
     def jpeg(xs): return _subset(xs, ~np.isnan(q), lambda xx, idx: _jpeg_batch(xx, q[idx], cfg.jpeg_codec))
     return jpeg(resize_sinc(x)) if fp['resize_first'][0] else resize_sinc(jpeg(x))
 

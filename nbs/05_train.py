@@ -416,7 +416,7 @@ class ModelEMA:
         import copy
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.rule = EMAUpdate(decay, warmup)
-        self._dst = [t for t in self._tensors(self.module)]
+        self._dst = self._tensors(self.module)
         self._src: tuple | None = None
 
     @staticmethod
@@ -483,6 +483,8 @@ class Trainer:
         self.out = Path(cfg.out_dir)
         if self.is_main: self.out.mkdir(parents=True, exist_ok=True)
         self._stop_reason: str | None = None
+        self._block_id = self._val_cache = None          # the degraded block in use; validation pairs on the device
+        self._compiled_ok, self._opt_checked, self._plotted = False, set(), -math.inf
         seed_everything(cfg.seed + self.rank)
         self._setup_data()
         self._setup_model()
@@ -651,7 +653,7 @@ class Trainer:
         so a resumed run rebuilds the same block."""
         k = self.cfg.degrade_mix
         block = step // k
-        if getattr(self, '_block_id', None) != block:
+        if self._block_id != block:
             pairs = [self._degraded_step(s) for s in range(block * k, block * k + k)]
             self._block = (torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
             n = self._block[0].shape[0]
@@ -677,7 +679,7 @@ class Trainer:
 
     def _train_step(self, hq, lq, lr, loss_kind) -> torch.Tensor:
         "One optimiser step. A compiled generator compiles at its first step; if that fails, the run goes on eagerly."
-        if self.forward is self.model or getattr(self, '_compiled_ok', False):
+        if self.forward is self.model or self._compiled_ok:
             return self._step(hq, lq, lr, loss_kind)
         try:
             out = self._step(hq, lq, lr, loss_kind)
@@ -719,20 +721,18 @@ class Trainer:
         "Step the optimiser `self.<attr>`; if fused Adam refuses these tensors at the first step, fall back to the default."
         opt = getattr(self, attr)
         step = (lambda o: self.scaler.step(o)) if scaled else (lambda o: o.step())
-        checked = self.__dict__.setdefault('_opt_checked', set())
-        if attr in checked: return step(opt)
+        if attr in self._opt_checked: return step(opt)
         import copy
         before = copy.deepcopy(opt.state_dict())
         try: step(opt)
         except RuntimeError as e:
             if not opt.defaults.get('fused'): raise
             self._log(f'fused Adam refused the parameters ({e}); using the default implementation')
-            params = [q for g in opt.param_groups for q in g['params']]
-            opt = torch.optim.Adam(params, **{k: opt.defaults[k] for k in ('lr', 'betas', 'eps', 'weight_decay', 'amsgrad')})
+            opt = torch.optim.Adam([q for g in opt.param_groups for q in g['params']], **{**opt.defaults, 'fused': False})
             opt.load_state_dict(before)
             setattr(self, attr, opt)
             step(opt)
-        checked.add(attr)
+        self._opt_checked.add(attr)
 
     def _g_adv(self, sr):
         for p in self.D.parameters(): p.requires_grad_(False)
@@ -836,7 +836,7 @@ class Trainer:
         self.elapsed = elapsed0 + time.perf_counter() - session0
 
     def _val_data(self) -> list:
-        if getattr(self, '_val_cache', None) is None: self._val_cache = val_batches(self.val, self.device)
+        if self._val_cache is None: self._val_cache = val_batches(self.val, self.device)
         return self._val_cache
 
     def _validate(self, elapsed):
@@ -847,7 +847,7 @@ class Trainer:
             export_weights(self.out / 'best.pt', self.ema_model, self.cfg.generator, self.cfg.generator_kwargs,
                            {'step': self.step, 'val_psnr': v, 'bicubic_psnr': self.bicubic, 'cfg': asdict(self.cfg)})
         self.logger.val(self.step, elapsed, v, self.bicubic)
-        if time.perf_counter() - getattr(self, '_plotted', -math.inf) >= 60:     # redraw the curves at most once a minute
+        if time.perf_counter() - self._plotted >= 60:     # redraw the curves at most once a minute
             self.logger.plot(); self._plotted = time.perf_counter()
 
     def _ranks_agree(self) -> bool:

@@ -90,6 +90,16 @@ def synthetic_faces(folder: PathLike, n: int = 64, size: int = 512, seed: int = 
 
 # %%
 #| export
+def recipe_config(recipe: str | dict,  # a RECIPES name or TrainConfig overrides
+                  faces: PathLike,  # folder of HQ faces to train on
+                  device: str | None = None,
+                  **fields,  # the measurement's own TrainConfig fields, then the caller's overrides
+                 ) -> TrainConfig:
+    "The TrainConfig of a benchmark run: the recipe, on `faces`, fresh (no resume), without a progress bar."
+    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    return TrainConfig(**{**rec, 'train_hq': str(faces), 'progress': False, 'resume': False, 'device': device, **fields})
+
+
 def bench_training(faces: PathLike,  # folder of HQ faces
                    recipe: str | dict = 'blindsr_default',  # a RECIPES name or TrainConfig overrides
                    minutes: float = 0.5,  # time budget of the measurement
@@ -98,11 +108,9 @@ def bench_training(faces: PathLike,  # folder of HQ faces
                    **overrides,  # further TrainConfig fields (e.g. generator='rcan_lite', batch_size=16)
                   ) -> dict:
     "End-to-end training images/s (and peak GPU memory) of a recipe, measured by running Trainer briefly."
-    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
     out_dir = out_dir or tempfile.mkdtemp(prefix='blindsr_bench_')
-    cfg = TrainConfig(**{**rec, 'train_hq': str(faces), 'time_budget_min': minutes, 'iters': None, 'out_dir': str(out_dir),
-                         'val_every': 10 ** 9, 'ckpt_every': 10 ** 9, 'log_every': 10, 'progress': False, 'resume': False,
-                         'device': device, **overrides})
+    cfg = recipe_config(recipe, faces, device, **{'time_budget_min': minutes, 'iters': None, 'out_dir': str(out_dir),
+                                                  'val_every': 10 ** 9, 'ckpt_every': 10 ** 9, 'log_every': 10, **overrides})
     s = Trainer(cfg).fit()
     return {'recipe': recipe if isinstance(recipe, str) else 'custom', 'generator': cfg.generator, 'batch': cfg.batch_size,
             'amp': s['amp'], 'device': s['device'], 'steps': s['steps'],
@@ -123,9 +131,8 @@ def bench_training(faces: PathLike,  # folder of HQ faces
 def _warm_trainer(faces, recipe, device, **overrides) -> Trainer:
     """A Trainer on `faces` with the GPU data path, after 2·degrade_mix warm-up steps (cuDNN autotuning, allocator,
     FFT plans, the fused-Adam and compile checks); its steps are then those of a running job."""
-    rec = RECIPES[recipe] if isinstance(recipe, str) else recipe
-    cfg = TrainConfig(**{**rec, 'train_hq': str(faces), 'iters': 10 ** 6, 'out_dir': tempfile.mkdtemp(prefix='blindsr_probe_'),
-                         'progress': False, 'resume': False, 'device': device, 'degrade_on': 'gpu', **overrides})
+    cfg = recipe_config(recipe, faces, device, **{'iters': 10 ** 6, 'out_dir': tempfile.mkdtemp(prefix='blindsr_probe_'),
+                                                  'degrade_on': 'gpu', **overrides})
     tr = Trainer(cfg)
     for i in range(2 * cfg.degrade_mix): tr._train_step(*tr._gpu_batch(i), cfg.lr, cfg.loss)
     if tr.device.type == 'cuda': torch.cuda.synchronize(tr.device)
@@ -353,9 +360,9 @@ def compare_recipes(faces: PathLike,  # folder of HQ faces (e.g. ffhq200/gt-jpg9
     out_dir = Path(out_dir)
     results = {}
     for name in recipes:
-        cfg = TrainConfig(**{**RECIPES[name], 'train_hq': str(faces), 'val_holdout': val_holdout, 'time_budget_min': minutes,
-                             'iters': None, 'out_dir': str(out_dir / name), 'val_every': 10 ** 9, 'val_every_min': val_every_min,
-                             'ckpt_every': 10 ** 9, 'progress': False, 'resume': False, 'device': device, **overrides})
+        cfg = recipe_config(name, faces, device, **{'val_holdout': val_holdout, 'time_budget_min': minutes, 'iters': None,
+                                                    'out_dir': str(out_dir / name), 'val_every': 10 ** 9,
+                                                    'val_every_min': val_every_min, 'ckpt_every': 10 ** 9, **overrides})
         results[name] = Trainer(cfg).fit()
         results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog._read(out_dir / name / 'val.csv')]
     (out_dir / 'recipes.json').write_text(json.dumps(results, indent=1))
