@@ -469,4 +469,5 @@ d = { 'settings': { 'branch': 'main',
                                'blindsr.train.progress': ('train.html#progress', 'blindsr/train.py'),
                                'blindsr.train.train_cli': ('train.html#train_cli', 'blindsr/train.py'),
                                'blindsr.train.use_channels_last': ('train.html#use_channels_last', 'blindsr/train.py'),
+                               'blindsr.train.use_compile': ('train.html#use_compile', 'blindsr/train.py'),
                                'blindsr.train.val_batches': ('train.html#val_batches', 'blindsr/train.py')}}}

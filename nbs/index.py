@@ -61,7 +61,7 @@
 #
 # Generators (`blindsr.models.GENERATORS`, all under the cap, BasicSR argument names, any input size):
 #
-# | name | params | H200 training images/s, batch 16, bf16 |
+# | name | params | H200 training-step images/s, batch 16, bf16, eager |
 # |---|---|---|
 # | `msrresnet` (the organisers' baseline; loads their BasicSR checkpoints) | 1,517,571 | 511 |
 # | `msrresnet_deep` (24 blocks; the best-known student result) | 2,108,419 | 433 |
@@ -69,11 +69,12 @@
 # | `plksr` (partial large kernels, 17×17) | 2,198,688 | 401 |
 #
 # Speed per GPU-minute (one H200, 180 faces to train, 20 held out; `blindsr_bench recipes FACES --minutes 5`): the
-# default recipe trains MSRResNet at 405 images/s end to end — GPU degradation included, with no host sync in the
-# step — against 198 for blindsr run as the organisers' handed-out recipe (BasicSR itself: 164). It reaches
-# 27.14 dB on the held-out faces after 1 minute (handed-out: 26.23; bicubic 26.21) and 27.4 dB at 1.9 minutes
-# (handed-out: 3.6). Both level off near 27.5 dB by 5 minutes (27.51 vs 27.48): on this data MSRResNet is then near
-# its ceiling. The curves are in `nbs/08_bench.ipynb`.
+# default recipe trains MSRResNet at 594 images/s end to end (`torch.compile`, bf16, GPU degradation included, no
+# host sync in the step; 405 eager) against 198 for blindsr run as the organisers' handed-out recipe (BasicSR
+# itself: 164). On the held-out faces it reaches 27.29 dB after 1 minute (handed-out: 26.23; bicubic 26.21) and the
+# handed-out recipe's 5-minute result, 27.48 dB, after 2.05 minutes. By 5 minutes every recipe tried levels off at
+# 27.48–27.53 dB: on 180 faces, more PSNR needs more data or longer training. The curves are in
+# `nbs/08_bench.ipynb`.
 
 # %% [markdown]
 # ## Train on your faces
