@@ -450,8 +450,9 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 # - **At 5 minutes every run sits at 27.48–27.53 dB**, so the gap there is +0.05 dB, far from the +0.5 dB the speed
 #   issue asks for. Two changes that each should have lifted a step- or capacity-limited curve did not move the
 #   end point: 45 % more steps (compiled vs eager default: 27.53 vs 27.51) and 39 % more parameters
-#   (`blindsr_deep`: 27.53). Between 2.5 and 5 minutes the compiled default gained 0.02 dB over 5,000 steps. On 180 training faces this task levels off near 27.5 dB whichever MSRResNet-family recipe
-#   gets there; more PSNR needs more faces or far longer training, not a faster five minutes.
+#   (`blindsr_deep`: 27.53). Between 2.5 and 5 minutes the compiled default gained 0.03 dB over 5,600 steps. On
+#   180 training faces this task levels off near 27.5 dB whichever MSRResNet-family recipe gets there; more PSNR
+#   needs more faces or far longer training, not a faster five minutes.
 # - `blindsr_deep` ran eager (session 3, before compile became the default); compiled, it should gain in
 #   throughput what the default gained. It ends level with the compiled default, so the default stays MSRResNet:
 #   fewer parameters, faster on every card, and the same 5-minute result.
