@@ -121,7 +121,8 @@ class TrainConfig:
 
     def __post_init__(self):
         if isinstance(self.compile, bool): self.compile = 'on' if self.compile else 'off'   # configs written before 'auto'
-        checks = {'compile': ('auto', 'on', 'off'), 'degrade_on': ('auto', 'gpu', 'cpu'), 'gpu_cache': ('auto', 'on', 'off'), 'schedule': ('cosine', 'constant'),
+        checks = {'compile': ('auto', 'on', 'off'), 'degrade_on': ('auto', 'gpu', 'cpu'), 'gpu_cache': ('auto', 'on', 'off'),
+                  'schedule': ('cosine', 'constant'),
                   'loss': ('l1', 'charbonnier', 'mse'), 'amp': ('auto', 'bf16', 'fp16', 'off'), 'channels_last': ('auto', 'on', 'off')}
         for k, ok in checks.items():
             if getattr(self, k) not in ok: raise ValueError(f'TrainConfig.{k} must be one of {ok}, got {getattr(self, k)!r}')
@@ -211,15 +212,20 @@ def amp_policy(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
     return dtype, dtype == torch.float16
 
 
+def _sm70(device: torch.device) -> bool:
+    "A CUDA card of compute capability 7.0 or newer: tensor cores, and Triton's minimum for torch.compile."
+    return device.type == 'cuda' and torch.cuda.get_device_capability(device) >= (7, 0)
+
+
 def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.channels_last != 'auto': return cfg.channels_last == 'on'
-    return device.type == 'cuda' and torch.cuda.get_device_capability(device) >= (7, 0)
+    return _sm70(device)
 
 
 def use_compile(cfg: TrainConfig, device: torch.device, world: int = 1) -> bool:
     "Whether to torch.compile the generator: 'auto' compiles for one CUDA process on sm_70+ (Triton's minimum)."
     if cfg.compile != 'auto': return cfg.compile == 'on'
-    return world == 1 and device.type == 'cuda' and torch.cuda.get_device_capability(device) >= (7, 0)
+    return world == 1 and _sm70(device)
 
 
 # %%
@@ -589,8 +595,7 @@ class Trainer:
         self.gen = torch.Generator(device=dev)
 
     def _compiled(self, model):
-        cap_ok = self.device.type != 'cuda' or torch.cuda.get_device_capability(self.device) >= (7, 0)
-        if not cap_ok:
+        if self.device.type == 'cuda' and not _sm70(self.device):
             self._log('torch.compile needs sm_70+ (Triton); running eagerly')
             return model
         try: return torch.compile(model)
