@@ -1265,18 +1265,22 @@ else:
     print('shipped weights or ../shared/data/ffhq200 absent: nothing to measure')
 
 # %% [markdown]
-# Measured on the 2-core development CPU with the shipped generator (MSRResNet, 1,651 steps in 1.9 minutes; see
-# `blindsr/weights/blindsr_default.json`) on its 20 held-out faces (00180–00199), reference `lq2024-ref` LQ:
+# Measured on the 2-core development CPU with the shipped generator (MSRResNet, the default recipe's 5 minutes on
+# an H200, 10,645 steps; see `blindsr/weights/blindsr_default.json`) on its 20 held-out faces (00180–00199),
+# reference `lq2024-ref` LQ:
 #
 # | pass | 0° | 90° | 180° | 270° | 0° + flip | 90° + flip | 180° + flip | 270° + flip |
 # |---|---:|---:|---:|---:|---:|---:|---:|---:|
-# | dB | **26.064** | 26.004 | 25.999 | 26.018 | 26.041 | 25.983 | 26.023 | 26.039 |
+# | dB | **27.205** | 26.747 | 26.734 | 26.789 | 27.079 | 26.652 | 26.845 | 26.859 |
 #
 # | mode | bicubic | off | flip | x8 |
 # |---|---:|---:|---:|---:|
-# | dB | 25.827 | **26.064** | 26.056 | 26.029 |
+# | dB | 25.827 | 27.205 | **27.225** | 27.120 |
 #
-# The turned passes lose 0.05–0.08 dB against the upright one and even the mirrored pass loses 0.02 dB, so `x8`
-# costs 0.035 dB and `flip` 0.008 dB: with this generator, restore with `tta='off'` (the default). These are 20
-# faces and a generator trained for two minutes; rerun the cell above (`nbdev_test --flags slow`, or by hand on a
-# GPU) whenever the shipped weights change, before choosing the mode for a submission.
+# The turned passes lose 0.35–0.55 dB against the upright one, so `x8` costs 0.085 dB. The mirrored pass alone
+# loses 0.13 dB, yet averaged with the upright one it gains 0.020 dB here. On blindsr's own seed-0 LQ of the same
+# 20 faces, the same weights lost 0.006 dB with `flip` (27.527 against 27.533, measured on the H200; `08_bench`),
+# and two other generators lost 0.015 and 0.033 dB. So `flip` is worth ±0.02 dB, inside what 20 faces can tell
+# apart: `tta='off'` stays the default, and `flip` is a coin to toss on the real val set. (The 1.9-minute model
+# shipped before lost 0.008 dB with `flip` on this LQ.) Rerun the cell above (`nbdev_test --flags slow`, or by
+# hand on a GPU) whenever the shipped weights change, before choosing the mode for a submission.

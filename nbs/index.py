@@ -9,12 +9,12 @@
 # cap on a Kaggle/Colab GPU (or a laptop CPU, slowly), scores it with the organisers' PSNR, and writes the
 # CodaLab submission.
 #
-# ![blindsr_demo: a public-domain face degraded with the 2024 course pipeline, bicubic vs blindsr's shipped 2-minute model](docs/demo.jpg)
+# ![blindsr_demo: a public-domain face degraded with the 2024 course pipeline, bicubic vs blindsr's shipped 5-minute model](docs/demo.jpg)
 #
 # *What `blindsr_demo` prints and draws on a fresh machine: scikit-image's public-domain astronaut portrait,
-# degraded with the 2024 course pipeline, upscaled by bicubic (24.79 dB) and by the small model shipped with
-# blindsr (24.91 dB). That model trained for 1.9 minutes on 180 faces; it is there to show the plumbing works,
-# not to win — train your own (below).*
+# degraded with the 2024 course pipeline, upscaled by bicubic (24.79 dB) and by the model shipped with blindsr
+# (25.24 dB). That model is the default recipe's 5 minutes on one H200 with 180 training faces (27.53 dB on 20
+# held-out faces, bicubic 26.21); the course gives you 5,000 faces — train your own (below).*
 
 # %% [markdown]
 # ## Install and run
@@ -67,14 +67,17 @@
 # | `msrresnet_deep` (24 blocks; the best-known student result) | 2,108,419 | 433 |
 # | `rcan_lite` (channel attention, 4 × 6 blocks) | 2,270,051 | 318 |
 # | `plksr` (partial large kernels, 17×17) | 2,198,688 | 401 |
+# | `resunet` (MSRResNet's upsampler on a residual U-Net body) | 2,066,947 | not measured alone |
 #
 # Speed per GPU-minute (one H200, 180 faces to train, 20 held out; `blindsr_bench recipes FACES --minutes 5`): the
 # default recipe trains MSRResNet at 594 images/s end to end (`torch.compile`, bf16, GPU degradation included, no
 # host sync in the step; 405 eager) against 198 for blindsr run as the organisers' handed-out recipe (BasicSR
-# itself: 164). On the held-out faces it reaches 27.29 dB after 1 minute (handed-out: 26.23; bicubic 26.21) and the
-# handed-out recipe's 5-minute result, 27.48 dB, after 2.05 minutes. By 5 minutes every recipe tried levels off at
-# 27.48–27.53 dB: on 180 faces, more PSNR needs more data or longer training. The curves are in
-# `nbs/08_bench.ipynb`.
+# itself: 164). On the held-out faces it reaches 27.19–27.29 dB after 1 minute (handed-out: 26.23; bicubic 26.21)
+# and the handed-out recipe's 5-minute result, 27.48 dB, after 2.05–2.58 minutes (two runs; the slower one compiled
+# from a cold cache). By 5 minutes every recipe tried levels off at
+# 27.48–27.53 dB: on 180 faces, more PSNR needs more data or longer training. Whole-face generators did not lift
+# it (`resunet` 27.41, `plksr` 26.73 dB at 5 minutes), nor did flip TTA (±0.02 dB), and the model scores 0.5 dB
+# more over bicubic on its own training faces than on held-out ones. The curves are in `nbs/08_bench.ipynb`.
 
 # %% [markdown]
 # ## Train on your faces

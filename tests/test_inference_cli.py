@@ -161,9 +161,9 @@ def test_demo_without_weights_says_so(tmp_path):
     if DEFAULT_WEIGHTS.exists():
         assert r.returncode == 0, r.stderr
         assert (tmp_path / 'demo.png').exists()
-        # the shipped model must beat bicubic on the demo face (24.91 vs 24.79 dB when it was shipped)
+        # the shipped model must beat bicubic on the demo face (25.24 vs 24.79 dB when it was shipped)
         psnr = {l.split()[0]: float(l.split()[1]) for l in r.stdout.splitlines() if l.startswith(('  bicubic ', '  model '))}
-        assert psnr['model'] > psnr['bicubic'] + 0.05, r.stdout
+        assert psnr['model'] > psnr['bicubic'] + 0.2, r.stdout
     else:
         assert r.returncode == 2 and 'no pretrained weights' in r.stderr and 'Traceback' not in r.stderr
         assert not (tmp_path / 'demo.png').exists()
