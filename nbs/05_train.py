@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -438,7 +439,6 @@ test_eq(a[0].tolist(), [0.5, 0.5, 0.5]); test_eq(e.n, 1)
 class ModelEMA:
     "A sync-free exponential moving average of a model's weights; `.module` is the averaged copy (eval mode, no grads)."
     def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
-        import copy
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         self.rule = EMAUpdate(decay, warmup)
         self._dst = self._tensors(self.module)
@@ -450,6 +450,9 @@ class ModelEMA:
 
     @property
     def n(self) -> int: return self.rule.n
+
+    @n.setter
+    def n(self, v: int) -> None: self.rule.n = v
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -650,7 +653,7 @@ class Trainer:
         self.G.load_state_dict(ck['params'])
         if self.ema is not None and ck.get('params_ema') is not None:
             self.ema.module.load_state_dict(ck['params_ema'])
-            self.ema.rule.n = ck.get('ema_updates') or 0
+            self.ema.n = ck.get('ema_updates') or 0
         self.opt_g.load_state_dict(ck['opt_g'])
         self.scaler.load_state_dict(ck['scaler'])
         if self.D is not None and ck.get('disc') is not None:
@@ -746,7 +749,6 @@ class Trainer:
         opt = getattr(self, attr)
         step = (lambda o: self.scaler.step(o)) if scaled else (lambda o: o.step())
         if attr in self._opt_checked: return step(opt)
-        import copy
         before = copy.deepcopy(opt.state_dict())
         try: step(opt)
         except RuntimeError as e:
@@ -863,14 +865,23 @@ class Trainer:
         if self._val_cache is None: self._val_cache = val_batches(self.val, self.device)
         return self._val_cache
 
-    def _validate(self, elapsed):
-        if not self.is_main: return
+    def _export(self, name: str, val_psnr: float | None) -> Path:
+        "Write the EMA generator to out_dir/name with how far it got (step, scores, config)."
+        return export_weights(self.out / name, self.ema_model, self.cfg.generator, self.cfg.generator_kwargs,
+                              {'step': self.step, 'val_psnr': val_psnr, 'bicubic_psnr': self.bicubic, 'cfg': asdict(self.cfg)})
+
+    def _score(self, elapsed: float) -> float:
+        "Validation PSNR of the EMA generator, logged; a new best is exported to best.pt (main process only)."
         v = evaluate_model(self.ema_model, self._val_data(), self.device, channels_last=self.cl)
         if v > self.best_psnr:
             self.best_psnr = v
-            export_weights(self.out / 'best.pt', self.ema_model, self.cfg.generator, self.cfg.generator_kwargs,
-                           {'step': self.step, 'val_psnr': v, 'bicubic_psnr': self.bicubic, 'cfg': asdict(self.cfg)})
+            self._export('best.pt', v)
         self.logger.val(self.step, elapsed, v, self.bicubic)
+        return v
+
+    def _validate(self, elapsed):
+        if not self.is_main: return
+        self._score(elapsed)
         if time.perf_counter() - self._plotted >= 60:     # redraw the curves at most once a minute
             self.logger.plot(); self._plotted = time.perf_counter()
 
@@ -884,18 +895,10 @@ class Trainer:
 
     def _finish(self) -> dict:
         cfg = self.cfg
-        final_psnr = None
-        if self.val is not None and self.is_main:
-            final_psnr = evaluate_model(self.ema_model, self._val_data(), self.device, channels_last=self.cl)
-            if final_psnr > self.best_psnr:
-                self.best_psnr = final_psnr
-                export_weights(self.out / 'best.pt', self.ema_model, cfg.generator, cfg.generator_kwargs,
-                               {'step': self.step, 'val_psnr': final_psnr, 'bicubic_psnr': self.bicubic, 'cfg': asdict(cfg)})
-            self.logger.val(self.step, self.elapsed, final_psnr, self.bicubic)
+        final_psnr = self._score(self.elapsed) if self.val is not None and self.is_main else None
         agree = self._ranks_agree()
         self.save()
-        meta = {'step': self.step, 'val_psnr': final_psnr, 'bicubic_psnr': self.bicubic, 'cfg': asdict(cfg)}
-        if self.is_main: export_weights(self.out / 'final.pt', self.ema_model, cfg.generator, cfg.generator_kwargs, meta)
+        if self.is_main: self._export('final.pt', final_psnr)
         summary = {'steps': self.step, 'minutes': self.elapsed / 60, 'stopped_by': self._stop_reason or 'end',
                    'final_val_psnr': final_psnr, 'best_val_psnr': self.best_psnr if self.best_psnr > -math.inf else None,
                    'bicubic_val_psnr': self.bicubic, 'generator': cfg.generator, 'params': self.n_params,
@@ -1113,6 +1116,10 @@ gan2.fit(); test_eq(gan2.step, 6)
 def _parse_value(annotation: str, text: str):
     "Parse a flag's text by the field's annotation ('int | None', 'dict', 'tuple', …)."
     if text.lower() in ('none', 'null') and 'None' in annotation: return None
+    if annotation.split('|')[0].strip() == 'bool':
+        if text.lower() not in ('true', 'false', '1', '0', 'on', 'off', 'yes', 'no'):
+            raise ValueError(f'expected true or false, got {text!r}')
+        return text.lower() in ('true', '1', 'on', 'yes')
     if 'dict' in annotation or 'tuple' in annotation or 'list' in annotation:
         v = json.loads(text)
         return tuple(v) if 'tuple' in annotation else v

@@ -560,13 +560,8 @@ def config_overrides(pairs: list[str] | None) -> dict:
         key = key.strip().replace('-', '_')
         if not sep: raise ValueError(f'--set takes KEY=VALUE, got {pair!r}')
         if key not in known: raise ValueError(f'--set {key}: not a TrainConfig field; fields: {", ".join(known)}')
-        f = known[key]
-        if isinstance(f.default, bool):
-            if text.lower() not in ('true', 'false', '1', '0', 'on', 'off', 'yes', 'no'):
-                raise ValueError(f'--set {key}={text}: expected true or false')
-            out[key] = text.lower() in ('true', '1', 'on', 'yes')
-        else:
-            out[key] = _parse_value(str(f.type), text)
+        try: out[key] = _parse_value(str(known[key].type), text)
+        except ValueError as e: raise ValueError(f'--set {key}={text}: {e}') from None
     return out
 
 
