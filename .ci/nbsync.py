@@ -1,8 +1,14 @@
 """Keep every nbs/*.ipynb and its py:percent twin in sync (jupytext pairing, settings in jupytext.toml).
 
-  python .ci/nbsync.py          # the newer of each pair wins; then every .py is rewritten in canonical form
-  python .ci/nbsync.py --check  # exit 1 (listing the pairs) if any pair differs or a twin is missing
+  python .ci/nbsync.py               # the .py is the source: each .ipynb that differs is rebuilt from its .py
+  python .ci/nbsync.py --from-ipynb  # after editing notebooks in Jupyter: each .py that differs is rewritten from its .ipynb
+  python .ci/nbsync.py --check       # exit 1 (listing the pairs) if any pair differs or a twin is missing
+
+Deterministic: a pair already in sync is never touched, so a clean clone plus a sync changes nothing. A rebuilt
+notebook keeps the id and the outputs of every cell whose source it already had; a new cell's id is a hash of the
+notebook's name, the cell's position and its source (the ids appear in the exported package, so they must not be random).
 """
+import hashlib
 import sys
 from pathlib import Path
 
@@ -43,20 +49,35 @@ def check() -> int:
     return 0
 
 
-def sync() -> int:
+def _rebuild_from_py(nb: Path, py: Path) -> None:
+    "Write `nb` from `py`, keeping the ids and outputs of unchanged cells, hashing ids for new ones."
+    new = jupytext.read(py, fmt=FMT)
+    old_cells = jupytext.read(nb).cells if nb.exists() else []
+    unused: dict = {}
+    for c in old_cells: unused.setdefault((c.cell_type, c.source), []).append(c)
+    taken = set()
+    for i, c in enumerate(new.cells):
+        c.metadata = {}                                   # as nbdev_clean leaves them
+        match = unused.get((c.cell_type, c.source))
+        if match:
+            old = match.pop(0)
+            c.id = old.get('id') or c.get('id')
+            if c.cell_type == 'code': c.outputs, c.execution_count = old.get('outputs', []), old.get('execution_count')
+        else:
+            c.id = hashlib.sha1(f'{nb.stem}:{i}:{c.source}'.encode()).hexdigest()[:8]
+            if c.cell_type == 'code': c.outputs, c.execution_count = [], None
+        while c.id in taken: c.id = hashlib.sha1(c.id.encode()).hexdigest()[:8]
+        taken.add(c.id)
+    new.metadata = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
+    jupytext.write(new, nb, fmt='ipynb')
+
+
+def sync(from_ipynb: bool = False) -> int:
     for base in pairs():
         nb, py = base.with_suffix('.ipynb'), base.with_suffix('.py')
-        if py.exists() and (not nb.exists() or py.stat().st_mtime > nb.stat().st_mtime):
-            new = jupytext.read(py, fmt=FMT)
-            for c in new.cells: c.metadata = {}          # as nbdev_clean leaves them
-            if nb.exists():   # keep outputs of cells whose source did not change
-                old = jupytext.read(nb)
-                outs = {c.source: c for c in old.cells if c.cell_type == 'code'}
-                for c in new.cells:
-                    if c.cell_type == 'code' and c.source in outs:
-                        c.outputs = outs[c.source].get('outputs', [])
-            new.metadata = {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}
-            jupytext.write(new, nb, fmt='ipynb')
+        if nb.exists() and py.exists() and canonical_py(nb) == py.read_text(encoding='utf-8'): continue   # in sync
+        if py.exists() and (not nb.exists() or not from_ipynb):
+            _rebuild_from_py(nb, py)
             print(f'{py.name} -> {nb.name}')
         text = canonical_py(nb)
         if not py.exists() or py.read_text(encoding='utf-8') != text:
@@ -66,4 +87,4 @@ def sync() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(check() if '--check' in sys.argv[1:] else sync())
+    sys.exit(check() if '--check' in sys.argv[1:] else sync(from_ipynb='--from-ipynb' in sys.argv[1:]))

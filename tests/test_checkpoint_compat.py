@@ -1,0 +1,33 @@
+"""Checkpoints written before the trainer was rebuilt (blindsr 887f60d, tests/data/checkpoint_v1/make.py) still resume,
+and the resumed run repeats the old code's losses and weights exactly: the GPU data path, the CPU DataLoader path and
+the GAN phase."""
+import csv
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).resolve().parent / 'data' / 'checkpoint_v1'
+sys.path.insert(0, str(DATA))
+from make import RUNS, config  # noqa: E402  (the exact configs the old checkpoints were made with)
+
+
+@pytest.mark.parametrize('name', list(RUNS))
+def test_an_old_checkpoint_resumes_bit_exactly(tmp_path, name):
+    from blindsr.train import Trainer
+    torch.set_num_threads(1)
+    out = tmp_path / 'run'
+    out.mkdir()
+    shutil.copyfile(DATA / f'step4_{name}.ckpt', out / 'last.ckpt')
+    shutil.copyfile(DATA / f'step4_{name}.ckpt', tmp_path / 'untouched.ckpt')
+    tr = Trainer(config(out, **RUNS[name]))
+    summary = tr.fit()
+    want = torch.load(DATA / f'expected_{name}.pt', weights_only=True)
+    assert summary['steps'] == 8
+    losses = [float(r['loss']) for r in csv.DictReader(open(out / 'log.csv'))]
+    assert losses == want['losses'][4:]          # steps 5-8
+    for k, v in tr.G.state_dict().items(): assert torch.equal(v, want['params'][k]), k
+    for k, v in tr.ema_model.state_dict().items(): assert torch.equal(v, want['params_ema'][k]), k
+    assert (DATA / f'step4_{name}.ckpt').read_bytes() == (tmp_path / 'untouched.ckpt').read_bytes()
