@@ -38,7 +38,7 @@ __all__ = ['TrainConfig', 'progress', 'get_lr', 'loss_name', 'pixel_loss', 'amp_
            'bicubic_val_psnr', 'DegradedFaces', 'StepBatches', 'EMAUpdate', 'ModelEMA', 'adam', 'NonFiniteLossError',
            'Trainer', 'RunLog', 'config_parser', 'config_from_args', 'train_cli']
 
-# %% ../nbs/05_train.ipynb #3a117709
+# %% ../nbs/05_train.ipynb #ba62f9b2
 @dataclass
 class TrainConfig:
     "Everything a training run needs. Paths may be None where a later step finds them (e.g. on Kaggle)."
@@ -63,8 +63,10 @@ class TrainConfig:
     # optimisation
     batch_size: int = 16                 # faces per optimiser step, all processes together
     accum: int = 1                       # split each batch into this many micro-batches (same maths, less memory)
-    iters: int | None = None             # optimiser steps; the schedule spans them (None: the time budget sets it)
-    time_budget_min: float | None = None # stop (and save) after this many minutes of this session
+    iters: int | None = None             # optimiser steps; the schedule spans them (None: schedule_min sets the end)
+    schedule_min: float | None = None    # minutes of training the learning-rate schedule spans, over all sessions (when iters is None)
+    session_min: float | None = None     # stop (and save) after this many minutes of this session; a rerun resumes
+    time_budget_min: float | None = None # one-session shorthand: sets schedule_min and session_min where they are unset
     lr: float = 4e-4                     # peak learning rate (Adam)
     betas: tuple = (0.9, 0.99)
     weight_decay: float = 0.0
@@ -104,18 +106,21 @@ class TrainConfig:
                   'loss': ('l1', 'charbonnier', 'mse'), 'amp': ('auto', 'bf16', 'fp16', 'off'), 'channels_last': ('auto', 'on', 'off')}
         for k, ok in checks.items():
             if getattr(self, k) not in ok: raise ValueError(f'TrainConfig.{k} must be one of {ok}, got {getattr(self, k)!r}')
-        if self.iters is None and self.time_budget_min is None:
-            raise ValueError('set iters, time_budget_min or both: the learning-rate schedule needs an end')
+        if self.time_budget_min is not None:
+            if self.schedule_min is None and self.iters is None: self.schedule_min = self.time_budget_min
+            if self.session_min is None: self.session_min = self.time_budget_min
+        if self.iters is None and self.schedule_min is None:
+            raise ValueError('set iters, schedule_min (or time_budget_min) or both: the learning-rate schedule needs an end')
         if self.batch_size % self.accum: raise ValueError(f'batch_size {self.batch_size} must be divisible by accum {self.accum}')
         if self.degrade_mix < 1: raise ValueError(f'degrade_mix must be >= 1, got {self.degrade_mix}')
         get_preset(self.preset)
         self.betas = tuple(self.betas)
 
-# %% ../nbs/05_train.ipynb #e3a0e4d3
+# %% ../nbs/05_train.ipynb #b0dafb40
 def progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
-    "Fraction of the run done: by steps if `iters` is set, else by time against the budget."
+    "Fraction of the run done: by steps if `iters` is set, else by minutes trained (all sessions) against `schedule_min`."
     if cfg.iters: return min(1.0, step / cfg.iters)
-    return min(1.0, elapsed_s / (60.0 * cfg.time_budget_min))
+    return min(1.0, elapsed_s / (60.0 * cfg.schedule_min))
 
 
 def get_lr(cfg: TrainConfig, p: float) -> float:
@@ -325,7 +330,7 @@ def adam(params, device: torch.device, **kw) -> torch.optim.Adam:
         except (RuntimeError, TypeError, ValueError): pass
     return torch.optim.Adam(params, **kw)
 
-# %% ../nbs/05_train.ipynb #f5745810
+# %% ../nbs/05_train.ipynb #4d3f59e2
 class NonFiniteLossError(FloatingPointError):
     "The loss became NaN or inf; the message names the step and the last good checkpoint."
 
@@ -675,9 +680,9 @@ class Trainer:
                 self.logger.train(self.step, elapsed0 + t - session0, get_lr(cfg, p), v, ips)
                 bar.set_postfix(loss=f'{v:.4f}', img_s=f'{ips:.0f}', val=f'{self.best_psnr:.2f}' if self.best_psnr > -math.inf else '-')
                 loss_sum.zero_(); n_loss = 0; last_log_t, last_log_step, paused = t, self.step, 0.0
-                budget_hit = cfg.time_budget_min is not None and (t - session0) >= 60 * cfg.time_budget_min
+                budget_hit = cfg.session_min is not None and (t - session0) >= 60 * cfg.session_min
                 if self._agree_stop(budget_hit or self._stop_reason is not None):
-                    self._stop_reason = self._stop_reason or 'time budget'
+                    self._stop_reason = self._stop_reason or 'session budget'
                     break
             due_val = self.step % cfg.val_every == 0 or (cfg.val_every_min and time.perf_counter() - last_val_t >= 60 * cfg.val_every_min)
             if due_val and self.val is not None:

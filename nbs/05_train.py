@@ -86,8 +86,10 @@ class TrainConfig:
     # optimisation
     batch_size: int = 16                 # faces per optimiser step, all processes together
     accum: int = 1                       # split each batch into this many micro-batches (same maths, less memory)
-    iters: int | None = None             # optimiser steps; the schedule spans them (None: the time budget sets it)
-    time_budget_min: float | None = None # stop (and save) after this many minutes of this session
+    iters: int | None = None             # optimiser steps; the schedule spans them (None: schedule_min sets the end)
+    schedule_min: float | None = None    # minutes of training the learning-rate schedule spans, over all sessions (when iters is None)
+    session_min: float | None = None     # stop (and save) after this many minutes of this session; a rerun resumes
+    time_budget_min: float | None = None # one-session shorthand: sets schedule_min and session_min where they are unset
     lr: float = 4e-4                     # peak learning rate (Adam)
     betas: tuple = (0.9, 0.99)
     weight_decay: float = 0.0
@@ -127,8 +129,11 @@ class TrainConfig:
                   'loss': ('l1', 'charbonnier', 'mse'), 'amp': ('auto', 'bf16', 'fp16', 'off'), 'channels_last': ('auto', 'on', 'off')}
         for k, ok in checks.items():
             if getattr(self, k) not in ok: raise ValueError(f'TrainConfig.{k} must be one of {ok}, got {getattr(self, k)!r}')
-        if self.iters is None and self.time_budget_min is None:
-            raise ValueError('set iters, time_budget_min or both: the learning-rate schedule needs an end')
+        if self.time_budget_min is not None:
+            if self.schedule_min is None and self.iters is None: self.schedule_min = self.time_budget_min
+            if self.session_min is None: self.session_min = self.time_budget_min
+        if self.iters is None and self.schedule_min is None:
+            raise ValueError('set iters, schedule_min (or time_budget_min) or both: the learning-rate schedule needs an end')
         if self.batch_size % self.accum: raise ValueError(f'batch_size {self.batch_size} must be divisible by accum {self.accum}')
         if self.degrade_mix < 1: raise ValueError(f'degrade_mix must be >= 1, got {self.degrade_mix}')
         get_preset(self.preset)
@@ -152,9 +157,9 @@ test_fail(lambda: TrainConfig(), contains='schedule needs an end')
 # %%
 #| export
 def progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
-    "Fraction of the run done: by steps if `iters` is set, else by time against the budget."
+    "Fraction of the run done: by steps if `iters` is set, else by minutes trained (all sessions) against `schedule_min`."
     if cfg.iters: return min(1.0, step / cfg.iters)
-    return min(1.0, elapsed_s / (60.0 * cfg.time_budget_min))
+    return min(1.0, elapsed_s / (60.0 * cfg.schedule_min))
 
 
 def get_lr(cfg: TrainConfig, p: float) -> float:
@@ -184,6 +189,9 @@ cc = TrainConfig(iters=1000, lr=1e-3, warmup=0.1, min_lr=0.0)
 test_close(get_lr(cc, 0.05), 5e-4); test_close(get_lr(cc, 0.1), 1e-3); test_close(get_lr(cc, 1.0), 0.0, eps=1e-12)
 test_close(get_lr(cc, 0.55), 5e-4, eps=1e-9)
 test_eq(progress(TrainConfig(time_budget_min=10), 5, 300.0), 0.5)
+test_eq(progress(TrainConfig(schedule_min=20, session_min=10), 5, 300.0), 0.25)   # the schedule spans sessions
+test_eq((TrainConfig(time_budget_min=10).schedule_min, TrainConfig(time_budget_min=10).session_min), (10, 10))
+test_eq(TrainConfig(iters=50, time_budget_min=10).schedule_min, None)            # iters sets the end; the shorthand only stops
 test_eq([loss_name(cc, p) for p in (0.5, 0.79, 0.8)], ['l1', 'l1', 'mse'])
 test_close(pixel_loss('charbonnier', torch.zeros(3), torch.ones(3)).item(), 1.0, eps=1e-5)
 
@@ -844,9 +852,9 @@ class Trainer:
                 self.logger.train(self.step, elapsed0 + t - session0, get_lr(cfg, p), v, ips)
                 bar.set_postfix(loss=f'{v:.4f}', img_s=f'{ips:.0f}', val=f'{self.best_psnr:.2f}' if self.best_psnr > -math.inf else '-')
                 loss_sum.zero_(); n_loss = 0; last_log_t, last_log_step, paused = t, self.step, 0.0
-                budget_hit = cfg.time_budget_min is not None and (t - session0) >= 60 * cfg.time_budget_min
+                budget_hit = cfg.session_min is not None and (t - session0) >= 60 * cfg.session_min
                 if self._agree_stop(budget_hit or self._stop_reason is not None):
-                    self._stop_reason = self._stop_reason or 'time budget'
+                    self._stop_reason = self._stop_reason or 'session budget'
                     break
             due_val = self.step % cfg.val_every == 0 or (cfg.val_every_min and time.perf_counter() - last_val_t >= 60 * cfg.val_every_min)
             if due_val and self.val is not None:
@@ -1033,6 +1041,28 @@ print('step 7 loss, uninterrupted vs resumed:', la['7'], lb['7'])
 for (k, v), (k2, v2) in zip(full.G.state_dict().items(), again.G.state_dict().items()): test_eq(v, v2)
 for (k, v), (k2, v2) in zip(full.ema_model.state_dict().items(), again.ema_model.state_dict().items()): test_eq(v, v2)   # the EMA too
 test_eq(again.ema.n, full.ema.n)
+
+# %% [markdown]
+# ### Sessions and the schedule
+#
+# A run longer than one sitting (Kaggle stops a kernel after 12 hours, Colab sooner) is several sessions of one
+# schedule: `schedule_min` is the length of the learning-rate schedule in minutes trained over all sessions, and
+# `session_min` stops this session (saving a checkpoint) so that the next one resumes where it stopped. Here a
+# schedule of 1.2 s is trained in sessions of 0.3 s: each session stops on its own budget, and the second one
+# continues the cosine where the first left it instead of restarting it.
+
+# %%
+sess = dict(train_hq=str(tmp/'faces'), degrade_on='gpu', schedule_min=0.02, session_min=0.005, warmup=0.0,
+            **{**tiny, 'log_every': 1, 'ckpt_every': 1000, 'val_every': 10**6})
+s1 = Trainer(TrainConfig(out_dir=str(tmp/'sess'), **sess)).fit()
+lr1 = [float(r['lr']) for r in RunLog._read(tmp/'sess'/'log.csv')]
+s2 = Trainer(TrainConfig(out_dir=str(tmp/'sess'), **sess)).fit()
+lr2 = [float(r['lr']) for r in RunLog._read(tmp/'sess'/'log.csv')][len(lr1):]
+print(f"session 1: {s1['steps']} steps, {60 * s1['minutes']:.2f} s, lr {lr1[0]:.2e} -> {lr1[-1]:.2e}; "
+      f"session 2: to step {s2['steps']}, {60 * s2['minutes']:.2f} s in all, lr {lr2[0]:.2e} -> {lr2[-1]:.2e}")
+test_eq((s1['stopped_by'], s2['stopped_by']), ('session budget', 'session budget'))
+assert 0 < s1['steps'] < s2['steps'] and s1['minutes'] < s2['minutes'] < 0.02
+assert lr2[0] <= lr1[-1] < lr1[0] and lr2[-1] < lr2[0]          # one cosine across both sessions, no restart
 
 # %% [markdown]
 # A broken checkpoint (say, truncated by a crash while copying it) stops with an error that names the file and

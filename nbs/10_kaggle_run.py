@@ -127,10 +127,10 @@ if SMOKE:
 else:
     minutes = session_minutes(HOURS, KERNEL_T0)
     cfg = TrainConfig(train_hq=str(data.train_hq), **val, generator=gen, generator_kwargs=gen_kwargs,
-                      time_budget_min=(prev['minutes'] if prev else 0) + minutes, out_dir=str(OUT),
+                      schedule_min=(prev['minutes'] if prev else 0) + minutes, session_min=minutes, out_dir=str(OUT),
                       val_every=10**9, val_every_min=30, ckpt_every=2000, progress=False)
     print(f'training for {minutes:.0f} min of this session ({HOURS} h budget, started {(time.time() - KERNEL_T0) / 60:.1f} min ago)')
-print(json.dumps({k: v for k, v in cfg.__dict__.items() if k in ('generator', 'generator_kwargs', 'batch_size', 'iters', 'time_budget_min', 'amp')}))
+print(json.dumps({k: v for k, v in cfg.__dict__.items() if k in ('generator', 'generator_kwargs', 'batch_size', 'iters', 'schedule_min', 'session_min', 'amp')}))
 
 # %% [markdown]
 # ## 7. Train
