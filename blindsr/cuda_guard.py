@@ -13,7 +13,7 @@ import subprocess
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
-# %% ../nbs/09_cuda_guard.ipynb #8c937539
+# %% ../nbs/09_cuda_guard.ipynb #297a86ea
 LEGACY_TORCH = 'torch==2.14.1 torchvision==0.29.1'  # the last builds with sm_60/sm_70 kernels (= blindsr.core.LEGACY_TORCH)
 LEGACY_INDEX = 'https://download.pytorch.org/whl/cu126'  # their wheel index (= blindsr.core.LEGACY_INDEX)
 LEGACY_ARCHES = ('sm_50', 'sm_60', 'sm_70', 'sm_75', 'sm_80', 'sm_86', 'sm_90')  # what those builds carry
@@ -22,7 +22,7 @@ LEGACY_ARCHES = ('sm_50', 'sm_60', 'sm_70', 'sm_75', 'sm_80', 'sm_86', 'sm_90') 
 def arch_supported(capability: Tuple[int, int],  # (major, minor), e.g. (6, 0) for a P100
                    arch_list: Sequence[str],  # a torch build's get_arch_list(), e.g. ['sm_75', 'compute_90']
                   ) -> bool:
-    "Can a torch build with `arch_list` run kernels on a GPU of `capability`? (blindsr.core.cuda_arch_supported's rule)"
+    "Can a torch build with `arch_list` run kernels on a GPU of `capability`? (blindsr.device.cuda_arch_supported's rule)"
     major, minor = capability
     for arch in arch_list:
         kind, _, num = arch.partition('_')

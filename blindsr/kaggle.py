@@ -331,14 +331,14 @@ def working_dir(smoke: bool) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     return out
 
-# %% ../nbs/09a_kaggle.ipynb #a3a9f826
+# %% ../nbs/09a_kaggle.ipynb #2b7149d8
 def make_smoke_data(root: Path | str,  # created; holds train/GT, val/GT, val/LQ, test/LQ
                     n_train: int = 12, n_val: int = 4, n_test: int = 4,
                     size: int = 64,  # HQ side (LQ is size // 4)
                     preset: str = 'ai6126_2024',
                     seed: int = 0):  # -> blindsr.data.DataPaths
     "Write a miniature course data set of generated faces; returns its DataPaths."
-    from blindsr.bench import synthetic_faces
+    from blindsr.samples import synthetic_faces
     from blindsr.data import DataPaths
     from blindsr.degradation import degrade_folder
     root = Path(root)
@@ -349,7 +349,7 @@ def make_smoke_data(root: Path | str,  # created; holds train/GT, val/GT, val/LQ
     degrade_folder(root / 'test_hq', root / 'test' / 'LQ', preset, seed=1, workers=1, progress=False)
     return DataPaths(root / 'train' / 'GT', root / 'val' / 'GT', root / 'val' / 'LQ', root / 'test' / 'LQ', (root,))
 
-# %% ../nbs/09a_kaggle.ipynb #05a81e26
+# %% ../nbs/09a_kaggle.ipynb #deaf2a06
 PREVIOUS_FILES = ('last.ckpt', 'best.pt', 'log.csv', 'val.csv')   # what a continued run takes over
 
 
@@ -357,7 +357,7 @@ def find_previous_checkpoint(roots: Sequence[Path | str] | None = None,  # defau
                              max_depth: int = 4,
                             ) -> Path | None:  # the readable last.ckpt with the most steps, or None
     "A previous run's last.ckpt among the attached inputs (e.g. /kaggle/input/blindsr-train/run/last.ckpt)."
-    from blindsr.train import CheckpointError, load_checkpoint
+    from blindsr.checkpoint import CheckpointError, load_checkpoint
     best = None
     for root in [Path(r) for r in (roots if roots is not None else [input_root()])]:
         if not root.is_dir(): continue
@@ -379,7 +379,7 @@ def adopt_previous_run(ckpt: Path | str,  # a previous run's last.ckpt
                        generator_kwargs: dict,  # … and its constructor overrides
                       ) -> dict:  # {'from', 'step', 'minutes', 'best_psnr'} of the checkpoint the run will resume
     "Copy a previous run's checkpoint, best weights and logs into out_dir so that the Trainer resumes from them."
-    from blindsr.train import load_checkpoint
+    from blindsr.checkpoint import load_checkpoint
     ckpt, out = Path(ckpt), Path(out_dir)
     ck = load_checkpoint(ckpt)
     if ck.get('arch') != generator or dict(ck.get('arch_kwargs') or {}) != dict(generator_kwargs):

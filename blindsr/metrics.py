@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from .core import IMAGE_EXTS, PathLike, read_image
 
 # %% auto #0
-__all__ = ['psnr', 'psnr_tensor', 'ssim', 'ImageRef', 'image_set', 'EvaluationError', 'EvalResult', 'evaluate', 'evaluate_cli']
+__all__ = ['psnr', 'psnr_tensor', 'ssim', 'ImageRef', 'image_set', 'EvaluationError', 'EvalResult', 'evaluate', 'bicubic_psnr',
+           'bicubic_baseline', 'evaluate_cli']
 
 # %% ../nbs/02_metrics.ipynb #5f5a0df4
 def psnr(pred: np.ndarray,  # (H, W, 3) uint8 prediction
@@ -188,6 +189,28 @@ def evaluate(pred: PathLike,  # folder or submission zip of predictions
     mean_psnr = float(np.mean([r['psnr'] for r in rows]))
     mean_ssim = float(np.mean([r['ssim'] for r in rows])) if with_ssim else None
     return EvalResult(mean_psnr, mean_ssim, len(rows), rows)
+
+# %% ../nbs/02_metrics.ipynb #11733be0
+def bicubic_psnr(lq: np.ndarray,  # (h, w, 3) uint8 LQ
+                 hq: np.ndarray,  # (H, W, 3) uint8 HQ / GT
+                ) -> float:  # dB
+    "The organisers' PSNR of the PIL-bicubic upsampled LQ against the HQ."
+    up = np.asarray(Image.fromarray(lq).resize((hq.shape[1], hq.shape[0]), Image.BICUBIC))
+    return psnr(up, hq)
+
+
+def bicubic_baseline(lq: PathLike,  # folder (or zip) of LQ images
+                     gt: PathLike,  # folder (or zip) of GT images, same stems
+                     stems: list[str] | None = None,  # only these (default: every stem the two sets share)
+                     workers: int = 4,  # threads
+                    ) -> float:  # mean dB
+    "Mean organisers' PSNR of PIL-bicubic upsampled LQ against GT, paired by stem: the number to beat."
+    L, G = image_set(lq), image_set(gt)
+    stems = [s for s in G if s in L] if stems is None else list(stems)
+    lost = [s for s in stems if s not in L or s not in G]
+    if lost or not stems: raise ValueError(f'no LQ/GT pair for {", ".join(lost[:10]) or "any image"} in {lq} and {gt}')
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        return float(np.mean(list(ex.map(lambda s: bicubic_psnr(L[s].read(), G[s].read()), stems))))
 
 # %% ../nbs/02_metrics.ipynb #4b2e8410
 def evaluate_cli(argv: list[str] | None = None) -> int:

@@ -25,12 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from blindsr.core import PathLike, list_images, read_image, tensor_to_img, write_png
+from blindsr.samples import sample_faces, synthetic_batch
 
 # %%
 #| hide
 from fastcore.test import test_eq, test_fail, test_close, test_ne
 from blindsr.core import img_to_tensor
-from blindsr.metrics import psnr
+from blindsr.metrics import bicubic_psnr, psnr
 
 
 # %% [markdown]
@@ -1075,22 +1076,9 @@ for preset in PRESETS:
     print(f'{preset:17s} identical pixels {same:.4f}, LQ-vs-LQ PSNR {gap:.1f} dB')
     assert same > 0.97 and gap > 45, (preset, same, gap)
 
-
 # %% [markdown]
 # With noise on, the two backends degrade alike in distribution: over 240 draws of the 2024 preset, their mean
 # bicubic PSNR (LQ upsampled vs HQ) agrees within 0.3 dB.
-
-# %%
-#| export
-def bicubic_psnr(lq: np.ndarray,  # (h, w, 3) uint8
-                 hq: np.ndarray,  # (H, W, 3) uint8
-                ) -> float:
-    "PSNR of the PIL-bicubic upsampled LQ against the HQ (the organisers' PSNR)."
-    from PIL import Image
-    from blindsr.metrics import psnr
-    up = np.asarray(Image.fromarray(lq).resize((hq.shape[1], hq.shape[0]), Image.BICUBIC))
-    return psnr(up, hq)
-
 
 # %%
 n = 240
@@ -1316,21 +1304,6 @@ def contact_sheet(hqs: Sequence[np.ndarray],  # (H, W, 3) uint8 HQ images
 
 
 # %%
-#| export
-def sample_faces(n: int = 4, size: int = 512) -> list[np.ndarray]:
-    """`n` face images (size×size uint8): the FFHQ sample faces when `../shared/data/ffhq200/gt` (or
-    $BLINDSR_FFHQ200) exists, else crops of scikit-image's public-domain astronaut portrait."""
-    for root in [os.environ.get('BLINDSR_FFHQ200', ''), '../shared/data/ffhq200', '../../shared/data/ffhq200']:
-        if root and (Path(root) / 'gt').is_dir():
-            return [cv2.resize(read_image(p), (size, size), interpolation=cv2.INTER_AREA)
-                    for p in list_images(Path(root) / 'gt')[:n]]
-    from skimage import data
-    a = data.astronaut()
-    crops = [a[20:320, 110:410], a[0:380, 70:450], a[40:280, 150:390], a[0:512, 0:512]]
-    return [cv2.resize(np.ascontiguousarray(crops[i % 4]), (size, size), interpolation=cv2.INTER_AREA) for i in range(n)]
-
-
-# %%
 faces = sample_faces(4, 256 if os.environ.get('IN_TEST') else 512)
 for name in PRESETS:
     contact_sheet(faces, name, seed=0)
@@ -1345,19 +1318,12 @@ for name in PRESETS:
 
 # %%
 #| export
-def _bench_faces(n, size, device=None):
-    "n smooth synthetic (size x size) faces as a (n, 3, size, size) float batch; no disk involved."
-    g = torch.Generator().manual_seed(0)
-    base = F.interpolate(torch.rand(n, 3, size // 32, size // 32, generator=g), size=(size, size), mode='bicubic')
-    return (base + 0.03 * torch.randn(n, 3, size, size, generator=g)).clamp(0, 1).to(device)
-
-
 def bench_cpu_degradation(preset: str = 'ai6126_2024', n: int = 20, size: int = 512) -> dict:
     "Images/s of the CPU backend on one core (torch and OpenCV limited to one thread)."
     threads, cvt = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1); cv2.setNumThreads(1)
     try:
-        hq = tensor_to_img(_bench_faces(n, size))
+        hq = tensor_to_img(synthetic_batch(n, size))
         params = sample(preset, np.random.default_rng(0), n)
         degrade_image(hq[0], params[0])
         t = time.perf_counter()
@@ -1373,9 +1339,9 @@ def bench_degradation(preset: str = 'ai6126_2024', device: str | torch.device | 
     """Images/s of the torch backend (Degrader) at a batch size on a device; includes parameter sampling. `iters`
     fresh draws are timed twice: cold (new image sizes create cuFFT plans, as early in a run) and again with the
     same draws (every plan cached, as in a long run, which keeps meeting the same few dozen sizes)."""
-    from blindsr.core import get_device
+    from blindsr.device import get_device
     dev = get_device(device)
-    hq = _bench_faces(batch, size, dev)
+    hq = synthetic_batch(batch, size, dev)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
     deg = Degrader(preset, seed=0, group=group)
     for _ in range(warmup): deg(hq)

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from blindsr.core import PathLike
-from blindsr.degradation import bicubic_psnr
+from blindsr.metrics import bicubic_psnr
 from blindsr.metrics import image_set
 
 # %%

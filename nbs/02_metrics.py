@@ -340,6 +340,49 @@ assert 'identical' in same.summary()
 
 
 # %% [markdown]
+# ## The baseline to beat: bicubic -
+#
+# Every score in blindsr is read against one number: the organisers' PSNR of the LQ upsampled 4× with PIL's
+# bicubic filter (what a trivial submission would score). The trainer logs it beside each validation, `blindsr_val`
+# prints the model's gain over it, and the LQ-set comparison uses it as a degradation-strength statistic.
+
+# %%
+#| export
+def bicubic_psnr(lq: np.ndarray,  # (h, w, 3) uint8 LQ
+                 hq: np.ndarray,  # (H, W, 3) uint8 HQ / GT
+                ) -> float:  # dB
+    "The organisers' PSNR of the PIL-bicubic upsampled LQ against the HQ."
+    up = np.asarray(Image.fromarray(lq).resize((hq.shape[1], hq.shape[0]), Image.BICUBIC))
+    return psnr(up, hq)
+
+
+def bicubic_baseline(lq: PathLike,  # folder (or zip) of LQ images
+                     gt: PathLike,  # folder (or zip) of GT images, same stems
+                     stems: list[str] | None = None,  # only these (default: every stem the two sets share)
+                     workers: int = 4,  # threads
+                    ) -> float:  # mean dB
+    "Mean organisers' PSNR of PIL-bicubic upsampled LQ against GT, paired by stem: the number to beat."
+    L, G = image_set(lq), image_set(gt)
+    stems = [s for s in G if s in L] if stems is None else list(stems)
+    lost = [s for s in stems if s not in L or s not in G]
+    if lost or not stems: raise ValueError(f'no LQ/GT pair for {", ".join(lost[:10]) or "any image"} in {lq} and {gt}')
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        return float(np.mean(list(ex.map(lambda s: bicubic_psnr(L[s].read(), G[s].read()), stems))))
+
+
+# %%
+hq_ = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+lq_ = np.asarray(Image.fromarray(hq_).resize((8, 8), Image.BICUBIC))
+b_ = bicubic_psnr(lq_, hq_)
+test_close(b_, psnr(np.asarray(Image.fromarray(lq_).resize((32, 32), Image.BICUBIC)), hq_), eps=1e-12)
+bl = Path(tempfile.mkdtemp())
+for d_, im_ in (('lq', lq_), ('gt', hq_)): (bl/d_).mkdir(); Image.fromarray(im_).save(bl/d_/'00000.png')
+Image.fromarray(hq_).save(bl/'gt'/'00001.png')                               # a GT without LQ is not paired
+test_close(bicubic_baseline(bl/'lq', bl/'gt'), b_, eps=1e-12)
+test_fail(lambda: bicubic_baseline(bl/'lq', bl/'gt', stems=['00001']), contains='00001')
+
+
+# %% [markdown]
 # ## The command -
 
 # %%

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import sys
 import time
 from contextlib import nullcontext
@@ -29,7 +28,8 @@ from blindsr.archs.msrresnet import MSRResNet
 from blindsr.archs.plksr import PLKSR
 from blindsr.archs.rcan import RCANLite
 from blindsr.archs.resunet import ResUNet
-from blindsr.core import PathLike, get_device
+from blindsr.core import PathLike
+from blindsr.device import amp_dtype, device_name, get_device, grad_scaler, synchronize
 
 _all_ = ['MSRResNet', 'RCANLite', 'PLKSR', 'ResUNet', 'UNetDiscriminatorSN']   # re-exported: `from blindsr.models import *`
 
@@ -163,132 +163,6 @@ for name in GENERATORS:
 
 
 # %% [markdown]
-# ## Loading BasicSR checkpoints -
-#
-# BasicSR saves `{'params': state_dict}` (and `'params_ema'` when EMA is on); the organisers' baseline
-# checkpoints are MSRResNet ones, and they load into `MSRResNet` unchanged. We take `params_ema` when present (the
-# EMA weights score higher), else `params`, else treat the file as a bare state dict; strip DataParallel's
-# `module.` prefix; and rename Real-ESRGAN's old-style spectral-norm keys (`weight_orig`, `weight_u`,
-# `weight_v`) to the parametrization layout our discriminator uses. Loading is strict, and a mismatch names the
-# keys.
-
-# %%
-#| export
-def _spectral_norm_key(key: str, target_keys: set[str]) -> str:
-    "Map an old `torch.nn.utils.spectral_norm` key to the parametrizations layout when the model has that key."
-    for old, new in (('.weight_orig', '.parametrizations.weight.original'),
-                     ('.weight_u', '.parametrizations.weight.0._u'),
-                     ('.weight_v', '.parametrizations.weight.0._v')):
-        if key.endswith(old) and key not in target_keys:
-            cand = key[:-len(old)] + new
-            if cand in target_keys: return cand
-    return key
-
-
-def load_basicsr_weights(model: nn.Module,  # the network to fill, e.g. MSRResNet()
-                         path_or_dict: PathLike | Mapping,  # a .pth path, a loaded checkpoint, or a state dict
-                         key: str | None = None,  # 'params_ema', 'params', or None: params_ema, else params, else bare
-                        ) -> nn.Module:  # `model`, with the weights loaded (strict)
-    """Load a BasicSR / Real-ESRGAN checkpoint into `model` with strict key matching.
-
-    Files are read with `torch.load(..., map_location='cpu', weights_only=True)`. Missing or unexpected keys and
-    shape mismatches raise ValueError listing them."""
-    src = str(path_or_dict) if not isinstance(path_or_dict, Mapping) else '<dict>'
-    ckpt = (torch.load(path_or_dict, map_location='cpu', weights_only=True)
-            if not isinstance(path_or_dict, Mapping) else path_or_dict)
-    if key is not None:
-        if key not in ckpt:
-            raise KeyError(f'{src} has no {key!r} entry; its top-level keys are: {", ".join(map(str, ckpt))[:300]}')
-        sd = ckpt[key]
-    else:
-        sd = next((ckpt[k] for k in ('params_ema', 'params') if k in ckpt), ckpt)
-    target = model.state_dict()
-    tkeys = set(target)
-    sd = {_spectral_norm_key(k[7:] if k.startswith('module.') else k, tkeys): v for k, v in sd.items()}
-    missing = [k for k in target if k not in sd]
-    unexpected = [k for k in sd if k not in tkeys]
-    shapes = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(target[k].shape)}'
-              for k, v in sd.items() if k in tkeys and tuple(v.shape) != tuple(target[k].shape)]
-    if missing or unexpected or shapes:
-        def short(xs, n=8): return ', '.join(xs[:n]) + (f' … ({len(xs)} in all)' if len(xs) > n else '')
-        parts = ([f'missing keys: {short(missing)}'] if missing else []) + \
-                ([f'unexpected keys: {short(unexpected)}'] if unexpected else []) + \
-                ([f'shape mismatches: {short(shapes, 4)}'] if shapes else [])
-        raise ValueError(f'{src} does not fit {type(model).__name__}: ' + '; '.join(parts) +
-                         '. Build the model with the num_feat/num_block/upscale the checkpoint was trained with.')
-    model.load_state_dict(sd, strict=True)
-    return model
-
-
-# %% [markdown]
-# The test builds a checkpoint from BasicSR's key layout written out by hand — not from our model — saves it the
-# way BasicSR does, and loads it:
-
-# %%
-def basicsr_msrresnet_shapes(nf=8, nb=2, cin=3, cout=3):
-    "Key -> shape of BasicSR's MSRResNet (x4), written from BasicSR's module names."
-    s = {'conv_first.weight': (nf, cin, 3, 3), 'conv_first.bias': (nf,)}
-    for i in range(nb):
-        for c in ('conv1', 'conv2'): s[f'body.{i}.{c}.weight'], s[f'body.{i}.{c}.bias'] = (nf, nf, 3, 3), (nf,)
-    for c in ('upconv1', 'upconv2'): s[f'{c}.weight'], s[f'{c}.bias'] = (4 * nf, nf, 3, 3), (4 * nf,)
-    s['conv_hr.weight'], s['conv_hr.bias'] = (nf, nf, 3, 3), (nf,)
-    s['conv_last.weight'], s['conv_last.bias'] = (cout, nf, 3, 3), (cout,)
-    return s
-
-shapes = basicsr_msrresnet_shapes()
-g = torch.Generator().manual_seed(0)
-sd_plain = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
-sd_ema = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
-torch.save({'params': sd_plain, 'params_ema': sd_ema}, tmp/'net_g_300000.pth')
-
-net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_300000.pth')
-for k, v in net.state_dict().items(): test_eq(v, sd_ema[k])               # params_ema first
-net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_300000.pth', key='params')
-for k, v in net.state_dict().items(): test_eq(v, sd_plain[k])
-torch.save({'params': sd_plain}, tmp/'net_g_noema.pth')
-net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_noema.pth')
-test_eq(net.state_dict()['conv_hr.weight'], sd_plain['conv_hr.weight'])
-net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), {'module.' + k: v for k, v in sd_plain.items()})
-test_eq(net.state_dict()['conv_first.bias'], sd_plain['conv_first.bias'])                  # bare dict, DataParallel prefix
-
-# %% [markdown]
-# Mismatches say which keys and what to do:
-
-# %%
-test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=8, num_block=3), tmp/'net_g_300000.pth'),
-          contains='missing keys: body.2.conv1.weight')
-test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=8, num_block=1), tmp/'net_g_300000.pth'),
-          contains='unexpected keys: body.1.conv1.weight')
-test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=16, num_block=2), tmp/'net_g_300000.pth'),
-          contains='conv_first.weight: checkpoint (8, 3, 3, 3), model (16, 3, 3, 3)')
-test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_noema.pth', key='params_ema'),
-          contains="no 'params_ema' entry")
-
-# %% [markdown]
-# A Real-ESRGAN discriminator checkpoint (old `torch.nn.utils.spectral_norm` keys) loads into ours; in eval
-# mode the normalised weight is W / (uᵀ W v) with the checkpoint's W, u, v:
-
-# %%
-sn_old = torch.nn.utils.spectral_norm
-class OldUNetD(nn.Module):          # Real-ESRGAN's module layout, old spectral-norm API (test-only)
-    def __init__(self, f=4):
-        super().__init__()
-        self.conv0 = nn.Conv2d(3, f, 3, 1, 1)
-        chans = [(f, 2 * f, 4), (2 * f, 4 * f, 4), (4 * f, 8 * f, 4), (8 * f, 4 * f, 3), (4 * f, 2 * f, 3),
-                 (2 * f, f, 3), (f, f, 3), (f, f, 3)]
-        for i, (ci, co, k) in enumerate(chans, 1):
-            setattr(self, f'conv{i}', sn_old(nn.Conv2d(ci, co, k, 2 if k == 4 else 1, 1, bias=False)))
-        self.conv9 = nn.Conv2d(f, 1, 3, 1, 1)
-with warnings.catch_warnings():
-    warnings.simplefilter('ignore')
-    old_sd = OldUNetD().state_dict()
-test_eq('conv3.weight_orig' in old_sd, True)
-d = load_basicsr_weights(UNetDiscriminatorSN(num_feat=4), {'params': old_sd}).eval()
-W, u, v = old_sd['conv3.weight_orig'], old_sd['conv3.weight_u'], old_sd['conv3.weight_v']
-test_close(d.conv3.weight.detach(), W / torch.dot(u, W.flatten(1) @ v), eps=1e-6)
-
-
-# %% [markdown]
 # ## Benchmark -
 #
 # What a generator costs: parameters; GFLOPs for one 128×128 image (torch's `FlopCounterMode`, counted on the
@@ -327,33 +201,6 @@ for name in GENERATORS:
 
 # %%
 #| export
-def amp_dtype(device: torch.device) -> torch.dtype | None:
-    "The autocast dtype we train with on `device`: bf16 on CUDA sm_80+, fp16 below, None (fp32) elsewhere."
-    if device.type != 'cuda': return None
-    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
-
-
-def _grad_scaler(enabled: bool):
-    "A CUDA GradScaler on torch >= 2.3 (torch.amp) and on older torch (torch.cuda.amp)."
-    if hasattr(torch.amp, 'GradScaler'): return torch.amp.GradScaler('cuda', enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == 'cuda': return torch.cuda.get_device_name(device)
-    return f'{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
-
-
-# %%
-test_eq(amp_dtype(torch.device('cpu')), None)
-
-
-# %%
-#| export
 def benchmark_generator(name: str,  # a key of GENERATORS
                         *,
                         device: str | torch.device | None = None,  # None: blindsr.core.get_device()
@@ -382,7 +229,7 @@ def benchmark_generator(name: str,  # a key of GENERATORS
 
     model = build_generator(name, **kwargs)
     row = dict(name=name, params=count_params(model), gflops=round(generator_gflops(model, size), 2),
-               size=size, device=_device_name(dev), precision={None: 'fp32', torch.bfloat16: 'bf16',
+               size=size, device=device_name(dev), precision={None: 'fp32', torch.bfloat16: 'bf16',
                                                                   torch.float16: 'fp16'}[dtype],
                channels_last=channels_last, batch=batch,
                tf32_conv=bool(cuda and torch.backends.cudnn.allow_tf32 and torch.cuda.get_device_capability(dev) >= (8, 0)),
@@ -397,26 +244,26 @@ def benchmark_generator(name: str,  # a key of GENERATORS
         with torch.no_grad(), autocast():
             for _ in range(warmup): model(lq)
             for _ in range(max(iters, 1)):
-                _sync(dev); t0 = time.perf_counter()
+                synchronize(dev); t0 = time.perf_counter()
                 model(lq)
-                _sync(dev); times.append(time.perf_counter() - t0)
+                synchronize(dev); times.append(time.perf_counter() - t0)
         row['fwd_ms_per_img'] = round(min(times) / batch * 1e3, 3)   # fastest run: robust to other load
         if train:
             model.train()
             hq = torch.rand(batch, 3, size * 4, size * 4, device=dev).contiguous(memory_format=fmt)
             opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-            scaler = _grad_scaler(dtype == torch.float16)
+            scaler = grad_scaler(dtype == torch.float16)
             def step():
                 opt.zero_grad(set_to_none=True)
                 with autocast(): sr = model(lq)
                 scaler.scale(F.l1_loss(sr.float(), hq)).backward()
                 scaler.step(opt); scaler.update()
             for _ in range(warmup): step()
-            _sync(dev)
+            synchronize(dev)
             if cuda: torch.cuda.reset_peak_memory_stats(dev)      # after warm-up: cuDNN autotuning not counted
             t0 = time.perf_counter()
             for _ in range(iters): step()
-            _sync(dev)
+            synchronize(dev)
             row['train_img_s'] = round(iters * batch / (time.perf_counter() - t0), 1)
             if cuda: row['peak_mem_gib'] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
     finally:

@@ -31,7 +31,7 @@ from fastcore.test import test_eq, test_fail, test_close
 #
 # - spectral norm is `torch.nn.utils.parametrizations.spectral_norm` (the maintained API), so the trainable
 #   weight is `convN.parametrizations.weight.original` instead of `convN.weight_orig`. The parameter count is the
-#   same, and `blindsr.models.load_basicsr_weights` renames Real-ESRGAN's keys on load.
+#   same, and `blindsr.checkpoint.load_basicsr_weights` renames Real-ESRGAN's keys on load.
 # - the decoder upsamples to the *size of the skip* rather than by exactly 2, so any input of at least 8×8 works
 #   (37×53 included); for sizes divisible by 8 the two are the same bilinear resize.
 #

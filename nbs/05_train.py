@@ -30,25 +30,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blindsr.core import PathLike, get_device, seed_everything
+from blindsr.core import PathLike, seed_everything
+from blindsr.device import amp_dtype, get_device, grad_scaler, is_cuda_sm70_or_newer
 from blindsr.data import HQFaces, PairedFaces, batch_indices, flip_mask, holdout_split
 from blindsr.degradation import degrade_batch, degrade_folder, degrade_image, get_preset, sample, to_device
-from blindsr.metrics import psnr_tensor
-from blindsr.models import GENERATOR_PARAM_CAP, UNetDiscriminatorSN, _grad_scaler, amp_dtype, build_generator, check_param_budget
+from blindsr.checkpoint import CheckpointError, atomic_save, export_weights, load_checkpoint
+from blindsr.metrics import bicubic_psnr, psnr_tensor
+from blindsr.models import GENERATOR_PARAM_CAP, UNetDiscriminatorSN, build_generator, check_param_budget
 
 # %%
 #| hide
 import tempfile
 from fastcore.test import test_eq, test_fail, test_close, test_ne
 from blindsr.core import write_png
+from blindsr.samples import synthetic_faces
 
 def smooth_faces(folder, n, size=64, seed=0):
     "n synthetic 'faces' (size x size PNG): random colour fields, bicubic-smooth at 1/8 scale: learnable, not noise."
-    import cv2
-    r = np.random.default_rng(seed)
-    for i in range(n):
-        img = cv2.resize(r.random((size // 8, size // 8, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
-        write_png(Path(folder) / f'{i:05d}.png', (np.clip(img, 0, 1) * 255).astype(np.uint8))
+    return synthetic_faces(folder, n, size, seed, grid=size // 8, texture=0)
 
 
 # %% [markdown]
@@ -221,20 +220,15 @@ def amp_policy(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype | No
     return dtype, dtype == torch.float16
 
 
-def _sm70(device: torch.device) -> bool:
-    "A CUDA card of compute capability 7.0 or newer: tensor cores, and Triton's minimum for torch.compile."
-    return device.type == 'cuda' and torch.cuda.get_device_capability(device) >= (7, 0)
-
-
 def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     if cfg.channels_last != 'auto': return cfg.channels_last == 'on'
-    return _sm70(device)
+    return is_cuda_sm70_or_newer(device)
 
 
 def use_compile(cfg: TrainConfig, device: torch.device, world: int = 1) -> bool:
     "Whether to torch.compile the generator: 'auto' compiles for one CUDA process on sm_70+ (Triton's minimum)."
     if cfg.compile != 'auto': return cfg.compile == 'on'
-    return world == 1 and _sm70(device)
+    return world == 1 and is_cuda_sm70_or_newer(device)
 
 
 # %%
@@ -251,52 +245,10 @@ test_fail(lambda: TrainConfig(iters=1, compile='yes'), contains="compile must be
 #
 # A checkpoint holds the generator, its EMA, the discriminator, both optimisers, the gradient scaler, the step,
 # the elapsed time, the best validation PSNR and `asdict(cfg)` — plain tensors and Python values only, so it loads
-# with `torch.load(weights_only=True)`. It is written to a temporary file and renamed, so a crash while saving
-# leaves the previous checkpoint intact. The generator keys are BasicSR's (`params`, `params_ema`), so BasicSR-style
-# loaders read ours too. `export_weights` writes the small file inference needs.
-
-# %%
-#| export
-class CheckpointError(RuntimeError):
-    "A checkpoint or weights file that cannot be used; the message names it and says what to do."
-
-
-def atomic_save(obj: Any, path: PathLike) -> Path:
-    "torch.save to a temporary file beside `path`, then rename over it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
-    "Load a blindsr checkpoint/weights file safely (weights_only); a broken file raises CheckpointError."
-    path = Path(path)
-    if not path.is_file(): raise CheckpointError(f'checkpoint not found: {path}')
-    try:
-        ck = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f'{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}); it may be '
-                              'truncated by a crash or not a torch file. Delete it (or point to another) and resume again.') from e
-    if not isinstance(ck, dict) or not ({'params', 'params_ema'} & set(ck)):
-        raise CheckpointError(f'{path} holds no generator weights (expected keys params / params_ema)')
-    return ck
-
-
-def export_weights(path: PathLike,  # e.g. out_dir/best.pt
-                   model: nn.Module,  # the generator (EMA weights, normally)
-                   arch: str,  # its name in GENERATORS
-                   arch_kwargs: dict,  # its constructor overrides
-                   meta: dict | None = None,  # how it was trained, scores, …
-                   half: bool = False,  # store fp16 (half the size; PSNR-neutral for these models)
-                  ) -> Path:
-    "Write the weights file inference loads: {'format', 'arch', 'arch_kwargs', 'params', 'meta'}."
-    sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
-    return atomic_save({'format': 'blindsr-weights', 'arch': arch, 'arch_kwargs': dict(arch_kwargs), 'params': sd,
-                        'meta': meta or {}}, path)
-
+# with `torch.load(weights_only=True)`. `blindsr.checkpoint` owns the format: it writes atomically (a crash while
+# saving leaves the previous checkpoint intact), reads safely, checks the architecture, and exports the small
+# weights file inference needs. The generator keys are BasicSR's (`params`, `params_ema`), so BasicSR-style loaders
+# read ours too.
 
 # %% [markdown]
 # ## Validation -
@@ -341,7 +293,6 @@ def evaluate_model(model: nn.Module,  # generator, (B,3,h,w) -> (B,3,4h,4w)
 
 def bicubic_val_psnr(pairs: PairedFaces) -> float:
     "Mean PSNR of PIL-bicubic upsampled LQ on `pairs` (the baseline)."
-    from blindsr.degradation import bicubic_psnr
     vals = [bicubic_psnr(pairs[i]['lq'].permute(1, 2, 0).numpy(), pairs[i]['gt'].permute(1, 2, 0).numpy()) for i in range(len(pairs))]
     return float(np.mean(vals))
 
@@ -587,7 +538,7 @@ class Trainer:
         self.amp_dtype, scaled = amp_policy(cfg, dev)
         if dev.type == 'cuda': torch.backends.cudnn.benchmark = True      # fixed sizes: let cuDNN pick its fastest kernels
         self.opt_g = adam(self.G.parameters(), dev, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        self.scaler = _grad_scaler(scaled)
+        self.scaler = grad_scaler(scaled)
         self.ema = None
         if cfg.ema:
             self.ema = ModelEMA(self.G, cfg.ema, cfg.ema_warmup)
@@ -606,7 +557,7 @@ class Trainer:
         self.gen = torch.Generator(device=dev)
 
     def _compiled(self, model):
-        if self.device.type == 'cuda' and not _sm70(self.device):
+        if self.device.type == 'cuda' and not is_cuda_sm70_or_newer(self.device):
             self._log('torch.compile needs sm_70+ (Triton); running eagerly')
             return model
         try: return torch.compile(model)

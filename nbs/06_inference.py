@@ -32,16 +32,17 @@ from PIL import Image
 from torch import nn
 
 import blindsr
-from blindsr.core import (IMAGE_EXTS, ImageReadError, PathLike, UnsupportedGPUError, get_device, img_to_tensor,
-                          list_images, read_image, tensor_to_img, write_png)
-from blindsr.metrics import EvalResult, evaluate, psnr
-from blindsr.models import GENERATORS, build_generator, load_basicsr_weights
-from blindsr.train import CheckpointError, load_checkpoint
+from blindsr.core import IMAGE_EXTS, ImageReadError, PathLike, img_to_tensor, list_images, read_image, tensor_to_img, write_png
+from blindsr.device import UnsupportedGPUError, model_device, usable_device
+from blindsr.metrics import EvalResult, bicubic_baseline, bicubic_psnr, evaluate, psnr
+from blindsr.samples import astronaut_face, face_from_file
+from blindsr.checkpoint import DEFAULT_WEIGHTS, CheckpointError, TrainingRecord, default_weights, load_generator, weights_info
+from blindsr.models import GENERATORS, build_generator
 
 # %%
 #| hide
 from fastcore.test import test_eq, test_fail, test_close, test_ne
-from blindsr.train import atomic_save, export_weights
+from blindsr.checkpoint import atomic_save, export_weights
 
 tmp = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)
@@ -56,6 +57,8 @@ def rand_imgs(folder, n, h=16, w=16, start=0):
     "n random uint8 RGB PNGs 00000.png … in `folder`."
     for i in range(start, start + n): write_png(Path(folder) / f'{i:05d}.png', rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
 
+net = tiny_net()
+export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, {'val_psnr': 20.0}, half=True)   # a weights file to load
 
 # %% [markdown]
 # A trained generator maps a `(B, 3, h, w)` LQ batch in [0, 1] to `(B, 3, 4h, 4w)`. Everything in this notebook
@@ -66,161 +69,10 @@ def rand_imgs(folder, n, h=16, w=16, start=0):
 # %% [markdown]
 # ## Loading a generator -
 #
-# Three kinds of file hold generator weights:
-#
-# | file | written by | keys | which weights |
-# |---|---|---|---|
-# | weights (`best.pt`, `final.pt`, the shipped `blindsr_default.pt`) | `blindsr.train.export_weights` | `format: blindsr-weights`, `arch`, `arch_kwargs`, `params` (fp32 or fp16), `meta` | `params` (already the EMA when training had one) |
-# | training checkpoint (`last.ckpt`) | `Trainer.save` | `format: blindsr-checkpoint`, `arch`, `arch_kwargs`, `params`, `params_ema` (None without EMA), optimiser … | `params_ema` if present, else `params` |
-# | BasicSR (`net_g_300000.pth`, the organisers' baseline) | BasicSR | `params`, `params_ema` | `params_ema` if present, else `params`; architecture from the arguments (default `msrresnet`) |
-#
-# Every file is read with `torch.load(weights_only=True)` (no code runs from a file), fp16 weights load into a
-# float32 model, and every failure names the file.
-
-# %%
-#| export
-WEIGHTS_DIR = Path(blindsr.__file__).resolve().parent / 'weights'
-DEFAULT_WEIGHTS = WEIGHTS_DIR / 'blindsr_default.pt'     # pretrained weights shipped with the package (when trained)
-DEFAULT_RECORD = WEIGHTS_DIR / 'blindsr_default.json'    # how they were trained, human-readable
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    "No weights file where one was expected; the message says what to pass instead."
-
-
-def default_weights() -> Path:
-    "The pretrained weights shipped in the package, or WeightsNotFoundError saying what to do without them."
-    if DEFAULT_WEIGHTS.is_file(): return DEFAULT_WEIGHTS
-    raise WeightsNotFoundError(
-        f'this installation of blindsr has no pretrained weights ({DEFAULT_WEIGHTS} is missing; blindsr never '
-        'ships stand-in weights). Pass a generator you trained instead, e.g. --weights runs/blindsr/best.pt '
-        '(blindsr_train writes best.pt, final.pt and last.ckpt; --ckpt is the same flag), or a BasicSR net_g_*.pth.')
-
-
-def inference_device(device: str | torch.device | None = None,  # None: the best usable; or 'cpu', 'cuda', …
-                    ) -> torch.device:
-    "`blindsr.core.get_device`, except that with no device asked for, a GPU torch cannot use falls back to the CPU."
-    if device is not None: return get_device(device)
-    try: return get_device()
-    except UnsupportedGPUError as e:
-        warnings.warn(f'{e}\nRunning on the CPU instead.')
-        return torch.device('cpu')
-
-
-# %%
-test_eq(DEFAULT_WEIGHTS.name, 'blindsr_default.pt')
-if not DEFAULT_WEIGHTS.exists(): test_fail(default_weights, contains='never ships stand-in weights')
-test_eq(inference_device('cpu'), torch.device('cpu'))
-from unittest import mock
-p100 = dict(is_available=True, device_count=1, get_device_capability=(6, 0), get_device_name='Tesla P100-PCIE-16GB',
-            get_arch_list=['sm_75', 'sm_80', 'sm_90'], current_device=0)
-with mock.patch.multiple(torch.cuda, **{k: mock.Mock(return_value=v) for k, v in p100.items()}):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        test_eq(inference_device(), torch.device('cpu'))           # a P100 under a build without sm_60: CPU
-    assert 'sm_60' in str(caught[0].message)
-    test_fail(lambda: inference_device('cuda'), contains='sm_60')  # asked for explicitly: the error stands
-
-
-# %%
-#| export
-def _file_kind(ck: Mapping) -> str:
-    return {'blindsr-weights': 'blindsr weights', 'blindsr-checkpoint': 'blindsr training checkpoint'}.get(
-        ck.get('format'), 'BasicSR checkpoint')
-
-
-def _select_params(ck: Mapping, path: Path, use_ema: bool) -> str:
-    "The key of the state dict to load from a checkpoint dict."
-    if ck.get('format') == 'blindsr-weights': return 'params'
-    if use_ema and ck.get('params_ema') is not None: return 'params_ema'
-    if ck.get('params') is not None: return 'params'
-    raise CheckpointError(f'{path} has no plain weights (params); it holds only params_ema: load it with use_ema=True')
-
-
-def load_generator(path: PathLike,  # blindsr weights (.pt), a blindsr training checkpoint (.ckpt) or a BasicSR .pth
-                   arch: str | None = None,  # for files that do not name one (BasicSR): a key of GENERATORS; default msrresnet
-                   arch_kwargs: dict | None = None,  # constructor overrides, for files that do not carry them
-                   device: str | torch.device | None = None,  # None: the best usable device (see inference_device)
-                   use_ema: bool = True,  # take a checkpoint's EMA weights (params_ema) when it has them
-                  ) -> nn.Module:  # the generator, float32, in eval mode, on `device`
-    "Build the generator a weights or checkpoint file describes and load its weights (strict, weights_only)."
-    path = Path(path)
-    ck = load_checkpoint(path)                        # missing, unreadable or weightless files: CheckpointError
-    if ck.get('arch') is not None:                    # our files name their architecture
-        name, kw = ck['arch'], dict(ck.get('arch_kwargs') or {})
-        if arch is not None and arch != name:
-            raise CheckpointError(f'{path} holds a {name} generator, not {arch}; leave out arch (the file names it)')
-        if arch_kwargs is not None and dict(arch_kwargs) != kw:
-            raise CheckpointError(f'{path} holds {name} with arch_kwargs {kw}, not {dict(arch_kwargs)}; leave them out')
-    else:
-        name, kw = arch or 'msrresnet', dict(arch_kwargs or {})
-    if name not in GENERATORS:
-        raise CheckpointError(f'{path} holds a generator named {name!r}, which this blindsr does not know '
-                              f'({", ".join(GENERATORS)}); update blindsr or pass arch=')
-    key = _select_params(ck, path, use_ema)
-    model = build_generator(name, **kw)
-    try:
-        load_basicsr_weights(model, {key: ck[key]}, key=key)
-    except (KeyError, ValueError) as e:
-        hint = '' if ck.get('arch') else ' Pass the architecture it was trained with (--arch, --arch-kwargs).'
-        raise CheckpointError(f'{path} ({_file_kind(ck)}, {key}) {str(e).removeprefix("<dict> ")}{hint}') from e
-    return model.float().eval().requires_grad_(False).to(inference_device(device))
-
-
-def weights_info(path: PathLike) -> dict:
-    "What a weights/checkpoint file holds: kind, arch, arch_kwargs, parameter count and the training record (meta)."
-    path = Path(path)
-    ck = load_checkpoint(path)
-    sd = ck.get('params') if ck.get('params') is not None else ck['params_ema']
-    return {'path': str(path), 'kind': _file_kind(ck), 'arch': ck.get('arch'), 'arch_kwargs': ck.get('arch_kwargs'),
-            'params': sum(v.numel() for v in sd.values()), 'dtype': str(next(iter(sd.values())).dtype).replace('torch.', ''),
-            'meta': ck.get('meta') or ({k: ck[k] for k in ('step', 'best_psnr') if k in ck} if ck.get('format') else {})}
-
-
-# %% [markdown]
-# A weights file stored in fp16 (as the shipped one is) loads into a float32 model holding the same values:
-
-# %%
-net = tiny_net()
-export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, {'val_psnr': 20.0}, half=True)
-g = load_generator(tmp/'w16.pt', device='cpu')
-test_eq(next(g.parameters()).dtype, torch.float32); test_eq(g.training, False)
-for k, v in g.state_dict().items(): test_eq(v, net.state_dict()[k].half().float())
-info = weights_info(tmp/'w16.pt')
-test_eq((info['kind'], info['arch'], info['dtype'], info['params'], info['meta']),
-        ('blindsr weights', 'msrresnet', 'float16', sum(p.numel() for p in net.parameters()), {'val_psnr': 20.0}))
-
-# %% [markdown]
-# A training checkpoint gives its EMA weights unless asked otherwise, and its plain weights when EMA was off; a
-# BasicSR file needs the architecture from the caller:
-
-# %%
-ema_net = tiny_net(seed=1)
-ckpt = {'format': 'blindsr-checkpoint', 'arch': 'msrresnet', 'arch_kwargs': {'num_feat': 8, 'num_block': 1},
-        'params': net.state_dict(), 'params_ema': ema_net.state_dict(), 'step': 7, 'best_psnr': 21.5}
-atomic_save(ckpt, tmp/'last.ckpt')
-test_eq(load_generator(tmp/'last.ckpt', device='cpu').conv_first.weight, ema_net.conv_first.weight)
-test_eq(load_generator(tmp/'last.ckpt', device='cpu', use_ema=False).conv_first.weight, net.conv_first.weight)
-atomic_save({**ckpt, 'params_ema': None}, tmp/'noema.ckpt')
-test_eq(load_generator(tmp/'noema.ckpt', device='cpu').conv_first.weight, net.conv_first.weight)
-test_eq(weights_info(tmp/'last.ckpt')['meta'], {'step': 7, 'best_psnr': 21.5})
-torch.save({'params': net.state_dict(), 'params_ema': ema_net.state_dict()}, tmp/'net_g_1000.pth')
-b = load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': 8, 'num_block': 1}, device='cpu')
-test_eq(b.conv_first.weight, ema_net.conv_first.weight)
-test_eq(weights_info(tmp/'net_g_1000.pth')['kind'], 'BasicSR checkpoint')
-
-# %% [markdown]
-# Wrong architecture, missing, truncated and foreign files all name themselves and say what to do:
-
-# %%
-test_fail(lambda: load_generator(tmp/'net_g_1000.pth', device='cpu'), contains='net_g_1000.pth (BasicSR checkpoint, params_ema) does not fit MSRResNet')
-test_fail(lambda: load_generator(tmp/'net_g_1000.pth', device='cpu'), contains='--arch-kwargs')
-test_fail(lambda: load_generator(tmp/'w16.pt', arch='plksr'), contains='holds a msrresnet generator, not plksr')
-test_fail(lambda: load_generator(tmp/'nope.pt'), contains='nope.pt')
-(tmp/'cut.pt').write_bytes((tmp/'w16.pt').read_bytes()[:300])
-test_fail(lambda: load_generator(tmp/'cut.pt'), contains='cut.pt is not a readable checkpoint')
-torch.save({'weights': 1}, tmp/'other.pt')
-test_fail(lambda: load_generator(tmp/'other.pt'), contains='other.pt holds no generator weights')
+# `blindsr.checkpoint.load_generator` reads any accepted file — blindsr weights (`best.pt`, the shipped
+# `blindsr_default.pt`), a training checkpoint (`last.ckpt`, its EMA weights), a BasicSR `net_g_*.pth` or a bare
+# state dict — and returns the float32 generator in eval mode on the best usable device; `default_weights()` is the
+# shipped file.
 
 # %% [markdown]
 # ## Test-time augmentation -
@@ -404,11 +256,6 @@ def _tile_for(tile: int | str | None, h: int, w: int) -> int | None:
     return tile if max(h, w) > tile else None
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device('cpu')
-
-
 def restore(model: nn.Module,  # generator, (B,3,h,w) -> (B,3,4h,4w); see load_generator
             lq,  # (B,3,h,w) or (3,h,w) float tensor in [0,1]; a PIL image; a uint8 (h,w,3) or (N,h,w,3) array
             tta: str = 'off',  # 'off', 'flip' (identity + mirror, averaged) or 'x8' (turns and flips)
@@ -419,7 +266,7 @@ def restore(model: nn.Module,  # generator, (B,3,h,w) -> (B,3,4h,4w); see load_g
            ):  # the restored image(s), of the input's type: tensor (clamped to [0,1]), PIL image, or uint8 array
     "Restore LQ face(s) with `model`, on the model's device."
     x, back = _as_batch(lq)
-    dev = _model_device(model)
+    dev = model_device(model)
     t = _tile_for(tile, *x.shape[-2:])
     step = 1 if t else (batch or len(x))         # tiled images go one at a time: memory is one tile's
     run = lambda v: forward_tta(model, v, tta, amp)
@@ -533,7 +380,7 @@ def restore_files(model: nn.Module,  # generator on its device (see load_generat
     by_size: dict[tuple, list[int]] = {}
     for i, s in enumerate(sizes): by_size.setdefault(s, []).append(i)
     jobs = [ix[j:j + batch] for ix in by_size.values() for j in range(0, len(ix), batch)]
-    dev = _model_device(model)
+    dev = model_device(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     from tqdm.auto import tqdm
     bar = tqdm(total=len(files), desc=f'restore (tta {tta})', unit='img', disable=not progress, dynamic_ncols=True)
@@ -605,7 +452,7 @@ def _add_model_args(ap: argparse.ArgumentParser) -> None:
 
 def _model_from_args(a: argparse.Namespace) -> nn.Module:
     path = Path(a.weights) if a.weights else default_weights()
-    try: dev = inference_device(a.device)
+    try: dev = usable_device(a.device)
     except RuntimeError as e: raise ValueError(str(e)) from e
     return load_generator(path, a.arch, a.arch_kwargs, dev, use_ema=not a.no_ema)
 
@@ -635,7 +482,7 @@ def restore_cli(argv: list[str] | None = None) -> int:
     except _CLI_ERRORS as e:
         print(f'blindsr_restore: error: {e}', file=sys.stderr)
         return 2
-    print(f'{len(outs)} image(s) restored into {out} (tta {a.tta}, {_model_device(model)}, '
+    print(f'{len(outs)} image(s) restored into {out} (tta {a.tta}, {model_device(model)}, '
           f'{time.perf_counter() - t0:.1f} s)')
     return 0
 
@@ -884,16 +731,6 @@ test_eq(submit_cli(['--check', str(tmp/'sub2.zip'), '--size', '64', '--n-expecte
 
 # %%
 #| export
-def bicubic_baseline(lq_dir: PathLike, gt_dir: PathLike, workers: int = 4) -> float:
-    "Mean organisers' PSNR of PIL-bicubic upsampled LQ against GT, paired by stem: the number to beat."
-    from blindsr.degradation import bicubic_psnr
-    from blindsr.metrics import image_set
-    L, G = image_set(lq_dir), image_set(gt_dir)
-    common = [s for s in G if s in L]
-    with ThreadPoolExecutor(max(1, workers)) as ex:
-        return float(np.mean(list(ex.map(lambda s: bicubic_psnr(L[s].read(), G[s].read()), common))))
-
-
 def validate(model: nn.Module,  # generator on its device
              val_lq: PathLike,  # folder of LQ images
              val_gt: PathLike,  # folder of GT images, same stems
@@ -920,7 +757,7 @@ def val_cli(argv: list[str] | None = None) -> int:
         model = _model_from_args(a)
         res = validate(model, a.val_lq, a.val_gt, a.out, with_ssim=not a.no_ssim, progress=not a.no_progress,
                        **_restore_kwargs(a))
-        bic = bicubic_baseline(a.val_lq, a.val_gt, a.workers)
+        bic = bicubic_baseline(a.val_lq, a.val_gt, workers=a.workers)
     except _CLI_ERRORS as e:                      # EvaluationError is a ValueError
         print(f'blindsr_val: error: {e}', file=sys.stderr)
         return 2
@@ -1045,23 +882,6 @@ test_fail(lambda: comparison_grid(lq_img, sr_img, gt_img[:-1]), contains='GT is 
 
 # %%
 #| export
-def astronaut_face(size: int = 512,  # side of the square result
-                  ) -> np.ndarray:  # (size, size, 3) uint8
-    "scikit-image's public-domain astronaut portrait (NASA), cropped to the face and resized to size×size."
-    from skimage import data
-    face = data.astronaut()[0:288, 80:368]               # head and shoulders, face centred
-    return np.asarray(Image.fromarray(face).resize((size, size), Image.LANCZOS))
-
-
-def face_from_file(path: PathLike, size: int = 512) -> np.ndarray:  # (size, size, 3) uint8
-    "An image file, centre-cropped to a square and resized to size×size (the HQ of the demo)."
-    img = read_image(path)
-    h, w = img.shape[:2]
-    s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.LANCZOS if s < size else Image.BOX))
-
-
 def demo(out_dir: PathLike = '.',  # where demo.png goes
          weights: PathLike | None = None,  # generator weights (default: the shipped ones)
          image: PathLike | None = None,  # an HQ face image (default: the astronaut)
@@ -1071,7 +891,7 @@ def demo(out_dir: PathLike = '.',  # where demo.png goes
          device: str | torch.device | None = None,  # None: the best usable (a CPU is fine)
         ) -> dict:  # {'png', 'bicubic_psnr', 'model_psnr', 'weights', 'degradation', ...}
     "Degrade a face, restore it, and write demo.png: LQ | bicubic | restored | HQ, with PSNRs."
-    from blindsr.degradation import bicubic_psnr, degrade_image, sample
+    from blindsr.degradation import degrade_image, sample
     weights = Path(weights) if weights is not None else default_weights()
     model = load_generator(weights, device=device)
     info = weights_info(weights)
@@ -1084,24 +904,12 @@ def demo(out_dir: PathLike = '.',  # where demo.png goes
     res = {'bicubic_psnr': bicubic_psnr(lq, hq), 'model_psnr': psnr(sr, hq), 'weights': str(weights),
            'arch': info['arch'] or 'msrresnet', 'params': info['params'], 'meta': info['meta'],
            'degradation': params.caption(0), 'source': str(image) if image else 'scikit-image astronaut (public domain)',
-           'seconds': seconds, 'device': str(_model_device(model))}
+           'seconds': seconds, 'device': str(model_device(model))}
     name = f"{res['arch']} ({weights.name})"
     res['png'] = str(Path(out_dir) / 'demo.png')
     comparison_grid(lq, {name: sr}, hq, zoom=(0.28, 0.3, 0.28, 0.4), path=res['png'],
                     title=f'{preset}, seed {seed}: {res["degradation"][:110]}')
     return res
-
-
-def training_summary(meta: Mapping | None,  # the `meta` of a weights file (export_weights) or of the shipped record
-                    ) -> str:  # e.g. '1651 steps, 1.9 min; val PSNR 26.53 dB (bicubic 26.21 dB)'; '' if nothing is known
-    "One line on how a generator was trained, from the Trainer's meta (step, val_psnr, …) or the shipped record."
-    m = dict(meta or {})
-    v = m.get('validation') or {}
-    step, minutes = m.get('step', m.get('steps')), m.get('wall_clock_minutes')
-    val, bic = m.get('val_psnr', v.get('val_psnr_db')), m.get('bicubic_psnr', v.get('bicubic_psnr_db'))
-    parts = [', '.join(([f'{step} steps'] if step is not None else []) + ([f'{minutes} min'] if minutes else []))]
-    if val is not None: parts.append(f'val PSNR {val:.2f} dB' + (f' (bicubic {bic:.2f} dB)' if bic is not None else ''))
-    return '; '.join(p for p in parts if p)
 
 
 def demo_cli(argv: list[str] | None = None) -> int:
@@ -1121,7 +929,7 @@ def demo_cli(argv: list[str] | None = None) -> int:
     except (*_CLI_ERRORS, KeyError) as e:
         print(f'blindsr_demo: error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)
         return 2
-    trained = training_summary(r['meta'])
+    trained = TrainingRecord.from_meta(r['meta']).summary()
     print(f"face: {r['source']}, 512x512; degraded with {a.preset} (seed {a.seed}) to 128x128")
     print(f"model: {r['weights']}: {r['arch']}, {r['params']:,} parameters{'; ' + trained if trained else ''}")
     if (r['meta'] or {}).get('limits'): print(f"note: {r['meta']['limits']}")
@@ -1136,12 +944,6 @@ def demo_cli(argv: list[str] | None = None) -> int:
 # Here with the tiny random network from above (a trained one is what the demo is for; see the next section):
 
 # %%
-test_eq(training_summary({'step': 300, 'val_psnr': 25.123, 'bicubic_psnr': 24.9, 'cfg': {}}),
-        '300 steps; val PSNR 25.12 dB (bicubic 24.90 dB)')
-test_eq(training_summary({'steps': 1651, 'wall_clock_minutes': 1.9, 'validation': {'val_psnr_db': 26.5254, 'bicubic_psnr_db': 26.207}}),
-        '1651 steps, 1.9 min; val PSNR 26.53 dB (bicubic 26.21 dB)')
-test_eq(training_summary({}), '')
-test_eq(astronaut_face(64).shape, (64, 64, 3))
 r = demo(tmp/'demo', weights=tmp/'w16.pt', device='cpu')
 assert (tmp/'demo'/'demo.png').exists() and math.isfinite(r['model_psnr']) and 15 < r['bicubic_psnr'] < 40
 test_eq(face_from_file(tmp/'demo'/'demo.png', 96).shape, (96, 96, 3))
@@ -1182,7 +984,7 @@ def tta_study(model: nn.Module,  # generator on its device
     stems = list(stems) if stems is not None else [s for s in G if s in L]
     lost = [s for s in stems if s not in L or s not in G]
     if lost or not stems: raise ValueError(f'tta_study: no LQ/GT pair for {_short(lost) or "any image"} in {lq_dir} and {gt_dir}')
-    dev = _model_device(model)
+    dev = model_device(model)
     passes = TTA_MODES['x8']
     names = [f'{90 * k}°' + (' + flip' if f else '') for k, f in passes]
     sums = dict.fromkeys([*names, *(f'tta {m}' for m in TTA_MODES)], 0.0)
@@ -1211,7 +1013,7 @@ def tta_study(model: nn.Module,  # generator on its device
 # yourself for 1,500. The shipped generator's numbers follow below.
 
 # %%
-from blindsr.degradation import sample_faces
+from blindsr.samples import sample_faces
 from blindsr.train import TrainConfig, Trainer
 
 quick = bool(os.environ.get('IN_TEST'))

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blindsr.core import PathLike, get_device, write_png
+from blindsr.core import PathLike, write_png
+from blindsr.device import device_name, get_device
+from blindsr.samples import synthetic_faces
 from blindsr.degradation import bench_cpu_degradation, bench_degradation
 from blindsr.models import benchmark_generators
 from blindsr.train import RunLog, TrainConfig, Trainer
@@ -63,26 +65,6 @@ RECIPES = {
     'blindsr_resunet': dict(generator='resunet'),         # ... with MSRResNet's upsampler on a residual U-Net body
     'blindsr_plksr': dict(generator='plksr'),             # ... with the partial-large-kernel CNN
 }
-
-
-# %% [markdown]
-# ## Synthetic faces for throughput -
-#
-# Throughput does not depend on what the faces show, so the speed benchmark works on any machine with generated
-# faces (smooth fields plus texture); pass real faces with `faces=` for the quality comparisons.
-
-# %%
-#| export
-def synthetic_faces(folder: PathLike, n: int = 64, size: int = 512, seed: int = 0) -> Path:
-    "Write n synthetic size x size PNG 'faces' to folder (smooth colour fields plus fine texture)."
-    import cv2
-    folder = Path(folder)
-    r = np.random.default_rng(seed)
-    for i in range(n):
-        img = cv2.resize(r.random((size // 32, size // 32, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
-        img += 0.04 * r.standard_normal((size, size, 3))
-        write_png(folder / f'{i:05d}.png', (np.clip(img, 0, 1) * 255).astype(np.uint8))
-    return folder
 
 
 # %% [markdown]
@@ -180,11 +162,6 @@ test_eq(step_syncs('unused', device='cpu'), None)
 
 # %%
 #| export
-def _device_label(dev: torch.device) -> str:
-    if dev.type == 'cuda': return f'{torch.cuda.get_device_name(dev)} (sm_{"".join(map(str, torch.cuda.get_device_capability(dev)))})'
-    return f'{dev.type} ({os.cpu_count()} cores)'
-
-
 def _device_us(e) -> float:
     return float(getattr(e, 'self_device_time_total', None) or getattr(e, 'self_cuda_time_total', 0) or 0)
 
@@ -224,7 +201,7 @@ def step_breakdown(faces: PathLike,  # folder of HQ faces
     _, s_host, _ = host_and_wall(lambda: [step(hq, lq) for hq, lq in batches])
     s_dev, s_top = device_ms(lambda: [step(hq, lq) for hq, lq in batches])
     r2 = lambda v: None if v is None else round(v, 2)
-    return {'device': _device_label(dev), 'generator': cfg.generator, 'batch': cfg.batch_size, 'steps': steps,
+    return {'device': device_name(dev), 'generator': cfg.generator, 'batch': cfg.batch_size, 'steps': steps,
             'amp': str(tr.amp_dtype).replace('torch.', '') if tr.amp_dtype else 'fp32',
             'e2e_ms_per_step': r2(e2e), 'e2e_images_per_s': round(cfg.batch_size * 1e3 / e2e, 1),
             'degrade_host_ms': r2(d_host), 'degrade_device_ms': r2(d_dev),
@@ -272,7 +249,7 @@ def bench_speed(device: str | None = None,  # None: the best available
     "Measure degradation, generator training steps, end-to-end training and inference throughput on one device."
     dev = get_device(device)
     cuda = dev.type == 'cuda'
-    res = {'device': _device_label(dev), 'torch': torch.__version__, 'smoke': smoke}
+    res = {'device': device_name(dev), 'torch': torch.__version__, 'smoke': smoke}
     size = 64 if smoke else 512
     if 'degradation' in parts:
         rows = []

@@ -8,7 +8,7 @@
 # %% [markdown]
 # Kaggle's "GPU P100" is a Pascal card, compute capability 6.0, and the torch in Kaggle's current image is a CUDA
 # 12.8 build without `sm_60` kernels: `torch.cuda.is_available()` says True and the first kernel dies with "no
-# kernel image is available for execution on the device". `blindsr.core.get_device` catches that and names the
+# kernel image is available for execution on the device". `blindsr.device.get_device` catches that and names the
 # build to install, but by then torch is imported and a notebook process cannot swap it any more. So the Kaggle
 # kernel runs this module first, *before anything imports torch*:
 #
@@ -43,7 +43,7 @@ tmp = Path(tempfile.mkdtemp())
 # %% [markdown]
 # ## Which builds run which cards -
 #
-# The rule is CUDA's, the same as `blindsr.core.cuda_arch_supported` (tested below to agree on a grid of cases):
+# The rule is CUDA's, the same as `blindsr.device.cuda_arch_supported` (tested below to agree on a grid of cases):
 # a cubin `sm_XY` runs on cards of the same major version with an equal or higher minor (`sm_80` runs on an A10,
 # sm_86), and PTX `compute_XY` is compiled on the fly for any card at or above `XY`. `LEGACY_ARCHES` is the arch
 # list of the CUDA 12.6 builds.
@@ -58,7 +58,7 @@ LEGACY_ARCHES = ('sm_50', 'sm_60', 'sm_70', 'sm_75', 'sm_80', 'sm_86', 'sm_90') 
 def arch_supported(capability: Tuple[int, int],  # (major, minor), e.g. (6, 0) for a P100
                    arch_list: Sequence[str],  # a torch build's get_arch_list(), e.g. ['sm_75', 'compute_90']
                   ) -> bool:
-    "Can a torch build with `arch_list` run kernels on a GPU of `capability`? (blindsr.core.cuda_arch_supported's rule)"
+    "Can a torch build with `arch_list` run kernels on a GPU of `capability`? (blindsr.device.cuda_arch_supported's rule)"
     major, minor = capability
     for arch in arch_list:
         kind, _, num = arch.partition('_')
@@ -78,13 +78,13 @@ test_eq(arch_supported((9, 0), ['sm_80', 'compute_80']), True)
 test_eq(arch_supported((7, 0), []), False)
 
 # %% [markdown]
-# `blindsr.core` uses this very rule and these constants for `get_device`'s check and its error message (one
+# `blindsr.device` uses this very rule and these constants for `get_device`'s check and its error message (one
 # definition, so the kernel's first cell and the library cannot disagree):
 
 # %%
-import blindsr.core, blindsr.cuda_guard
-test_eq(blindsr.core.cuda_arch_supported, blindsr.cuda_guard.arch_supported)
-test_eq((blindsr.core.LEGACY_TORCH, blindsr.core.LEGACY_INDEX), (blindsr.cuda_guard.LEGACY_TORCH, blindsr.cuda_guard.LEGACY_INDEX))
+import blindsr.device, blindsr.cuda_guard
+test_eq(blindsr.device.cuda_arch_supported, blindsr.cuda_guard.arch_supported)
+test_eq((blindsr.device.LEGACY_TORCH, blindsr.device.LEGACY_INDEX), (blindsr.cuda_guard.LEGACY_TORCH, blindsr.cuda_guard.LEGACY_INDEX))
 test_eq([arch_supported(c, ['sm_61', 'compute_70']) for c in [(6, 0), (6, 1), (6, 2), (7, 0), (8, 6)]], [False, True, True, True, True])
 
 # %% [markdown]

@@ -481,7 +481,7 @@ with mock.patch.dict(os.environ, BLINDSR_WORKING=str(tmp/'w')): test_eq(working_
 # ### Generated faces for smoke mode
 #
 # The course's layout in miniature: 12 training faces, 4 validation pairs and 4 test LQ, 64×64 HQ and 16×16 LQ
-# made with the 2024 degradation (`blindsr.bench.synthetic_faces`, then `degrade_folder`).
+# made with the 2024 degradation (`blindsr.samples.synthetic_faces`, then `degrade_folder`).
 
 # %%
 #| export
@@ -491,7 +491,7 @@ def make_smoke_data(root: Path | str,  # created; holds train/GT, val/GT, val/LQ
                     preset: str = 'ai6126_2024',
                     seed: int = 0):  # -> blindsr.data.DataPaths
     "Write a miniature course data set of generated faces; returns its DataPaths."
-    from blindsr.bench import synthetic_faces
+    from blindsr.samples import synthetic_faces
     from blindsr.data import DataPaths
     from blindsr.degradation import degrade_folder
     root = Path(root)
@@ -530,7 +530,7 @@ def find_previous_checkpoint(roots: Sequence[Path | str] | None = None,  # defau
                              max_depth: int = 4,
                             ) -> Path | None:  # the readable last.ckpt with the most steps, or None
     "A previous run's last.ckpt among the attached inputs (e.g. /kaggle/input/blindsr-train/run/last.ckpt)."
-    from blindsr.train import CheckpointError, load_checkpoint
+    from blindsr.checkpoint import CheckpointError, load_checkpoint
     best = None
     for root in [Path(r) for r in (roots if roots is not None else [input_root()])]:
         if not root.is_dir(): continue
@@ -552,7 +552,7 @@ def adopt_previous_run(ckpt: Path | str,  # a previous run's last.ckpt
                        generator_kwargs: dict,  # … and its constructor overrides
                       ) -> dict:  # {'from', 'step', 'minutes', 'best_psnr'} of the checkpoint the run will resume
     "Copy a previous run's checkpoint, best weights and logs into out_dir so that the Trainer resumes from them."
-    from blindsr.train import load_checkpoint
+    from blindsr.checkpoint import load_checkpoint
     ckpt, out = Path(ckpt), Path(out_dir)
     ck = load_checkpoint(ckpt)
     if ck.get('arch') != generator or dict(ck.get('arch_kwargs') or {}) != dict(generator_kwargs):

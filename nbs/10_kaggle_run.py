@@ -151,7 +151,9 @@ print(json.dumps(summary, indent=1))
 # bicubic baseline.
 
 # %%
-from blindsr.inference import bicubic_baseline, check_submission, comparison_grid, load_generator, make_submission, restore, validate
+from blindsr.metrics import bicubic_baseline
+from blindsr.checkpoint import load_generator
+from blindsr.inference import check_submission, comparison_grid, make_submission, restore, validate
 
 weights = OUT / 'best.pt' if (OUT / 'best.pt').exists() else OUT / 'final.pt'
 model = load_generator(weights)

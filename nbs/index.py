@@ -35,7 +35,7 @@
 # `pip install -e .` pulls PyTorch from PyPI (a CUDA build on Linux). For a CPU-only machine install torch first
 # from `https://download.pytorch.org/whl/cpu`. A GPU that the installed torch cannot run (Kaggle's P100, sm_60,
 # under current cu128 builds) is caught before the first kernel with the exact `pip install` that fixes it
-# (`blindsr.core.get_device`).
+# (`blindsr.device.get_device`).
 
 # %% [markdown]
 # ## The pieces, as commands

@@ -30,7 +30,7 @@ def test_unknown_recipe_is_refused(tmp_path):
 
 
 def test_breakdown_on_cpu(tmp_path):
-    from blindsr.bench import synthetic_faces
+    from blindsr.samples import synthetic_faces
     synthetic_faces(tmp_path / 'faces', n=6, size=64)
     r = bench('breakdown', tmp_path / 'faces', '--device', 'cpu', '--steps', '2', '--set', 'batch_size=2',
               '--set', 'generator_kwargs={"num_feat": 8, "num_block": 1}', '--json', tmp_path / 'b.json')
@@ -41,7 +41,7 @@ def test_breakdown_on_cpu(tmp_path):
 
 
 def test_recipes_on_cpu(tmp_path):
-    from blindsr.bench import synthetic_faces
+    from blindsr.samples import synthetic_faces
     synthetic_faces(tmp_path / 'faces', n=8, size=64)
     r = bench('recipes', tmp_path / 'faces', '--minutes', '0.03', '--val-holdout', '3', '--val-every-min', '0.01',
               '--device', 'cpu', '--out-dir', tmp_path / 'cmp', '--set', 'batch_size=2', '--set', 'log_every=2',

@@ -1,5 +1,5 @@
 """The inference commands as users run them: blindsr_restore, blindsr_submit, blindsr_val and blindsr_demo in
-subprocesses, with a tiny random generator written by blindsr.train.export_weights. Each subprocess pays ~4 s of
+subprocesses, with a tiny random generator written by blindsr.checkpoint.export_weights. Each subprocess pays ~4 s of
 `import torch` on a busy 2-core machine, so variations of one command run in-process through its `*_cli` function."""
 import os
 import subprocess
@@ -22,7 +22,7 @@ def weights(tmp_path_factory):
     "A tiny MSRResNet (8 features, 1 block), random weights, stored in fp16 as the shipped file is."
     import torch
     from blindsr.models import build_generator
-    from blindsr.train import export_weights
+    from blindsr.checkpoint import export_weights
     torch.manual_seed(0)
     net = build_generator('msrresnet', num_feat=8, num_block=1)
     return export_weights(tmp_path_factory.mktemp('w') / 'tiny.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1},
@@ -156,7 +156,7 @@ def test_demo_writes_the_picture_and_prints_psnrs(tmp_path, weights):
 
 def test_demo_without_weights_says_so(tmp_path):
     "With no --weights, the demo uses the shipped file, or stops with a clear message when there is none."
-    from blindsr.inference import DEFAULT_WEIGHTS
+    from blindsr.checkpoint import DEFAULT_WEIGHTS
     r = run('blindsr_demo', '--out', tmp_path, '--device', 'cpu', timeout=300)
     if DEFAULT_WEIGHTS.exists():
         assert r.returncode == 0, r.stderr

@@ -1,0 +1,498 @@
+# %% [markdown]
+# # Checkpoints and weights
+# > The one owner of blindsr's files of weights: their names and formats, atomic writes, safe reads, the generator held by any accepted file (ours, BasicSR's, a bare state dict), the "same architecture?" check, and the record of how a model was trained.
+
+# %%
+#| default_exp checkpoint
+
+# %%
+#| export
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+import blindsr
+from blindsr.core import PathLike
+from blindsr.device import usable_device
+from blindsr.models import GENERATORS, build_generator
+
+# %%
+#| hide
+import tempfile
+import warnings
+
+from fastcore.test import test_eq, test_fail, test_close
+
+tmp = Path(tempfile.mkdtemp())
+
+def tiny_net(seed=0, **kw):
+    "A tiny MSRResNet (8 features, 1 block) with random weights."
+    torch.manual_seed(seed)
+    return build_generator('msrresnet', **{'num_feat': 8, 'num_block': 1, **kw}).eval().requires_grad_(False)
+
+
+# %% [markdown]
+# The trainer writes these files, inference and the Kaggle kernel read them, and a user may bring one from BasicSR.
+# Every write and every read goes through this notebook, so the format is defined once.
+#
+# ## The files -
+#
+# | file | written by | keys | which weights a reader takes |
+# |---|---|---|---|
+# | weights (`best.pt`, `final.pt`, the shipped `blindsr_default.pt`) | `export_weights` | `format: blindsr-weights`, `arch`, `arch_kwargs`, `params` (fp32 or fp16), `meta` | `params` (already the EMA when training had one) |
+# | training checkpoint (`last.ckpt`) | the trainer, through `save_checkpoint` | `format: blindsr-checkpoint`, `arch`, `arch_kwargs`, `params`, `params_ema` (None without EMA), optimiser and scaler states, `step`, `elapsed`, `best_psnr`, `cfg` … | `params_ema` if present, else `params` |
+# | BasicSR (`net_g_300000.pth`, the organisers' baseline) | BasicSR | `params`, `params_ema` | `params_ema` if present, else `params`; architecture from the caller (default `msrresnet`) |
+# | a bare state dict (`torch.save(model.state_dict())`) | anyone | the network's own keys | itself; architecture from the caller |
+#
+# Every file is read with `torch.load(weights_only=True)` (no code runs from a file), fp16 weights load into a
+# float32 model, and every failure names the file and says what to do.
+
+# %%
+#| export
+WEIGHTS_FORMAT = 'blindsr-weights'        # `format` of a weights file (export_weights)
+CHECKPOINT_FORMAT = 'blindsr-checkpoint'  # `format` of a training checkpoint (save_checkpoint)
+LAST_CHECKPOINT = 'last.ckpt'             # the trainer's checkpoint in its out_dir (what a rerun resumes)
+BEST_WEIGHTS = 'best.pt'                  # the trainer's best validated weights
+FINAL_WEIGHTS = 'final.pt'                # the trainer's weights at the end of the run
+
+WEIGHTS_DIR = Path(blindsr.__file__).resolve().parent / 'weights'
+DEFAULT_WEIGHTS = WEIGHTS_DIR / 'blindsr_default.pt'     # pretrained weights shipped with the package
+DEFAULT_RECORD = WEIGHTS_DIR / 'blindsr_default.json'    # how they were trained, human-readable
+
+
+class CheckpointError(RuntimeError):
+    "A checkpoint or weights file that cannot be used; the message names it and says what to do."
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    "No weights file where one was expected; the message says what to pass instead."
+
+
+def default_weights() -> Path:
+    "The pretrained weights shipped in the package, or WeightsNotFoundError saying what to do without them."
+    if DEFAULT_WEIGHTS.is_file(): return DEFAULT_WEIGHTS
+    raise WeightsNotFoundError(
+        f'this installation of blindsr has no pretrained weights ({DEFAULT_WEIGHTS} is missing; blindsr never '
+        'ships stand-in weights). Pass a generator you trained instead, e.g. --weights runs/blindsr/best.pt '
+        '(blindsr_train writes best.pt, final.pt and last.ckpt; --ckpt is the same flag), or a BasicSR net_g_*.pth.')
+
+
+# %%
+test_eq(DEFAULT_WEIGHTS.name, 'blindsr_default.pt')
+if not DEFAULT_WEIGHTS.exists(): test_fail(default_weights, contains='never ships stand-in weights')
+
+
+# %% [markdown]
+# ## Writing: atomic, or not at all -
+#
+# A checkpoint is written to a temporary file beside its destination, flushed to the disk, and renamed over the
+# old one: a crash or a kill in the middle leaves the previous file whole, never half a file under the real name.
+
+# %%
+#| export
+def atomic_save(obj: Any,  # what torch.save can write (tensors, dicts, numbers, strings)
+                path: PathLike,  # the destination; its folder is created
+               ) -> Path:
+    "torch.save to a temporary file beside `path`, fsync, then rename over it (the old file survives any failure)."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    try:
+        with open(tmp_path, 'wb') as f:
+            torch.save(obj, f)
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists(): tmp_path.unlink()
+    return path
+
+
+# %%
+atomic_save({'params': {'w': torch.ones(2)}}, tmp/'a'/'x.pt')
+test_eq(torch.load(tmp/'a'/'x.pt', weights_only=True)['params']['w'], torch.ones(2))
+test_eq(sorted(p.name for p in (tmp/'a').iterdir()), ['x.pt'])               # no temporary file left behind
+test_fail(lambda: atomic_save({'x': lambda: 0}, tmp/'a'/'x.pt'))             # a failed write (a lambda does not pickle) …
+test_eq(torch.load(tmp/'a'/'x.pt', weights_only=True)['params']['w'], torch.ones(2))   # … leaves the old file
+test_eq(sorted(p.name for p in (tmp/'a').iterdir()), ['x.pt'])
+
+
+# %% [markdown]
+# ## Reading: any accepted file -
+#
+# `load_checkpoint` reads a file safely and checks that it holds generator weights in one of the accepted layouts;
+# a bare state dict (every value a tensor) is read as `{'params': state_dict}`, so it is handled like a BasicSR
+# file without EMA.
+
+# %%
+#| export
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def load_checkpoint(path: PathLike,  # a weights file, a training checkpoint, a BasicSR .pth or a bare state dict
+                    map_location='cpu',
+                   ) -> dict:  # the file's dict; a bare state dict comes back as {'params': state_dict}
+    "Load a checkpoint or weights file safely (weights_only); a missing or unusable file raises CheckpointError naming it."
+    path = Path(path)
+    if path.is_dir(): raise CheckpointError(f'{path} is a folder, not a checkpoint or weights file')
+    if not path.is_file(): raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        size = path.stat().st_size
+        why = 'it is empty' if size == 0 else f'{type(e).__name__}: {str(e)[:160]}'
+        raise CheckpointError(f'{path} is not a readable checkpoint ({why}); it may be truncated by a crash or not a '
+                              'torch file: point to another file') from e
+    if _is_state_dict(ck): return {'params': ck}
+    if not isinstance(ck, dict) or not any(isinstance(ck.get(k), Mapping) for k in ('params', 'params_ema')):
+        keys = ', '.join(map(str, ck))[:200] if isinstance(ck, dict) else type(ck).__name__
+        raise CheckpointError(f'{path} holds no generator weights (expected keys params / params_ema, or a bare '
+                              f'state dict; found {keys})')
+    return ck
+
+
+# %% [markdown]
+# BasicSR's loader, with its two conveniences: DataParallel's `module.` prefix is stripped, and Real-ESRGAN's
+# old-style spectral-norm keys (`weight_orig`, `weight_u`, `weight_v`) are renamed to the parametrization layout
+# our discriminator uses. Loading is strict, and a mismatch names the keys.
+
+# %%
+#| export
+def _spectral_norm_key(key: str, target_keys: set[str]) -> str:
+    "Map an old `torch.nn.utils.spectral_norm` key to the parametrizations layout when the model has that key."
+    for old, new in (('.weight_orig', '.parametrizations.weight.original'),
+                     ('.weight_u', '.parametrizations.weight.0._u'),
+                     ('.weight_v', '.parametrizations.weight.0._v')):
+        if key.endswith(old) and key not in target_keys:
+            cand = key[:-len(old)] + new
+            if cand in target_keys: return cand
+    return key
+
+
+def load_basicsr_weights(model: nn.Module,  # the network to fill, e.g. MSRResNet()
+                         path_or_dict: PathLike | Mapping,  # a .pth path, a loaded checkpoint, or a state dict
+                         key: str | None = None,  # 'params_ema', 'params', or None: params_ema, else params, else bare
+                        ) -> nn.Module:  # `model`, with the weights loaded (strict)
+    """Load a BasicSR / Real-ESRGAN checkpoint into `model` with strict key matching.
+
+    Files are read with `torch.load(..., map_location='cpu', weights_only=True)`. Missing or unexpected keys and
+    shape mismatches raise ValueError listing them."""
+    src = str(path_or_dict) if not isinstance(path_or_dict, Mapping) else '<dict>'
+    ckpt = (torch.load(path_or_dict, map_location='cpu', weights_only=True)
+            if not isinstance(path_or_dict, Mapping) else path_or_dict)
+    if key is not None:
+        if key not in ckpt:
+            raise KeyError(f'{src} has no {key!r} entry; its top-level keys are: {", ".join(map(str, ckpt))[:300]}')
+        sd = ckpt[key]
+    else:
+        sd = next((ckpt[k] for k in ('params_ema', 'params') if k in ckpt), ckpt)
+    target = model.state_dict()
+    tkeys = set(target)
+    sd = {_spectral_norm_key(k[7:] if k.startswith('module.') else k, tkeys): v for k, v in sd.items()}
+    missing = [k for k in target if k not in sd]
+    unexpected = [k for k in sd if k not in tkeys]
+    shapes = [f'{k}: checkpoint {tuple(v.shape)}, model {tuple(target[k].shape)}'
+              for k, v in sd.items() if k in tkeys and tuple(v.shape) != tuple(target[k].shape)]
+    if missing or unexpected or shapes:
+        def short(xs, n=8): return ', '.join(xs[:n]) + (f' … ({len(xs)} in all)' if len(xs) > n else '')
+        parts = ([f'missing keys: {short(missing)}'] if missing else []) + \
+                ([f'unexpected keys: {short(unexpected)}'] if unexpected else []) + \
+                ([f'shape mismatches: {short(shapes, 4)}'] if shapes else [])
+        raise ValueError(f'{src} does not fit {type(model).__name__}: ' + '; '.join(parts) +
+                         '. Build the model with the num_feat/num_block/upscale the checkpoint was trained with.')
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
+# %% [markdown]
+# The test builds a checkpoint from BasicSR's key layout written out by hand — not from our model — saves it the
+# way BasicSR does, and loads it:
+
+# %%
+from blindsr.models import MSRResNet, UNetDiscriminatorSN
+
+def basicsr_msrresnet_shapes(nf=8, nb=2, cin=3, cout=3):
+    "Key -> shape of BasicSR's MSRResNet (x4), written from BasicSR's module names."
+    s = {'conv_first.weight': (nf, cin, 3, 3), 'conv_first.bias': (nf,)}
+    for i in range(nb):
+        for c in ('conv1', 'conv2'): s[f'body.{i}.{c}.weight'], s[f'body.{i}.{c}.bias'] = (nf, nf, 3, 3), (nf,)
+    for c in ('upconv1', 'upconv2'): s[f'{c}.weight'], s[f'{c}.bias'] = (4 * nf, nf, 3, 3), (4 * nf,)
+    s['conv_hr.weight'], s['conv_hr.bias'] = (nf, nf, 3, 3), (nf,)
+    s['conv_last.weight'], s['conv_last.bias'] = (cout, nf, 3, 3), (cout,)
+    return s
+
+shapes = basicsr_msrresnet_shapes()
+g = torch.Generator().manual_seed(0)
+sd_plain = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+sd_ema = {k: torch.randn(s, generator=g) for k, s in shapes.items()}
+torch.save({'params': sd_plain, 'params_ema': sd_ema}, tmp/'net_g_300000.pth')
+
+net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_300000.pth')
+for k, v in net.state_dict().items(): test_eq(v, sd_ema[k])               # params_ema first
+net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_300000.pth', key='params')
+for k, v in net.state_dict().items(): test_eq(v, sd_plain[k])
+torch.save({'params': sd_plain}, tmp/'net_g_noema.pth')
+net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_noema.pth')
+test_eq(net.state_dict()['conv_hr.weight'], sd_plain['conv_hr.weight'])
+net = load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), {'module.' + k: v for k, v in sd_plain.items()})
+test_eq(net.state_dict()['conv_first.bias'], sd_plain['conv_first.bias'])                  # bare dict, DataParallel prefix
+
+# %% [markdown]
+# Mismatches say which keys and what to do:
+
+# %%
+test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=8, num_block=3), tmp/'net_g_300000.pth'),
+          contains='missing keys: body.2.conv1.weight')
+test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=8, num_block=1), tmp/'net_g_300000.pth'),
+          contains='unexpected keys: body.1.conv1.weight')
+test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=16, num_block=2), tmp/'net_g_300000.pth'),
+          contains='conv_first.weight: checkpoint (8, 3, 3, 3), model (16, 3, 3, 3)')
+test_fail(lambda: load_basicsr_weights(MSRResNet(num_feat=8, num_block=2), tmp/'net_g_noema.pth', key='params_ema'),
+          contains="no 'params_ema' entry")
+
+# %% [markdown]
+# A Real-ESRGAN discriminator checkpoint (old `torch.nn.utils.spectral_norm` keys) loads into ours; in eval
+# mode the normalised weight is W / (uᵀ W v) with the checkpoint's W, u, v:
+
+# %%
+sn_old = torch.nn.utils.spectral_norm
+class OldUNetD(nn.Module):          # Real-ESRGAN's module layout, old spectral-norm API (test-only)
+    def __init__(self, f=4):
+        super().__init__()
+        self.conv0 = nn.Conv2d(3, f, 3, 1, 1)
+        chans = [(f, 2 * f, 4), (2 * f, 4 * f, 4), (4 * f, 8 * f, 4), (8 * f, 4 * f, 3), (4 * f, 2 * f, 3),
+                 (2 * f, f, 3), (f, f, 3), (f, f, 3)]
+        for i, (ci, co, k) in enumerate(chans, 1):
+            setattr(self, f'conv{i}', sn_old(nn.Conv2d(ci, co, k, 2 if k == 4 else 1, 1, bias=False)))
+        self.conv9 = nn.Conv2d(f, 1, 3, 1, 1)
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    old_sd = OldUNetD().state_dict()
+test_eq('conv3.weight_orig' in old_sd, True)
+d = load_basicsr_weights(UNetDiscriminatorSN(num_feat=4), {'params': old_sd}).eval()
+W, u, v = old_sd['conv3.weight_orig'], old_sd['conv3.weight_u'], old_sd['conv3.weight_v']
+test_close(d.conv3.weight.detach(), W / torch.dot(u, W.flatten(1) @ v), eps=1e-6)
+
+
+# %% [markdown]
+# ## The same architecture? -
+#
+# Resuming a run, continuing a Kaggle kernel's previous version and loading weights into a generator that a
+# caller names all ask one question of a file: does it hold this generator, built with these arguments? One check,
+# one message, which says what the file holds and what to do.
+
+# %%
+#| export
+def check_same_arch(path: PathLike,  # the file, for the message
+                    ck: Mapping,  # its loaded dict (load_checkpoint)
+                    arch: str,  # the generator the caller expects
+                    arch_kwargs: Mapping | None,  # and its constructor overrides (None: not checked)
+                    fix: str = 'pass the architecture the file holds, or another file',  # what to do about a mismatch
+                   ) -> None:
+    "Raise CheckpointError when a file that names its generator holds another one than (arch, arch_kwargs)."
+    name, kw = ck.get('arch'), dict(ck.get('arch_kwargs') or {})
+    if name is None: return                               # BasicSR / bare files do not say; loading will tell
+    if name != arch or (arch_kwargs is not None and kw != dict(arch_kwargs)):
+        want = f'{arch} {dict(arch_kwargs)}' if arch_kwargs is not None else arch
+        raise CheckpointError(f'{path} holds the generator {name} {kw}, not {want}; {fix}')
+
+
+# %%
+ck_ = {'arch': 'msrresnet', 'arch_kwargs': {'num_block': 24}}
+check_same_arch('x.ckpt', ck_, 'msrresnet', {'num_block': 24})
+check_same_arch('x.ckpt', ck_, 'msrresnet', None)
+check_same_arch('net_g.pth', {'params': {}}, 'plksr', {})                               # BasicSR files name nothing
+test_fail(lambda: check_same_arch('x.ckpt', ck_, 'msrresnet', {}), contains="x.ckpt holds the generator msrresnet {'num_block': 24}, not msrresnet {}")
+test_fail(lambda: check_same_arch('x.ckpt', ck_, 'plksr', None, fix='use another out_dir'), contains='not plksr; use another out_dir')
+
+
+# %% [markdown]
+# ## The generator in a file -
+#
+# `load_generator` builds the network a file describes (or the one the caller names, for files that do not say)
+# and fills it, strictly. `weights_info` says what a file holds without building anything.
+
+# %%
+#| export
+def _file_kind(ck: Mapping) -> str:
+    return {WEIGHTS_FORMAT: 'blindsr weights', CHECKPOINT_FORMAT: 'blindsr training checkpoint'}.get(
+        ck.get('format'), 'BasicSR checkpoint or state dict')
+
+
+def _select_params(ck: Mapping, path: Path, use_ema: bool) -> str:
+    "The key of the state dict to load from a checkpoint dict."
+    if ck.get('format') == WEIGHTS_FORMAT: return 'params'
+    if use_ema and ck.get('params_ema') is not None: return 'params_ema'
+    if ck.get('params') is not None: return 'params'
+    raise CheckpointError(f'{path} has no plain weights (params); it holds only params_ema: load it with use_ema=True')
+
+
+def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoint (.ckpt), a BasicSR .pth or a bare state dict
+                   arch: str | None = None,  # for files that do not name one: a key of GENERATORS; default msrresnet
+                   arch_kwargs: dict | None = None,  # constructor overrides, for files that do not carry them
+                   device: str | torch.device | None = None,  # None: the best usable device (see blindsr.device.usable_device)
+                   use_ema: bool = True,  # take a checkpoint's EMA weights (params_ema) when it has them
+                  ) -> nn.Module:  # the generator, float32, in eval mode, on `device`
+    "Build the generator a weights or checkpoint file describes and load its weights (strict, weights_only)."
+    path = Path(path)
+    ck = load_checkpoint(path)                        # missing, unreadable or weightless files: CheckpointError
+    if ck.get('arch') is not None:                    # our files name their architecture
+        name, kw = ck['arch'], dict(ck.get('arch_kwargs') or {})
+        check_same_arch(path, ck, arch or name, arch_kwargs, 'leave out arch and arch_kwargs (the file names them)')
+    else:
+        name, kw = arch or 'msrresnet', dict(arch_kwargs or {})
+    if name not in GENERATORS:
+        raise CheckpointError(f'{path} holds a generator named {name!r}, which this blindsr does not know '
+                              f'({", ".join(GENERATORS)}); update blindsr or pass arch=')
+    key = _select_params(ck, path, use_ema)
+    try: model = build_generator(name, **kw)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f'cannot build {name} with {kw} for {path}: {e}') from e
+    try:
+        load_basicsr_weights(model, {key: ck[key]}, key=key)
+    except (KeyError, ValueError) as e:
+        hint = '' if ck.get('arch') else ' Pass the architecture it was trained with (--arch, --arch-kwargs).'
+        raise CheckpointError(f'{path} ({_file_kind(ck)}, {key}) {str(e).removeprefix("<dict> ")}{hint}') from e
+    return model.float().eval().requires_grad_(False).to(usable_device(device))
+
+
+def weights_info(path: PathLike) -> dict:
+    "What a weights/checkpoint file holds: kind, arch, arch_kwargs, parameter count and the training record (meta)."
+    path = Path(path)
+    ck = load_checkpoint(path)
+    sd = ck.get('params') if ck.get('params') is not None else ck['params_ema']
+    return {'path': str(path), 'kind': _file_kind(ck), 'arch': ck.get('arch'), 'arch_kwargs': ck.get('arch_kwargs'),
+            'params': sum(v.numel() for v in sd.values()), 'dtype': str(next(iter(sd.values())).dtype).replace('torch.', ''),
+            'meta': ck.get('meta') or ({k: ck[k] for k in ('step', 'best_psnr') if k in ck} if ck.get('format') else {})}
+
+
+# %% [markdown]
+# `export_weights` writes the small file inference needs: the generator's weights (fp16 on request: half the size
+# and PSNR-neutral for these models), its architecture, and `meta`, the record of how it was trained.
+
+# %%
+#| export
+def export_weights(path: PathLike,  # e.g. out_dir/best.pt
+                   model: nn.Module,  # the generator (EMA weights, normally)
+                   arch: str,  # its name in GENERATORS
+                   arch_kwargs: dict,  # its constructor overrides
+                   meta: dict | None = None,  # how it was trained, scores, … (see TrainingRecord)
+                   half: bool = False,  # store fp16 (half the size; PSNR-neutral for these models)
+                  ) -> Path:
+    "Write the weights file inference loads: {'format', 'arch', 'arch_kwargs', 'params', 'meta'}."
+    sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
+    return atomic_save({'format': WEIGHTS_FORMAT, 'arch': arch, 'arch_kwargs': dict(arch_kwargs), 'params': sd,
+                        'meta': meta or {}}, path)
+
+
+# %% [markdown]
+# A weights file stored in fp16 (as the shipped one is) loads into a float32 model holding the same values:
+
+# %%
+net = tiny_net()
+export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, {'val_psnr': 20.0}, half=True)
+g = load_generator(tmp/'w16.pt', device='cpu')
+test_eq(next(g.parameters()).dtype, torch.float32); test_eq(g.training, False)
+for k, v in g.state_dict().items(): test_eq(v, net.state_dict()[k].half().float())
+info = weights_info(tmp/'w16.pt')
+test_eq((info['kind'], info['arch'], info['dtype'], info['params'], info['meta']),
+        ('blindsr weights', 'msrresnet', 'float16', sum(p.numel() for p in net.parameters()), {'val_psnr': 20.0}))
+
+# %% [markdown]
+# A training checkpoint gives its EMA weights unless asked otherwise, and its plain weights when EMA was off; a
+# BasicSR file and a bare state dict need the architecture from the caller:
+
+# %%
+ema_net = tiny_net(seed=1)
+ckpt = {'format': CHECKPOINT_FORMAT, 'arch': 'msrresnet', 'arch_kwargs': {'num_feat': 8, 'num_block': 1},
+        'params': net.state_dict(), 'params_ema': ema_net.state_dict(), 'step': 7, 'best_psnr': 21.5}
+atomic_save(ckpt, tmp/'last.ckpt')
+test_eq(load_generator(tmp/'last.ckpt', device='cpu').conv_first.weight, ema_net.conv_first.weight)
+test_eq(load_generator(tmp/'last.ckpt', device='cpu', use_ema=False).conv_first.weight, net.conv_first.weight)
+atomic_save({**ckpt, 'params_ema': None}, tmp/'noema.ckpt')
+test_eq(load_generator(tmp/'noema.ckpt', device='cpu').conv_first.weight, net.conv_first.weight)
+test_eq(weights_info(tmp/'last.ckpt')['meta'], {'step': 7, 'best_psnr': 21.5})
+torch.save({'params': net.state_dict(), 'params_ema': ema_net.state_dict()}, tmp/'net_g_1000.pth')
+b = load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': 8, 'num_block': 1}, device='cpu')
+test_eq(b.conv_first.weight, ema_net.conv_first.weight)
+test_eq(weights_info(tmp/'net_g_1000.pth')['kind'], 'BasicSR checkpoint or state dict')
+torch.save(net.state_dict(), tmp/'bare.pth')                                          # torch.save(model.state_dict())
+test_eq(load_generator(tmp/'bare.pth', arch_kwargs={'num_feat': 8, 'num_block': 1}, device='cpu').conv_first.weight,
+        net.conv_first.weight)
+
+# %% [markdown]
+# Wrong architecture, missing, truncated, empty and foreign files all name themselves and say what to do:
+
+# %%
+test_fail(lambda: load_generator(tmp/'net_g_1000.pth', device='cpu'), contains='net_g_1000.pth (BasicSR checkpoint or state dict, params_ema) does not fit MSRResNet')
+test_fail(lambda: load_generator(tmp/'net_g_1000.pth', device='cpu'), contains='--arch-kwargs')
+test_fail(lambda: load_generator(tmp/'w16.pt', arch='plksr'), contains='not plksr; leave out arch')
+test_fail(lambda: load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': -8}), contains='cannot build msrresnet')
+test_fail(lambda: load_generator(tmp/'nope.pt'), contains='nope.pt')
+test_fail(lambda: load_generator(tmp), contains='is a folder')
+(tmp/'cut.pt').write_bytes((tmp/'w16.pt').read_bytes()[:300])
+test_fail(lambda: load_generator(tmp/'cut.pt'), contains='cut.pt is not a readable checkpoint')
+(tmp/'empty.pt').write_bytes(b'')
+test_fail(lambda: load_generator(tmp/'empty.pt'), contains='it is empty')
+torch.save({'weights': 1}, tmp/'other.pt')
+test_fail(lambda: load_generator(tmp/'other.pt'), contains='other.pt holds no generator weights')
+
+
+# %% [markdown]
+# ## How a model was trained -
+#
+# The trainer writes its record into each weights file's `meta` (steps, minutes, validation and bicubic PSNR, the
+# whole config); the shipped weights carry a longer, human-written record beside them (`blindsr_default.json`,
+# whose field names differ). `TrainingRecord` reads either and says it in one line, as `blindsr_demo` prints it.
+
+# %%
+#| export
+@dataclass
+class TrainingRecord:
+    "How a generator was trained, as far as its file says."
+    step: int | None = None            # optimiser steps
+    minutes: float | None = None       # minutes of training (all sessions)
+    val_psnr: float | None = None      # validation PSNR of these weights (dB)
+    bicubic_psnr: float | None = None  # bicubic PSNR of the same validation set (dB)
+    config: dict | None = None         # the TrainConfig, as a dict
+
+    @classmethod
+    def from_meta(cls, meta: Mapping | None) -> 'TrainingRecord':
+        "From a weights file's `meta` (the trainer's keys) or the shipped record (`steps`, `validation`, …)."
+        m = dict(meta or {})
+        v = m.get('validation') or {}
+        return cls(step=m.get('step', m.get('steps')), minutes=m.get('minutes', m.get('wall_clock_minutes')),
+                   val_psnr=m.get('val_psnr', v.get('val_psnr_db')), bicubic_psnr=m.get('bicubic_psnr', v.get('bicubic_psnr_db')),
+                   config=m.get('cfg', m.get('config')))
+
+    def meta(self) -> dict:
+        "The `meta` dict a weights file stores (export_weights)."
+        return {'step': self.step, 'minutes': self.minutes, 'val_psnr': self.val_psnr, 'bicubic_psnr': self.bicubic_psnr,
+                'cfg': self.config}
+
+    def summary(self) -> str:
+        "e.g. '1651 steps, 1.9 min; val PSNR 26.53 dB (bicubic 26.21 dB)'; '' when nothing is known."
+        run = ', '.join(([f'{self.step} steps'] if self.step is not None else []) +
+                        ([f'{self.minutes:g} min'] if self.minutes else []))
+        val = ''
+        if self.val_psnr is not None and math.isfinite(self.val_psnr):
+            val = f'val PSNR {self.val_psnr:.2f} dB' + (f' (bicubic {self.bicubic_psnr:.2f} dB)' if self.bicubic_psnr is not None else '')
+        return '; '.join(p for p in (run, val) if p)
+
+
+# %%
+test_eq(TrainingRecord.from_meta({'step': 300, 'val_psnr': 25.123, 'bicubic_psnr': 24.9, 'cfg': {}}).summary(),
+        '300 steps; val PSNR 25.12 dB (bicubic 24.90 dB)')
+test_eq(TrainingRecord.from_meta({'steps': 1651, 'wall_clock_minutes': 1.9, 'validation': {'val_psnr_db': 26.5254, 'bicubic_psnr_db': 26.207}}).summary(),
+        '1651 steps, 1.9 min; val PSNR 26.53 dB (bicubic 26.21 dB)')
+test_eq(TrainingRecord.from_meta({}).summary(), '')
+rec = TrainingRecord(12, 0.5, 21.0, 20.0, {'lr': 1e-3})
+test_eq(TrainingRecord.from_meta(rec.meta()), rec)
+if DEFAULT_WEIGHTS.exists(): print('shipped weights:', TrainingRecord.from_meta(weights_info(DEFAULT_WEIGHTS)['meta']).summary())
