@@ -24,7 +24,7 @@ class UnsupportedGPUError(RuntimeError):
 # is installed); blindsr.device uses the same function.
 from .cuda_guard import arch_supported as cuda_arch_supported
 
-# %% ../nbs/00a_device.ipynb #f4ffa9df
+# %% ../nbs/00a_device.ipynb #f4753423
 from .cuda_guard import LEGACY_INDEX, LEGACY_TORCH   # the last builds with sm_60/sm_70 kernels and their index
 
 
@@ -33,7 +33,7 @@ def torch_build_hint(capability: tuple[int, int],  # (major, minor) of the unsup
     "The pip command that installs a torch build able to run on a GPU of `capability`."
     if capability < (7, 5):
         return f'pip install {LEGACY_TORCH} --index-url {LEGACY_INDEX}'
-    return 'pip install -U torch torchvision --index-url https://download.pytorch.org/whl/cu128'
+    return 'pip install -U torch torchvision --index-url https://download.pytorch.org/whl/cu130'
 
 # %% ../nbs/00a_device.ipynb #6f8238a9
 def _check_cuda_device(index: int) -> None:

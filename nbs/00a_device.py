@@ -58,7 +58,9 @@ test_eq(cuda_arch_supported((7, 0), []), False)                                 
 
 # %% [markdown]
 # When the build lacks the card, the error says what to install instead. The last PyTorch builds that still
-# carry `sm_60`/`sm_70` (P100, V100) are the CUDA 12.6 ones, up to torch 2.14.
+# carry `sm_60`/`sm_70` (P100, V100) are the CUDA 12.6 ones, up to torch 2.14; their pins carry the local label
+# `+cu126`, without which pip keeps an installed `2.14.1+cu130` (see `nbs/09_cuda_guard.ipynb`). Newer cards get
+# the current default build, CUDA 13.0.
 
 # %%
 #| export
@@ -70,7 +72,14 @@ def torch_build_hint(capability: tuple[int, int],  # (major, minor) of the unsup
     "The pip command that installs a torch build able to run on a GPU of `capability`."
     if capability < (7, 5):
         return f'pip install {LEGACY_TORCH} --index-url {LEGACY_INDEX}'
-    return 'pip install -U torch torchvision --index-url https://download.pytorch.org/whl/cu128'
+    return 'pip install -U torch torchvision --index-url https://download.pytorch.org/whl/cu130'
+
+
+# %%
+test_eq(torch_build_hint((6, 0)), 'pip install torch==2.14.1+cu126 torchvision==0.29.1+cu126 '
+                                  '--index-url https://download.pytorch.org/whl/cu126')
+test_eq(torch_build_hint((7, 0)), torch_build_hint((6, 0)))
+test_eq(torch_build_hint((7, 5)), 'pip install -U torch torchvision --index-url https://download.pytorch.org/whl/cu130')
 
 
 # %%

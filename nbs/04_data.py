@@ -231,17 +231,141 @@ tr, va = holdout_split(tmp/'hq', 2)
 test_eq([p.stem for p in va], ['00003', '00004']); test_eq(len(tr), 3)
 test_fail(lambda: holdout_split(tmp/'hq', 5), contains='hold out 5')
 
-
 # %% [markdown]
 # ## Finding the data -
 #
-# On Kaggle the course data is attached under `/kaggle/input/<dataset>/…`, with layouts that vary between
-# uploads (`train/GT`, `train/HQ`, `train/`, nested zips unpacked one level deeper, …). `find_data` walks the
-# given roots and picks, by folder names and image counts, the HQ training faces, the validation GT/LQ pair and
-# the test LQ; what it cannot find is `None`, and `DataPaths.require` names what is missing and where it looked.
+# On Kaggle the course data is mounted under `/kaggle/input`, and where exactly has changed over the years:
+# `/kaggle/input/<slug>/…` once, `/kaggle/input/datasets/<owner>/<slug>/…` now, and a zip uploaded with a top
+# folder adds one more level. So the finder looks for folders by *what they hold* — at least a few images of one
+# size, in a folder named like `train/GT`, `val/LQ` or `test/LQ` — at any depth. The walk is bounded by the number
+# of directory entries it reads and by time, not by a depth, so a deep layout is found and a huge input still ends.
+#
+# First the walk: breadth first (shallow folders come first), hidden folders skipped, every real folder visited
+# once (a symlink to a folder already seen is not followed again).
 
 # %%
 #| export
+import time
+
+SEARCH_MAX_ENTRIES = 200_000   # directory entries a search reads, all roots together (the course data is ~6,200)
+SEARCH_MAX_SECONDS = 60.0      # and the time it may take
+
+
+class BoundedWalk:
+    "Breadth-first walk of the folders under `roots`; stops after `max_entries` directory entries or `max_seconds`."
+    def __init__(self, roots: Sequence[PathLike], max_entries: int = SEARCH_MAX_ENTRIES, max_seconds: float = SEARCH_MAX_SECONDS):
+        self.roots, self.max_entries, self.max_seconds = [Path(r) for r in roots], max_entries, max_seconds
+        self.entries, self.stopped = 0, None       # entries read; why the walk ended early (None: it saw everything)
+
+    def __iter__(self):  # yields (folder, sorted names of the files in it)
+        t0, seen = time.monotonic(), set()
+        queue = [r for r in self.roots if r.is_dir()]
+        while queue:
+            folder = queue.pop(0)
+            real = os.path.realpath(folder)
+            if real in seen: continue
+            seen.add(real)
+            try: entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError: continue
+            self.entries += len(entries)
+            files, subdirs = [], []
+            for e in entries:
+                if e.name.startswith('.') or e.name == '__pycache__': continue
+                try: (subdirs if e.is_dir() else files).append(e.name)
+                except OSError: continue
+            yield folder, files
+            queue += [folder / d for d in subdirs]
+            if self.entries >= self.max_entries: self.stopped = f'stopped after {self.entries} directory entries'
+            elif time.monotonic() - t0 > self.max_seconds: self.stopped = f'stopped after {self.max_seconds:.0f} s'
+            if self.stopped and queue: return
+            self.stopped = None
+
+
+# %%
+make_faces(tmp/'walk'/'a'/'b'/'c'/'d'/'e'/'f', 1, 8); (tmp/'walk'/'.hidden').mkdir(); (tmp/'walk'/'z').mkdir()
+(tmp/'walk'/'loop').symlink_to(tmp/'walk'/'a')                      # seen once, by its real path
+w = BoundedWalk([tmp/'walk'])
+folders = [f.relative_to(tmp/'walk').as_posix() for f, _ in w]
+test_eq(folders[:4], ['.', 'a', 'z', 'a/b']); test_eq(folders[-1], 'a/b/c/d/e/f'); test_eq(w.stopped, None)
+w = BoundedWalk([tmp/'walk'], max_entries=3)
+test_eq(len(list(w)), 1); assert 'stopped after' in w.stopped
+
+# %% [markdown]
+# What a folder is for follows from its name and its parent's: `train/GT` (or `train/HQ`, `train/HR`, `train_GT`, a
+# bare `train`) holds HQ training faces, `val/GT` and `val/LQ` (also `valid`, `validation`, `LR`) the validation
+# pairs, `test/LQ` (or a bare `test`) the test faces. A bare `val` says neither GT nor LQ, so it is no candidate.
+
+# %%
+#| export
+import re
+
+ROLES = {'train_hq': 'HQ training faces: train/GT, train/HQ, train/HR or a folder named train',
+         'val_gt': 'validation GT: val/GT (or val/HQ, valid/GT, validation/GT)',
+         'val_lq': 'validation LQ: val/LQ (or val/LR)',
+         'test_lq': 'test LQ: test/LQ (or test/LR, or a folder named test)'}
+_SPLITS = {'train': 'train', 'training': 'train', 'val': 'val', 'valid': 'val', 'validation': 'val', 'test': 'test', 'testing': 'test'}
+_QUALITY = {'gt': 'hq', 'hq': 'hq', 'hr': 'hq', 'lq': 'lq', 'lr': 'lq'}
+
+
+def folder_role(folder: PathLike) -> str | None:
+    "'train_hq', 'val_gt', 'val_lq', 'test_lq' or None, from the names of `folder` and its parent."
+    words = [w for w in re.split(r'[^a-z0-9]+', Path(folder).name.lower()) if w]
+    parent = _SPLITS.get(Path(folder).parent.name.lower())
+    split = _SPLITS.get(words[0]) if words else None
+    quality = _QUALITY.get(words[-1]) if words else None
+    split = split or parent
+    if quality is None and words in (['train'], ['training']): quality = 'hq'
+    if quality is None and words in (['test'], ['testing']): quality = 'lq'
+    role = {('train', 'hq'): 'train_hq', ('val', 'hq'): 'val_gt', ('val', 'lq'): 'val_lq', ('test', 'lq'): 'test_lq'}
+    return role.get((split, quality))
+
+
+# %%
+test_eq([folder_role(p) for p in ('x/train/GT', 'x/train/HQ', 'train_GT', 'x/train', 'x/Training/hr')], ['train_hq'] * 5)
+test_eq([folder_role(p) for p in ('x/val/GT', 'x/valid/HQ', 'x/val/LQ', 'x/validation/LR', 'val_lq')],
+        ['val_gt', 'val_gt', 'val_lq', 'val_lq', 'val_lq'])
+test_eq([folder_role(p) for p in ('x/test/LQ', 'x/test', 'test_LR')], ['test_lq'] * 3)
+test_eq([folder_role(p) for p in ('x/val', 'x/GT', 'faces/LQ', 'x/train/LQ', 'x/test/GT')], [None] * 5)
+
+
+# %% [markdown]
+# A folder named for a role is a candidate when it holds at least `min_images` images of one size (a sample of
+# their headers is read, not the images). When two candidates compete for a role, the one with more images wins,
+# then (for `val_lq`) the sibling of the chosen `val_gt`, then the shallower, then the first by path — and
+# `DataPaths.notes` says which was picked and why. When something is missing, `require` lists what the search saw
+# under each root (two levels) and what it expected, so a dataset laid out some other way is fixed in one go.
+
+# %%
+#| export
+def image_size(path: PathLike) -> tuple[int, int]:
+    "(width, height) of an image file, from its header."
+    from PIL import Image
+    with Image.open(path) as im: return im.size
+
+
+def folder_listing(root: PathLike,  # a folder
+                   levels: int = 2,  # how deep to list
+                   max_lines: int = 40,
+                  ) -> list[str]:  # lines like 'datasets/alice/ (2 folders, 0 files)'
+    "What is under `root`, `levels` deep: folders with their counts of subfolders and files."
+    root, lines = Path(root), []
+    if not root.is_dir(): return [f'{root} does not exist']
+    def walk(d, depth):
+        try: kids = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as e: lines.append(f'{d.relative_to(root)}: unreadable ({e})'); return
+        for k in kids:
+            if not k.is_dir() or len(lines) >= max_lines: continue
+            try: sub = list(os.scandir(k.path))
+            except OSError: sub = []
+            n_dirs, n_files = sum(s.is_dir() for s in sub), sum(not s.is_dir() for s in sub)
+            lines.append(f'{Path(k.path).relative_to(root).as_posix()}/ ({n_dirs} folder{"s" * (n_dirs != 1)}, '
+                         f'{n_files} file{"s" * (n_files != 1)})')
+            if depth + 1 < levels: walk(Path(k.path), depth + 1)
+    walk(root, 0)
+    if len(lines) >= max_lines: lines.append('…')
+    return lines or ['(empty)']
+
+
 @dataclass
 class DataPaths:
     "Where the course data is; None for what was not found."
@@ -249,51 +373,125 @@ class DataPaths:
     val_gt: Path | None = None
     val_lq: Path | None = None
     test_lq: Path | None = None
-    searched: tuple = ()
+    searched: tuple = ()     # the roots searched
+    notes: tuple = ()        # which folder was picked for a role and why, folders passed over, a search cut short
+    unnamed: tuple = ()      # folders of images named for no role (shown when something is missing)
 
     def require(self, *names: str) -> 'DataPaths':
+        "Self, or FileNotFoundError naming what is missing, what was seen under each root and what was expected."
         missing = [n for n in names if getattr(self, n) is None]
-        if missing:
-            raise FileNotFoundError(f'could not find {", ".join(missing)} under {", ".join(map(str, self.searched)) or "(no roots)"}; '
-                                    'expected folders like train/GT (HQ faces), val/GT + val/LQ, test/LQ. Pass the paths explicitly.')
-        return self
+        if not missing: return self
+        seen = []
+        for r in self.searched:
+            seen += [f'  seen under {r} (two levels):'] + [f'    {l}' for l in folder_listing(r)]
+        raise FileNotFoundError('\n'.join(
+            [f'could not find {", ".join(missing)} under {", ".join(map(str, self.searched)) or "(no roots)"}.',
+             'Expected folders of same-size images named like:'] + [f'  {n}: {ROLES[n]}' for n in missing] + seen +
+            [f'  note: {n}' for n in self.notes] + [f'  also seen, named for no role: {u}' for u in self.unnamed] +
+            ['Lay the dataset out as train/GT, val/GT + val/LQ, test/LQ (any depth), or pass the folders explicitly.']))
+
+    def report(self) -> str:
+        "One line per role (folder and image count), then the notes."
+        lines = [f'{k:9} {getattr(self, k)}' + (f' ({len(list_images(getattr(self, k)))} images)' if getattr(self, k) else '')
+                 for k in ROLES]
+        return '\n'.join(lines + [f'note: {n}' for n in self.notes])
 
 
-def _count_images(d: Path) -> int:
-    try: return sum(1 for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    except OSError: return 0
+def _candidate(folder: Path, files: list[str], min_images: int, sample: int = 8):
+    "(n images, (w, h)) if `folder` holds at least min_images images of one size; None if it holds no images; else why not."
+    images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTS]
+    if not images: return None                                   # a folder of folders (e.g. train/ above train/GT)
+    if len(images) < min_images: return f'{folder}: {len(images)} image(s), fewer than {min_images}'
+    k = min(sample, len(images))                                 # the first, the last and evenly spaced ones between
+    picks = sorted({images[round(i * (len(images) - 1) / max(1, k - 1))] for i in range(k)})
+    try: sizes = {image_size(folder / f) for f in picks}
+    except (OSError, ValueError) as e: return f'{folder}: unreadable images ({type(e).__name__}: {e})'
+    if len(sizes) > 1: return f'{folder}: images of different sizes ({", ".join(f"{w}x{h}" for w, h in sorted(sizes))})'
+    return len(images), sizes.pop()
 
 
 def find_data(roots: Sequence[PathLike] | None = None,  # default: /kaggle/input, then ./data
-              max_depth: int = 5,
+              min_images: int = 2,  # a candidate folder holds at least this many images, all of one size
+              max_entries: int = SEARCH_MAX_ENTRIES,  # bounds of the search (see BoundedWalk)
+              max_seconds: float = SEARCH_MAX_SECONDS,
              ) -> DataPaths:
-    "Locate train HQ, val GT/LQ and test LQ folders by their names."
+    "Locate train HQ, val GT/LQ and test LQ folders by what they hold and how they are named, at any depth."
     roots = [Path(r) for r in (roots or ['/kaggle/input', 'data'])]
-    found: dict[str, tuple[int, Path]] = {}
-    def consider(key, d, n):
-        if n and (key not in found or n > found[key][0]): found[key] = (n, d)
-    for root in roots:
-        if not root.is_dir(): continue
-        for dirpath, dirnames, _ in os.walk(root):
-            d = Path(dirpath)
-            if len(d.relative_to(root).parts) > max_depth: dirnames[:] = []; continue
-            n = _count_images(d)
-            if not n: continue
-            parts = [p.lower() for p in d.parts[-2:]]
-            name, parent = parts[-1], (parts[0] if len(parts) > 1 else '')
-            if parent.startswith('train') and name in ('gt', 'hq', 'hr') or name in ('train', 'train_hq', 'training'):
-                consider('train_hq', d, n)
-            elif parent.startswith('val') and name in ('gt', 'hq', 'hr'): consider('val_gt', d, n)
-            elif parent.startswith('val') and name in ('lq', 'lr'): consider('val_lq', d, n)
-            elif parent.startswith('test') and name in ('lq', 'lr') or name == 'test': consider('test_lq', d, n)
-    return DataPaths(**{k: v[1] for k, v in found.items()}, searched=tuple(roots))
+    walk = BoundedWalk(roots, max_entries, max_seconds)
+    cands, notes, unnamed = {k: [] for k in ROLES}, [], []
+    for folder, files in walk:
+        role = folder_role(folder)
+        if role is None:
+            n = sum(Path(f).suffix.lower() in IMAGE_EXTS for f in files)
+            if n and len(unnamed) < 10: unnamed.append(f'{folder} ({n} images)')
+            continue
+        c = _candidate(folder, files, min_images)
+        if c is None: continue
+        if isinstance(c, str): notes.append(f'passed over {c}'); continue
+        cands[role].append((folder, *c))
+    if walk.stopped: notes.append(f'the search {walk.stopped}; pass the folders explicitly if they were not found')
+    picked = {}
+    for role in ROLES:
+        cs = cands[role]
+        if not cs: continue
+        gt = picked.get('val_gt')
+        key = lambda c: (not (role == 'val_lq' and gt is not None and c[0].parent == gt.parent), -c[1], len(c[0].parts), str(c[0]))
+        cs.sort(key=key)
+        picked[role] = cs[0][0]
+        if len(cs) > 1:
+            best, nxt = cs[0], cs[1]
+            why = ('the sibling of val_gt' if key(best)[0] != key(nxt)[0] else
+                   f'more images ({best[1]} vs {nxt[1]})' if best[1] != nxt[1] else
+                   f'a tie on {best[1]} images: the shallower' if len(best[0].parts) != len(nxt[0].parts) else
+                   f'a tie on {best[1]} images at one depth: the first by path')
+            notes.append(f'{role}: picked {best[0]} ({best[1]} images, {best[2][0]}x{best[2][1]}) of {len(cs)} candidates, '
+                         f'as {why}; also {", ".join(str(c[0]) for c in cs[1:4])}' + (' …' if len(cs) > 4 else ''))
+    return DataPaths(**picked, searched=tuple(roots), notes=tuple(notes), unnamed=tuple(unnamed))
 
+
+# %% [markdown]
+# The layouts Kaggle has used: the old one (`/kaggle/input/<slug>/train/GT`) and the new one, where the dataset
+# sits under `datasets/<owner>/<slug>/` and an uploaded zip's top folder adds a level. Both are found:
 
 # %%
-kag = tmp/'kaggle'/'input'/'ai6126-faces'
-make_faces(kag/'train'/'GT', 4, 32); make_faces(kag/'val'/'GT', 2, 32); make_faces(kag/'val'/'LQ', 2, 8)
-make_faces(kag/'test'/'LQ', 2, 8)
-dp = find_data([tmp/'kaggle'/'input'])
-test_eq((dp.train_hq.relative_to(kag), dp.val_gt.relative_to(kag), dp.val_lq.relative_to(kag), dp.test_lq.relative_to(kag)),
-        (Path('train/GT'), Path('val/GT'), Path('val/LQ'), Path('test/LQ')))
-test_fail(lambda: find_data([tmp/'nowhere']).require('train_hq'), contains='train_hq')
+layouts = {tmp/'old'/'input': 'ai6126-faces',                                   # /kaggle/input/<slug>/…
+           tmp/'new'/'input': 'datasets/alice/ai6126-faces/ai6126-data'}        # …/datasets/<owner>/<slug>/<zip top>/…
+for root, rel in layouts.items():
+    top = root/rel
+    make_faces(top/'train'/'GT', 4, 32); make_faces(top/'val'/'GT', 2, 32); make_faces(top/'val'/'LQ', 2, 8)
+    make_faces(top/'test'/'LQ', 2, 8)
+    dp = find_data([root, tmp/'no-data'])
+    test_eq((dp.train_hq.relative_to(top), dp.val_gt.relative_to(top), dp.val_lq.relative_to(top), dp.test_lq.relative_to(top)),
+            (Path('train/GT'), Path('val/GT'), Path('val/LQ'), Path('test/LQ')))
+    test_eq(dp.notes, ())
+print(dp.report())
+
+# %% [markdown]
+# Two candidates for a role: the bigger one wins, and the note says so; on a tie the note says how it was broken.
+# Folders with one image, or images of different sizes, are passed over (and named in the notes):
+
+# %%
+two = tmp/'two'
+make_faces(two/'a'/'train'/'GT', 3, 32); make_faces(two/'b'/'train'/'HQ', 5, 32)
+make_faces(two/'a'/'val'/'GT', 2, 32); make_faces(two/'a'/'val'/'LQ', 2, 8); make_faces(two/'b'/'val'/'LQ', 2, 8)
+make_faces(two/'c'/'test'/'LQ', 1, 8); make_faces(two/'d'/'test'/'LQ', 2, 8); make_faces(two/'d'/'test'/'LQ', 1, 16, start=5)
+dp = find_data([two])
+test_eq((dp.train_hq, dp.val_lq, dp.test_lq), (two/'b'/'train'/'HQ', two/'a'/'val'/'LQ', None))
+for frag in ('train_hq: picked', 'more images (5 vs 3)', 'val_lq: picked', 'the sibling of val_gt', 'fewer than 2', 'different sizes (8x8, 16x16)'):
+    assert any(frag in n for n in dp.notes), (frag, dp.notes)
+make_faces(two/'e'/'train'/'GT', 5, 32)
+assert any('a tie on 5 images at one depth: the first by path' in n for n in find_data([two]).notes)
+
+# %% [markdown]
+# Nothing usable: the error lists what is there (two levels under each root) and what was expected.
+
+# %%
+junk = tmp/'junk'/'input'
+make_faces(junk/'datasets'/'alice'/'faces'/'GT', 3, 32); (junk/'notebooks'/'alice').mkdir(parents=True)   # GT of what?
+try: find_data([junk]).require('train_hq', 'test_lq')
+except FileNotFoundError as e: msg = str(e)
+print(msg)
+for frag in ('could not find train_hq, test_lq', 'train_hq: HQ training faces: train/GT', 'datasets/alice/ (1 folder, 0 files)',
+             'notebooks/ (1 folder, 0 files)', f"named for no role: {junk/'datasets'/'alice'/'faces'/'GT'} (3 images)"):
+    assert frag in msg, frag
+test_fail(lambda: find_data([tmp/'nowhere']).require('train_hq'), contains='does not exist')

@@ -1,6 +1,6 @@
 # %% [markdown]
 # # blindsr
-# > Blind face super-resolution, 128 → 512: the AI6126 degradations reproduced exactly, generators under the parameter cap, a fast resumable trainer, the organisers' metric, and a Kaggle kernel built from the same notebooks.
+# > Blind face super-resolution, 128 → 512: the AI6126 degradations reproduced exactly, generators under the parameter cap, a fast resumable trainer, the organisers' metric, and a Kaggle kernel and a Colab notebook built from the same notebooks.
 
 # %% [markdown]
 # blindsr restores a 512×512 face from a 128×128 copy that was blurred, resized, noised and JPEG-compressed by
@@ -33,8 +33,8 @@
 # ```
 #
 # `pip install -e .` pulls PyTorch from PyPI (a CUDA build on Linux). For a CPU-only machine install torch first
-# from `https://download.pytorch.org/whl/cpu`. A GPU that the installed torch cannot run (Kaggle's P100, sm_60,
-# under current cu128 builds) is caught before the first kernel with the exact `pip install` that fixes it
+# from `https://download.pytorch.org/whl/cpu`. A GPU that the installed torch cannot run (a P100, sm_60, under the
+# current CUDA 12.8/13.0 builds) is caught before the first kernel with the exact `pip install` that fixes it
 # (`blindsr.device.get_device`).
 
 # %% [markdown]
@@ -50,7 +50,8 @@
 # | submission zip | `blindsr_submit test/LQ submission.zip --ckpt …` (checked: one folder, `00000.png…`, 512×512) | `blindsr.inference` |
 # | score | `blindsr_evaluate PRED_DIR_OR_ZIP GT_DIR` (organisers' PSNR, SSIM, per-image CSV) | `blindsr.metrics` |
 # | benchmark | `blindsr_bench speed` · `blindsr_bench recipes FACES --minutes 5` | `blindsr.bench` |
-# | Kaggle | `blindsr_kaggle build / push / status / output` | `blindsr.kaggle` |
+# | Kaggle | `blindsr_kaggle build / push / status / output` | `blindsr.kaggle_client` |
+# | Colab | `blindsr_colab build` (the notebook behind the badge below) | `blindsr.kaggle_build` |
 #
 # Degradation presets (`blindsr.degradation.PRESETS`): `ai6126_2024` (default; Real-ESRGAN second order with the
 # course numbers and the DiffJPEG mathematics), `ai6126_2023` (single order, OpenCV JPEG), `seed_report_2024`, and
@@ -108,39 +109,72 @@ summary = Trainer(cfg).fit()      # curves in runs/deep/curves.png, weights in r
 # %% [markdown]
 # ## Train on Kaggle
 #
-# One push trains on a Kaggle GPU, top to bottom: the kernel installs a torch build that runs the GPU, installs
-# blindsr, finds the faces, trains within Kaggle's 12-hour limit, validates, and writes `submission.zip`,
-# `curves.png`, `val_grid.png`, `val_scores.csv` and `kaggle_summary.json` to `/kaggle/working`.
+# One push trains on a Kaggle GPU, top to bottom: the kernel makes sure torch runs the GPU, installs the blindsr it
+# carries (a wheel of your checkout, packed into the notebook: no internet or git needed for it), finds the faces
+# at any depth under `/kaggle/input`, trains within Kaggle's 12-hour limit, validates, and writes `submission.zip`,
+# `curves.png`, `val_grid.png`, `val_scores.csv` and `kaggle_summary.json` to `/kaggle/working`. From a clone, with
+# the course data in `data/` (`train/GT`, `val/GT`, `val/LQ`, `test/LQ`):
 #
-# 1. **Data.** Upload the course data as a private Kaggle dataset, say `ai6126-faces`, laid out as `train/GT`,
-#    `val/GT`, `val/LQ`, `test/LQ` (`train/HQ` or a bare `train/` folder work too).
-# 2. **Kaggle CLI.** `pip install kaggle`. Create an API token on kaggle.com/settings, save it as
-#    `~/.kaggle/kaggle.json` (`chmod 600`), or export `KAGGLE_USERNAME` and `KAGGLE_KEY`. GPU and internet need a
-#    phone-verified Kaggle account. blindsr never reads, stores or prints the token.
-# 3. **Build the kernel** from the notebooks: `blindsr_kaggle build --user YOU --dataset YOU/ai6126-faces`. This
-#    writes `kaggle_kernel/kernel-metadata.json` and `kaggle_kernel/blindsr-train.ipynb` from
-#    `nbs/10_kaggle_run.ipynb`. Options: `--machine P100|T4`, `--hours H` (default 11, at most 11.5),
-#    `--generator NAME --generator-kwargs JSON`, `--val-dataset SLUG`, `--previous YOU/blindsr-train` (continue a
-#    previous version), `--git-url URL@ref` (pin the blindsr version).
-# 4. **Check:** `blindsr_kaggle push --dry-run` prints the command, the metadata and the checks, and sends nothing.
-# 5. **Push:** `blindsr_kaggle push`.
-# 6. **Follow:** `blindsr_kaggle status` exits 0 when complete, 3 while queued or running, 1 on error or cancel.
-#    To wait: `while blindsr_kaggle status; [ $? -eq 3 ]; do sleep 600; done`.
-# 7. **Fetch:** `blindsr_kaggle output` downloads to `runs/kaggle/blindsr-train/` and checks `submission.zip`,
-#    ready for CodaLab.
-# 8. **Train longer:** `blindsr_kaggle build --previous YOU/blindsr-train && blindsr_kaggle push`. The new version
-#    picks up `run/last.ckpt` (weights, optimiser, EMA, logs) and adds its session to the schedule.
+# ```bash
+# pip install -e . 'kaggle==2.2.5' six        # the Kaggle CLI 2.2.5 needs six, which it does not declare
+# # an API token from kaggle.com/settings (API, "Create New Token"), saved as ~/.kaggle/access_token
+# mkdir -p ai6126-faces && (cd data && zip -qr ../ai6126-faces/ai6126-faces.zip train val test)
+# kaggle datasets init -p ai6126-faces
+# sed -i 's/INSERT_TITLE_HERE/ai6126 faces/; s/INSERT_SLUG_HERE/ai6126-faces/' ai6126-faces/dataset-metadata.json
+# kaggle datasets create -p ai6126-faces      # a private dataset YOU/ai6126-faces (once)
+# blindsr_kaggle build --user YOU --dataset YOU/ai6126-faces
+# blindsr_kaggle push --dry-run               # the command, the metadata and every check; sends nothing
+# blindsr_kaggle push
+# while blindsr_kaggle status; [ $? -eq 3 ]; do sleep 600; done     # 0 complete, 3 queued/running, 1 error
+# blindsr_kaggle output                       # runs/kaggle/blindsr-train/submission.zip, checked: upload it to CodaLab
+# ```
 #
-# **P100 or T4.** `--machine P100` (the default, as designed) asks for `NvidiaTeslaP100`. Kaggle's current torch
-# lacks `sm_60`, so the kernel's first cell — which imports no torch — reads the card with `nvidia-smi` and installs
-# the last build that has it (`torch==2.14.1`, cu126 wheels) before anything imports torch. Kaggle is retiring the
-# P100: Kaggle CLI 2.x warns that it "is retired" and runs the kernel on T4×2 instead. `--machine T4` asks for
-# `NvidiaTeslaT4` (GPU T4×2). With two GPUs the kernel trains with `torchrun` and DistributedDataParallel.
+# - **Credentials.** `blindsr_kaggle` looks exactly where Kaggle CLI 2.2.5 does — `KAGGLE_API_TOKEN`,
+#   `~/.kaggle/access_token` or `access_token.txt`, `KAGGLE_USERNAME` + `KAGGLE_KEY`, or `kaggle.json` in one
+#   folder (`$KAGGLE_CONFIG_DIR`, else `~/.kaggle`, else `~/.config/kaggle`) — and only checks they are there: it
+#   never reads, stores or prints them. GPU and internet need a phone-verified Kaggle account.
+# - **Build options:** `--machine P100|T4`, `--hours H` (default 11, at most 11.5), `--generator NAME
+#   --generator-kwargs JSON`, `--dataset YOU/SLUG/N` (pin version N), `--val-dataset SLUG`, `--previous
+#   YOU/blindsr-train`, `--slug` and `--title` (Kaggle's rule: the slug is the title in lower case with hyphens;
+#   the build refuses `_`, `--`, and a title that does not give the slug). `build` reuses `kaggle_kernel/build.json`
+#   for what is not given.
+# - **Train longer:** `blindsr_kaggle build --previous YOU/blindsr-train && blindsr_kaggle push`. The new version
+#   finds the previous output's `run/last.ckpt` (weights, optimiser, EMA, logs) and adds its session to the
+#   schedule; every version runs in the first version's Docker image (`docker_image_pinning_type: original`).
+#
+# **P100 or T4.** `--machine P100` (the default, as designed) asks for `NvidiaTeslaP100` — but Kaggle has retired
+# the P100 and **runs P100 requests on T4×2**; every build says so, and so does the kernel's first output, next to
+# what it actually runs on. The kernel trains on the GPUs it finds: two T4s with `torchrun` and
+# DistributedDataParallel. Should a P100 turn up, the kernel's guard cell — which runs before anything imports
+# torch — swaps torch for the last build with `sm_60` kernels (`torch==2.14.1+cu126`, the local label forces the
+# swap), removes torchaudio and torchcodec (built for the old torch), and runs a CUDA kernel to prove it.
+# `--machine T4` asks for `NvidiaTeslaT4` (GPU T4×2) directly.
 #
 # **Try it locally first.** `nbdev_test --path nbs/10_kaggle_run.ipynb`, or running the notebook with
 # `BLINDSR_SMOKE=1`, does the whole run in seconds on a CPU with generated faces and a tiny network. Never edit
-# `kaggle_kernel/` by hand: after changing the notebook, run `blindsr_kaggle build` (it reuses
-# `kaggle_kernel/build.json`) and commit the folder; CI fails when it differs from a fresh build.
+# `kaggle_kernel/` by hand: after changing `nbs/` or `blindsr/`, run `blindsr_kaggle build` and commit the folder;
+# CI fails when it differs from a fresh build.
+
+# %% [markdown]
+# ## Train on Colab
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/blindsr/blindsr/blob/main/colab/blindsr-colab.ipynb)
+#
+# The badge opens `colab/blindsr-colab.ipynb` (or upload that file at colab.research.google.com: it carries the
+# blindsr it was built from). Then:
+#
+# 1. *Runtime → Change runtime type → T4 GPU*.
+# 2. Put the data zip in your Google Drive as `My Drive/blindsr/ai6126-faces.zip` (the folders `train/GT`, `val/GT`,
+#    `val/LQ`, `test/LQ`, at any depth; `cd data && zip -qr ../ai6126-faces.zip train val test` makes it). Without it
+#    the notebook asks you to upload one.
+# 3. *Runtime → Run all*, and sign in to Drive when asked. Training runs for `SESSION_MIN` minutes (a form field) of
+#    a `SCHEDULE_MIN`-minute schedule, with its checkpoint in `My Drive/blindsr/run/`. When Colab disconnects, or the
+#    session ends, *Run all* again: it resumes from the checkpoint on Drive.
+# 4. At the end the browser downloads `submission.zip` (also in `My Drive/blindsr/`, with `curves.png`,
+#    `val_grid.png`, `val_scores.csv`), ready for CodaLab.
+#
+# The notebook is built from `nbs/11_colab_run.ipynb` by `blindsr_colab build`; like the Kaggle kernel it runs in
+# smoke mode on a CPU in CI, twice, the second run resuming from the first one's checkpoint.
 
 # %% [markdown]
 # ## Score a submission

@@ -1,5 +1,7 @@
-"""The committed Kaggle kernel: valid metadata, a valid notebook, and exactly what `blindsr_kaggle build` makes from
-nbs/ now (rebuilt from kaggle_kernel/build.json and compared byte for byte)."""
+"""The committed Kaggle kernel: valid metadata, a valid notebook carrying a wheel of this checkout, and exactly what
+`blindsr_kaggle build` makes from nbs/ and blindsr/ now (rebuilt from kaggle_kernel/build.json with the provenance it
+records, and compared: every cell byte for byte, the packed wheel by its files). And the build's refusals, each naming
+the rule."""
 import json
 import os
 import re
@@ -8,11 +10,13 @@ import sys
 
 import pytest
 
-from blindsr.kaggle import (BUILD_FILE, CODE_FILE, KERNEL_DIR, METADATA_FILE, MACHINES, KernelSpec, build_files,
-                            check_metadata, kaggle_cli, load_spec, write_kernel)
+from blindsr.kaggle_build import (BUILD_FILE, CODE_FILE, KERNEL_DIR, METADATA_FILE, MACHINES, KernelSpec, build_files,
+                                  check_metadata, git_provenance, kernel_stale_files, load_spec, package_files, packed_wheel,
+                                  recorded_provenance, wheel_files, write_files)
+from blindsr.kaggle_client import kaggle_cli
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
-REF = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9_-]+$')
+SLUG = re.compile(r'[a-z0-9]+(?:-[a-z0-9]+)*$')
 
 
 @pytest.fixture(scope='module')
@@ -22,59 +26,84 @@ def kdir(root):
 
 def test_metadata_has_every_required_field_with_valid_values(kdir):
     meta = json.loads((kdir / METADATA_FILE).read_text())
-    assert REF.match(meta['id']), meta['id']
-    assert re.sub(r'[^a-z0-9]+', '-', meta['title'].lower()).strip('-') == meta['id'].split('/')[1]
+    user, slug = meta['id'].split('/')
+    assert SLUG.match(slug) and 5 <= len(slug) <= 50, meta['id']
+    assert re.sub(r'[^a-z0-9]+', '-', meta['title'].lower()).strip('-') == slug
     assert meta['code_file'] == CODE_FILE and (kdir / meta['code_file']).is_file()
     assert meta['language'] == 'python' and meta['kernel_type'] == 'notebook'
     assert meta['is_private'] is True and meta['enable_gpu'] is True and meta['enable_internet'] is True
     assert meta['machine_shape'] in ('NvidiaTeslaP100', 'NvidiaTeslaT4')
-    assert meta['dataset_sources'] and all(REF.match(d) for d in meta['dataset_sources'])
-    assert isinstance(meta['kernel_sources'], list) and all(REF.match(k) for k in meta['kernel_sources'])
+    assert meta['docker_image_pinning_type'] == 'original'
+    assert meta['dataset_sources'] and all(SLUG.match(d.split('/')[1]) for d in meta['dataset_sources'])
+    assert isinstance(meta['kernel_sources'], list)
     assert check_metadata(meta, kdir) == []
 
 
-def test_code_file_is_a_valid_notebook_whose_first_cell_imports_no_torch(kdir):
+def test_code_file_is_a_valid_notebook_that_imports_no_torch_before_the_guard(kdir):
     nbformat = pytest.importorskip('nbformat')
     nb = nbformat.read(kdir / CODE_FILE, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == 'code']
-    first = code[0].source
-    assert 'def ensure_torch(' in first and 'ensure_torch()' in first
-    assert not re.search(r'^\s*(import|from)\s+torch\b', first, re.M)
+    assert code[0].source.startswith('# Parameters') and 'MACHINE_ASKED' in code[0].source
+    guard = code[1].source
+    assert 'def ensure_torch(' in guard and 'ensure_torch()' in guard and 'MACHINE = machine_description()' in guard
+    assert guard.index('print(MACHINE_NOTE)') < guard.index('def ensure_torch(')     # the first output says what runs
+    for src in (code[0].source, guard):
+        assert not re.search(r'^\s*(import|from)\s+torch\b', src, re.M)
+    assert code[2].metadata == {'cellView': 'form', 'jupyter': {'source_hidden': True}}
+    assert 'def install_blindsr(' in code[3].source
     assert all(not c.outputs and c.execution_count is None for c in code)
     assert sum(c.source.startswith('# Parameters') for c in code) == 1
 
 
 def test_committed_kernel_equals_a_fresh_build(kdir, root):
     "If this fails: run `blindsr_kaggle build` (it reuses kaggle_kernel/build.json) and commit kaggle_kernel/."
-    spec = load_spec(kdir)
-    for name, text in build_files(spec, root).items():
-        assert (kdir / name).read_text(encoding='utf-8') == text, \
-            f'{KERNEL_DIR}/{name} differs from a fresh build of nbs/: run blindsr_kaggle build and commit it'
+    assert kernel_stale_files(kdir, root) == [], \
+        f'{KERNEL_DIR}/ differs from a fresh build of nbs/ and blindsr/: run blindsr_kaggle build and commit it'
+    spec, prov = load_spec(kdir), recorded_provenance(json.loads((kdir / CODE_FILE).read_text()))
+    for name in (METADATA_FILE, BUILD_FILE):
+        assert (kdir / name).read_text() == build_files(spec, root, prov)[name]
+
+
+def test_the_packed_wheel_is_this_checkout(kdir, root):
+    name, data = packed_wheel(json.loads((kdir / CODE_FILE).read_text()))
+    files = wheel_files(data)
+    assert {k: v for k, v in files.items() if k.startswith('blindsr/') and not k.endswith('build_info.json')} == package_files(root)
+    assert not any('weights/' in k for k in files)
+    info = json.loads(files['blindsr/build_info.json'])
+    assert name == f"blindsr-{info['version']}-py3-none-any.whl" and re.fullmatch(r'[0-9a-f]{40}|unknown', info['commit'])
 
 
 def test_build_is_deterministic_and_takes_every_argument(tmp_path, root):
-    spec = KernelSpec('alice', 'ai6126-faces', val_datasets=['bob/ffhq-val'], machine='T4', hours=10.25,
-                      generator='rcan_lite', generator_kwargs={'num_feat': 48}, previous='alice/blindsr-train')
-    a, b = write_kernel(spec, tmp_path / 'a', root), write_kernel(spec, tmp_path / 'b', root)
+    spec = KernelSpec('alice', 'ai6126-faces/2', val_datasets=['bob/ffhq-val'], machine='T4', hours=10.25,
+                      generator='rcan_lite', generator_kwargs={'num_feat': 48}, previous='alice/blindsr-train',
+                      slug='face-sr-run', title='Face SR: run')
+    prov = git_provenance(root)
+    a, b = write_files(build_files(spec, root, prov), tmp_path / 'a'), write_files(build_files(spec, root, prov), tmp_path / 'b')
     for pa, pb in zip(a, b): assert pa.read_bytes() == pb.read_bytes()
     meta = json.loads((tmp_path / 'a' / METADATA_FILE).read_text())
     assert meta['machine_shape'] == MACHINES['T4'] == 'NvidiaTeslaT4'
-    assert meta['dataset_sources'] == ['alice/ai6126-faces', 'bob/ffhq-val']
-    assert meta['kernel_sources'] == ['alice/blindsr-train']
+    assert meta['dataset_sources'] == ['alice/ai6126-faces/2', 'bob/ffhq-val']
+    assert meta['kernel_sources'] == ['alice/blindsr-train'] and (meta['id'], meta['title']) == ('alice/face-sr-run', 'Face SR: run')
     nb = (tmp_path / 'a' / CODE_FILE).read_text()
-    for frag in ('HOURS = 10.25', "GENERATOR = 'rcan_lite'", "GENERATOR_KWARGS = {'num_feat': 48}", "PREVIOUS = 'alice/blindsr-train'"):
+    for frag in ('HOURS = 10.25', "GENERATOR = 'rcan_lite'", "GENERATOR_KWARGS = {'num_feat': 48}", "PREVIOUS = 'alice/blindsr-train'",
+                 "MACHINE_ASKED = 'T4'"):
         assert frag in nb, frag
-    assert load_spec(tmp_path / 'a') == spec
+    assert load_spec(tmp_path / 'a') == spec and check_metadata(meta, tmp_path / 'a') == []
 
 
 def test_build_command_reuses_build_json_and_checks(tmp_path, root, capsys):
     k = tmp_path / 'k'
     assert kaggle_cli(['build', '--dir', str(k), '--user', 'alice', '--dataset', 'ai6126-faces', '--machine', 't4']) == 0
+    out = capsys.readouterr().out
     assert json.loads((k / METADATA_FILE).read_text())['machine_shape'] == 'NvidiaTeslaT4'
-    assert kaggle_cli(['build', '--dir', str(k), '--hours', '9']) == 0             # the rest from build.json
+    assert 'note: Asked for NvidiaTeslaT4' in out and 'carries blindsr-0.1.0+' in out
+    assert kaggle_cli(['build', '--dir', str(k), '--hours', '9', '--machine', 'P100']) == 0     # the rest from build.json
+    assert 'runs P100 requests on T4 x2' in capsys.readouterr().out                          # said on every build
     spec = load_spec(k)
-    assert (spec.user, spec.dataset, spec.machine, spec.hours) == ('alice', 'alice/ai6126-faces', 'T4', 9.0)
+    assert (spec.user, spec.dataset, spec.machine, spec.hours) == ('alice', 'alice/ai6126-faces', 'P100', 9.0)
+    assert kaggle_cli(['build', '--dir', str(k), '--slug', 'blindsr-long-run']) == 0        # the title follows the slug
+    assert load_spec(k).title == 'blindsr long run'
     assert kaggle_cli(['build', '--dir', str(k), '--check']) == 0
     (k / CODE_FILE).write_text((k / CODE_FILE).read_text().replace('HOURS = 9.0', 'HOURS = 1.0'))
     assert kaggle_cli(['build', '--dir', str(k), '--check']) == 1
@@ -84,10 +113,22 @@ def test_build_command_reuses_build_json_and_checks(tmp_path, root, capsys):
 @pytest.mark.parametrize('args, msg', [
     (['--user', 'alice'], 'give --user'),
     (['--user', 'alice', '--dataset', 'bob/faces', '--hours', '12'], '12 h'),
-    (['--user', 'alice', '--dataset', 'Bad Name'], 'OWNER/SLUG'),
+    (['--user', 'alice', '--dataset', 'Bad Name'], 'not a valid Kaggle slug'),
+    (['--user', 'alice', '--dataset', 'bob/faces/latest'], 'OWNER/SLUG/N'),
     (['--user', 'alice', '--dataset', 'faces', '--generator', 'resnet9000'], 'unknown generator'),
+    (['--user', 'alice', '--dataset', 'faces', '--slug', 'blindsr_train'], 'no "_"'),
+    (['--user', 'alice', '--dataset', 'faces', '--slug', 'blindsr--train'], 'no "--"'),
+    (['--user', 'alice', '--dataset', 'faces', '--slug', 'run1'], '5-50'),
+    (['--user', 'alice', '--dataset', 'faces', '--title', 'My blindsr run'], "gives the slug 'my-blindsr-run', not 'blindsr-train'"),
 ])
 def test_build_errors_say_what_to_fix(tmp_path, args, msg):
     r = subprocess.run(['blindsr_kaggle', 'build', '--dir', str(tmp_path / 'k'), *args], capture_output=True, text=True, env=ENV)
     assert r.returncode == 2 and msg in r.stderr, r.stderr
     assert not (tmp_path / 'k' / METADATA_FILE).exists()
+
+
+def test_the_kaggle_command_starts_without_torch():
+    "blindsr_kaggle build / push --dry-run / status import no torch (a second's start, not several)."
+    r = subprocess.run([sys.executable, '-c', 'import sys, blindsr.kaggle_client; print("torch" in sys.modules)'],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == 'False'

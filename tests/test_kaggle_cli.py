@@ -1,6 +1,7 @@
 """`blindsr_kaggle push | status | output` against a stand-in `kaggle` executable on PATH (a script that records its
-arguments and answers like the Kaggle CLI): no network, no credentials. HOME points to an empty folder so that the
-machine's own Kaggle credentials are never found."""
+arguments and answers like the Kaggle CLI 2.2.5, or fails as it does without `six`): no network, no credentials. HOME
+points to an empty folder so that the machine's own Kaggle credentials are never found. (tests/test_kaggle_real.py
+runs the real package's code offline.)"""
 import json
 import os
 import subprocess
@@ -12,12 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blindsr.kaggle import KERNEL_DIR, METADATA_FILE, kaggle_cli
+from blindsr.kaggle_build import KERNEL_DIR, METADATA_FILE
+from blindsr.kaggle_client import kaggle_cli
 
 FAKE = '''#!{python}
 import json, os, sys
 from pathlib import Path
 args = sys.argv[1:]
+if os.environ.get("FAKE_BROKEN"):
+    sys.exit("Traceback (most recent call last):\\n  File \\"kaggle/models/upload_file.py\\", line 22, in <module>\\nModuleNotFoundError: No module named 'six'")
+if args == ["--version"]:
+    print("Kaggle CLI 2.2.5"); sys.exit(0)
 with open(os.environ["FAKE_KAGGLE_LOG"], "a") as f: f.write(json.dumps(args) + "\\n")
 if args[:2] == ["kernels", "status"]:
     print(f'{{args[2]}} has status "{{os.environ.get("FAKE_STATUS", "KernelWorkerStatus.COMPLETE")}}"')
@@ -30,7 +36,7 @@ elif args[:2] == ["kernels", "output"]:
         if name: (dest / name).parent.mkdir(parents=True, exist_ok=True); (dest / name).write_bytes(Path(os.environ["FAKE_OUTPUT_DIR"], name).read_bytes())
     print(f"Output file downloaded to {{dest}}")
 '''
-CREDS = ('KAGGLE_USERNAME', 'KAGGLE_KEY', 'KAGGLE_API_TOKEN', 'KAGGLE_CONFIG_DIR', 'XDG_CONFIG_HOME')
+CREDS = ('KAGGLE_USERNAME', 'KAGGLE_KEY', 'KAGGLE_API_TOKEN', 'KAGGLE_CONFIG_DIR', 'XDG_CONFIG_HOME', 'KAGGLE_KERNEL_RUN_TYPE')
 SECRET = 'k3y-that-must-never-be-printed'
 
 
@@ -58,9 +64,34 @@ def test_dry_run_prints_command_metadata_and_checks_and_sends_nothing(kaggle, ca
     out = capsys.readouterr().out
     assert f'would run: kaggle kernels push -p {kdir}' in out
     assert '"id": "alice/blindsr-train"' in out and '"machine_shape": "NvidiaTeslaP100"' in out
-    assert 'ok       the kernel is what nbs/10_kaggle_run.ipynb builds now' in out
-    assert 'MISSING  Kaggle credentials' in out and '~/.kaggle/kaggle.json' in out
-    assert 'T4 x2' in out and calls(log) == []
+    assert 'ok       the kernel is what nbs/10_kaggle_run.ipynb and blindsr/ build now' in out
+    assert 'ok       carries blindsr-0.1.0+' in out and 'ok       kaggle CLI 2.2.5 runs' in out
+    assert 'MISSING  Kaggle credentials' in out and '~/.kaggle/access_token' in out and '~/.kaggle/kaggle.json' in out
+    assert 'runs P100 requests on T4 x2' in out and calls(log) == []
+
+
+def test_a_cli_that_cannot_start_is_reported_with_the_fix(kaggle, monkeypatch, capsys):
+    "`pip install kaggle` alone gives a kaggle that dies on `import six`: found on PATH, but not working."
+    kdir, log = kaggle
+    monkeypatch.setenv('FAKE_BROKEN', '1')
+    assert kaggle_cli(['push', '--dry-run', '--dir', str(kdir)]) == 0           # the kernel itself is fine
+    out = capsys.readouterr().out
+    assert "MISSING  " in out and "--version fails: ModuleNotFoundError: No module named 'six'" in out
+    assert "pip install 'kaggle==2.2.5' six" in out
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 2
+    assert "pip install 'kaggle==2.2.5' six" in capsys.readouterr().err and calls(log) == []
+
+
+def test_credentials_where_kaggle_looks_and_nowhere_else(kaggle, monkeypatch, tmp_path, capsys):
+    kdir, log = kaggle
+    home = tmp_path / 'home'
+    (home / '.config' / 'kaggle').mkdir(parents=True); (home / '.config' / 'kaggle' / 'access_token').write_text('x')
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 2                       # tokens are only read from ~/.kaggle
+    assert 'no Kaggle credentials found' in capsys.readouterr().err
+    (home / '.kaggle').mkdir(); (home / '.kaggle' / 'access_token.txt').write_text('x')
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 0
+    assert calls(log) == [['kernels', 'push', '-p', str(kdir)]]
 
 
 def test_push_without_credentials_says_how_to_set_them_up(kaggle, capsys):
@@ -75,7 +106,7 @@ def test_push_without_the_kaggle_command(kaggle, monkeypatch, capsys):
     monkeypatch.setenv('PATH', str(kdir))                        # no kaggle here
     monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
     assert kaggle_cli(['push', '--dir', str(kdir)]) == 2
-    assert 'pip install kaggle' in capsys.readouterr().err
+    assert "the kaggle command is not on PATH: pip install 'kaggle==2.2.5' six" in capsys.readouterr().err
 
 
 def test_push_runs_the_cli_and_never_prints_the_key(kaggle, monkeypatch, capsys):
@@ -143,7 +174,7 @@ def test_output_downloads_and_checks_the_submission(kaggle, monkeypatch, tmp_pat
     dest = tmp_path / 'got'
     assert kaggle_cli(['output', '--dir', str(kdir), '-p', str(dest)]) == 0
     out = capsys.readouterr().out
-    assert calls(log) == [['kernels', 'output', 'alice/blindsr-train', '-p', str(dest)]]
+    assert calls(log) == [['kernels', 'output', 'alice/blindsr-train', '-p', str(dest), '--force']]
     assert 'a valid submission of 2 images' in out and 'val PSNR 26.1' in out
     (src / 'submission.zip').write_bytes(b'not a zip')
     assert kaggle_cli(['output', '--dir', str(kdir), '-p', str(tmp_path / 'got2')]) == 1
