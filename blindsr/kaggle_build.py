@@ -208,7 +208,7 @@ def check_metadata(meta: dict,  # the parsed kernel-metadata.json
         else: p += check_notebook(f)
     return p
 
-# %% ../nbs/09a_kaggle_build.ipynb #68192b09
+# %% ../nbs/09a_kaggle_build.ipynb #63cb4ba4
 WHEEL_EXCLUDE = ('weights',)               # blindsr/ subfolders left out: the 3 MB demo weights (the notebooks train their own)
 WHEEL_DATE = (1980, 1, 1, 0, 0, 0)         # every zip entry's timestamp, so one tree gives one wheel
 BUILD_INFO = 'build_info.json'             # inside the packed blindsr/: commit, dirty, the files' hash
@@ -262,13 +262,13 @@ def _record_hash(data: bytes) -> str:
 def build_wheel(root: Path | str, prov: Provenance) -> tuple[str, bytes]:
     "(file name, bytes) of a wheel of the checkout's blindsr, its version labelled with `prov`."
     st, files = read_settings(root), package_files(root)
-    name, version = st['lib_name'], f"{read_settings(root)['version']}+{prov.label}"
+    name, version = st['lib_name'], f"{st['version']}+{prov.label}"
     digest = hashlib.sha256(b''.join(k.encode() + b'\0' + hashlib.sha256(v).digest() for k, v in files.items())).hexdigest()
     files[f'{name}/{BUILD_INFO}'] = (json.dumps({'version': version, 'commit': prov.commit, 'dirty': prov.dirty,
                                                  'files_sha256': digest}, indent=1, sort_keys=True) + '\n').encode()
     di = f'{name}-{version}.dist-info'
     home = st['git_url'] + (f'/tree/{prov.commit}' if prov.commit != 'unknown' else '')
-    meta = [f'Metadata-Version: 2.1', f'Name: {name}', f'Version: {version}', f"Summary: {st['description']}",
+    meta = ['Metadata-Version: 2.1', f'Name: {name}', f'Version: {version}', f"Summary: {st['description']}",
             f'Home-page: {home}', f"Author: {st['author']}", f"Author-email: {st['author_email']}",
             f"License: {st['license']}", f"Requires-Python: >={st['min_python']}",
             *[f'Requires-Dist: {r}' for r in st.get('requirements', '').split()]]
@@ -495,7 +495,7 @@ def kernel_stale_files(kernel_dir: Path | str, root: Path | str | None = None) -
     except (OSError, ValueError, KeyError, SyntaxError): return [CODE_FILE]
     return stale_files(kernel_dir, build_files(load_spec(kernel_dir), root, prov))
 
-# %% ../nbs/09a_kaggle_build.ipynb #c0457bd3
+# %% ../nbs/09a_kaggle_build.ipynb #54db7432
 COLAB_DIR = 'colab'                      # beside nbs/
 COLAB_FILE = 'blindsr-colab.ipynb'       # the Colab notebook in it
 COLAB_NOTEBOOK = '11_colab_run.ipynb'    # its source, in nbs/
@@ -555,7 +555,7 @@ def colab_cli(argv: list[str] | None = None) -> int:
         path, = write_files(files, out)
         name, data = packed_wheel(json.loads(files[COLAB_FILE]))
         print(f'wrote {path} ({path.stat().st_size / 1024:.0f} KiB, carrying {name}, {len(data) / 1024:.0f} KiB)')
-        print(f'open it from GitHub with the README badge once pushed, or upload it at https://colab.research.google.com')
+        print('open it from GitHub with the README badge once pushed, or upload it at https://colab.research.google.com')
         return 0
     except (OSError, ValueError) as e:
         print(f'blindsr_colab {a.cmd}: error: {e}', file=sys.stderr); return 2

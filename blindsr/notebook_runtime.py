@@ -139,7 +139,7 @@ def make_smoke_data(root: Path | str,  # created; holds train/GT, val/GT, val/LQ
     degrade_folder(root / 'test_hq', root / 'test' / 'LQ', preset, seed=1, workers=1, progress=False)
     return DataPaths(root / 'train' / 'GT', root / 'val' / 'GT', root / 'val' / 'LQ', root / 'test' / 'LQ', (root,))
 
-# %% ../nbs/09c_notebook_runtime.ipynb #75f42ef3
+# %% ../nbs/09c_notebook_runtime.ipynb #c5b23ec5
 PREVIOUS_FILES = ('last.ckpt', 'best.pt', 'log.csv', 'val.csv')   # what a continued run takes over
 
 
@@ -197,7 +197,7 @@ def adopt_previous_run(ckpt: Path | str,  # a previous run's last.ckpt
     "Copy a previous run's checkpoint, best weights and logs into out_dir so that the Trainer resumes from them."
     ckpt, out = Path(ckpt), Path(out_dir)
     state = checkpoint_state(ckpt, generator, generator_kwargs,
-                             fix=f'rebuild with the generator it trained (--generator, --generator-kwargs), or without --previous to start afresh')
+                             fix='rebuild with the generator it trained (--generator, --generator-kwargs), or without --previous to start afresh')
     out.mkdir(parents=True, exist_ok=True)
     mine = out / 'last.ckpt'
     if mine.exists():

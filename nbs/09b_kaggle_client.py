@@ -27,8 +27,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from blindsr.kaggle_build import (BUILD_FILE, CODE_FILE, KERNEL_DIR, MACHINES, METADATA_FILE, PLACEHOLDER_USER, RUN_NOTEBOOK,
-                                  KernelSpec, build_command, build_files, check_metadata, git_provenance, kernel_stale_files,
-                                  load_spec, machine_note, packed_wheel, repo_root, stale_files, write_files)
+                                  KernelSpec, build_command, build_files, check_metadata, kernel_stale_files, load_spec,
+                                  machine_note, packed_wheel, repo_root, write_files)
 
 # %%
 #| hide
@@ -353,7 +353,7 @@ def _cmd_status(a) -> int:
     print(f'{ref}: {status}')
     extra = [l for l in text.splitlines() if l.strip() and 'has status' not in l]
     if extra: print('\n'.join(extra))
-    if status == 'error': print(f'see the log: blindsr_kaggle output (the .log file), or the kernel page on kaggle.com')
+    if status == 'error': print('see the log: blindsr_kaggle output (the .log file), or the kernel page on kaggle.com')
     return STATUS_EXIT.get(status, 2)
 
 

@@ -299,7 +299,7 @@ def adopt_previous_run(ckpt: Path | str,  # a previous run's last.ckpt
     "Copy a previous run's checkpoint, best weights and logs into out_dir so that the Trainer resumes from them."
     ckpt, out = Path(ckpt), Path(out_dir)
     state = checkpoint_state(ckpt, generator, generator_kwargs,
-                             fix=f'rebuild with the generator it trained (--generator, --generator-kwargs), or without --previous to start afresh')
+                             fix='rebuild with the generator it trained (--generator, --generator-kwargs), or without --previous to start afresh')
     out.mkdir(parents=True, exist_ok=True)
     mine = out / 'last.ckpt'
     if mine.exists():

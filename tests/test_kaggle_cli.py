@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from blindsr.kaggle_build import KERNEL_DIR, METADATA_FILE
+from blindsr.kaggle_build import KERNEL_DIR
 from blindsr.kaggle_client import kaggle_cli
 
 FAKE = '''#!{python}

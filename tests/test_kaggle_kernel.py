@@ -54,7 +54,7 @@ def fresh_venv(tmp_path_factory):
     (site / 'dev_packages.pth').write_text(f'{farm}\n')
     guard = root / 'netguard'
     guard.mkdir()
-    (guard / 'sitecustomize.py').write_text(f'import os\nif os.environ.get("BLINDSR_TEST_BLOCK_NET"):\n' +
+    (guard / 'sitecustomize.py').write_text('import os\nif os.environ.get("BLINDSR_TEST_BLOCK_NET"):\n' +
                                             ''.join(f'    {l}\n' for l in BLOCK_NET.splitlines()))
     return py, guard
 

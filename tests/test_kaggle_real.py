@@ -20,7 +20,7 @@ from PIL import Image
 if importlib.util.find_spec('kaggle') is None or importlib.util.find_spec('six') is None:
     pytest.skip('the kaggle CLI is not installed: pip install -e ".[dev]" (kaggle==2.2.5 and six)', allow_module_level=True)
 
-from blindsr.kaggle_build import CODE_FILE, KERNEL_DIR, METADATA_FILE, slugify
+from blindsr.kaggle_build import KERNEL_DIR, METADATA_FILE, slugify
 from blindsr.kaggle_client import kaggle_cli, kaggle_credential_sources
 
 OFFLINE = Path(__file__).resolve().parent / 'kaggle_offline.py'
