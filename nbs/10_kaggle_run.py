@@ -92,12 +92,14 @@ print(data.report())
 # A kernel built with `--previous USER/SLUG` has that kernel's output attached (`kernel_sources`; Kaggle mounts it
 # at `/kaggle/input/notebooks/USER/SLUG/`), with its `run/last.ckpt`. Its checkpoint, best weights and logs are
 # copied into this run's folder, and this session's minutes are added to the schedule: the cosine stretches over
-# both sessions and training goes on from the saved step, weights, optimiser and EMA.
+# both sessions and training goes on from the saved step, weights, optimiser and EMA. Built with `--previous` and
+# nothing attached, the kernel stops and lists what is there; built without it, a real run starts afresh (smoke mode
+# looks anyway, to show the continuation).
 
 # %%
 OUT = WORKING / 'run'
 gen, gen_kwargs = ('msrresnet', {'num_feat': 8, 'num_block': 1}) if SMOKE else (GENERATOR, GENERATOR_KWARGS)
-prev_ckpt = find_previous_checkpoint(expected=None if SMOKE else PREVIOUS)
+prev_ckpt = find_previous_checkpoint(expected=None if SMOKE else PREVIOUS) if SMOKE or PREVIOUS else None
 prev = adopt_previous_run(prev_ckpt, OUT, gen, gen_kwargs) if prev_ckpt else None
 print(f"continuing {prev['from']}: step {prev['step']}, {prev['minutes']:.0f} min trained, best val {prev['best_psnr']:.3f} dB"
       if prev else 'no previous checkpoint attached: training from scratch')
