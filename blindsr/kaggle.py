@@ -536,7 +536,7 @@ def machine_note(shape: str) -> str:
                 'server runs the kernel on T4 x2, where it trains with DDP on both GPUs. Build with --machine T4 to ask for that.')
     return 'machine_shape NvidiaTeslaT4: two T4s (GPU T4 x2); the kernel trains with DDP on both.'
 
-# %% ../nbs/09a_kaggle.ipynb #a4b92553
+# %% ../nbs/09a_kaggle.ipynb #c41ad73d
 def _shown(path: Path) -> str:
     "`path` relative to the current folder when it is inside it (shorter commands to read and copy)."
     try: return str(Path(path).resolve().relative_to(Path.cwd().resolve())) or '.'
@@ -662,7 +662,7 @@ def _cmd_output(a) -> int:
     if not zp.is_file():
         print(f'no submission.zip in the output of {ref} (still running, or it failed: blindsr_kaggle status)', file=sys.stderr)
         return 1
-    from blindsr.inference import SubmissionError, check_submission
+    from blindsr.submission import SubmissionError, check_submission
     try: n = len(check_submission(zp))
     except SubmissionError as e:
         print(f'blindsr_kaggle output: {e}', file=sys.stderr); return 1

@@ -153,7 +153,9 @@ print(json.dumps(summary, indent=1))
 # %%
 from blindsr.metrics import bicubic_baseline
 from blindsr.checkpoint import load_generator
-from blindsr.inference import check_submission, comparison_grid, make_submission, restore, validate
+from blindsr.inference import restore, validate
+from blindsr.submission import check_submission, make_submission
+from blindsr.demo import comparison_grid
 
 weights = OUT / 'best.pt' if (OUT / 'best.pt').exists() else OUT / 'final.pt'
 model = load_generator(weights)
