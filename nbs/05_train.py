@@ -268,7 +268,7 @@ def prepare_data(cfg: TrainConfig,
 
 # %%
 tmp = Path(tempfile.mkdtemp())
-smooth_faces(tmp/'faces', 16)
+smooth_faces(tmp/'faces', 16)                  # (the runs below train on these faces too)
 d = prepare_data(TrainConfig(train_hq=str(tmp/'faces'), val_holdout=4, iters=1, preset='bicubic'), tmp/'prep')
 test_eq((len(d.train), d.val_gt, d.val_lq, d.made_val_lq), (12, tmp/'prep'/'val_gt', tmp/'prep'/'val_lq_bicubic', True))
 test_eq(sorted(p.name for p in d.val_lq.iterdir() if p.suffix == '.png'), [f'{i:05d}.png' for i in range(12, 16)])
@@ -670,8 +670,6 @@ class RunLog:
 # curves behind.
 
 # %%
-tmp = Path(tempfile.mkdtemp())
-smooth_faces(tmp/'faces', 16)
 tiny = dict(generator='msrresnet', generator_kwargs={'num_feat': 16, 'num_block': 2}, batch_size=4, lr=2e-3, ema=0.9,
             log_every=5, val_every=20, ckpt_every=20, progress=False, workers=0, mse_finish=0.0)
 cfg = TrainConfig(train_hq=str(tmp/'faces'), val_holdout=4, iters=300, out_dir=str(tmp/'run'), degrade_on='cpu', preset='bicubic', **{**tiny, 'log_every': 20, 'val_every': 100})
@@ -719,11 +717,12 @@ test_eq(again.train_step.steps, full.train_step.steps)
 # A run longer than one sitting (Kaggle stops a kernel after 12 hours, Colab sooner) is several sessions of one
 # schedule: `schedule_min` is the length of the learning-rate schedule in minutes trained over all sessions, and
 # `session_min` stops this session (saving a checkpoint) so that the next one resumes where it stopped. Here a
-# schedule of 1.2 s is trained in sessions of 0.3 s: each session stops on its own budget, and the second one
-# continues the cosine where the first left it instead of restarting it.
+# schedule of 3 s is trained in sessions of 0.3 s: each session stops on its own budget, and the second one
+# continues the cosine where the first left it instead of restarting it (however few steps a loaded machine
+# fits into 0.3 s: the second session's first learning rate is below the first session's, never back at the peak).
 
 # %%
-sess = dict(train_hq=str(tmp/'faces'), degrade_on='gpu', schedule_min=0.02, session_min=0.005, warmup=0.0,
+sess = dict(train_hq=str(tmp/'faces'), degrade_on='gpu', schedule_min=0.05, session_min=0.005, warmup=0.0,
             **{**tiny, 'log_every': 1, 'ckpt_every': 1000, 'val_every': 10**6})
 s1 = Trainer(TrainConfig(out_dir=str(tmp/'sess'), **sess)).fit()
 lr1 = [float(r['lr']) for r in RunLog.read(tmp/'sess'/'log.csv')]
@@ -732,8 +731,8 @@ lr2 = [float(r['lr']) for r in RunLog.read(tmp/'sess'/'log.csv')][len(lr1):]
 print(f"session 1: {s1['steps']} steps, {60 * s1['minutes']:.2f} s, lr {lr1[0]:.2e} -> {lr1[-1]:.2e}; "
       f"session 2: to step {s2['steps']}, {60 * s2['minutes']:.2f} s in all, lr {lr2[0]:.2e} -> {lr2[-1]:.2e}")
 test_eq((s1['stopped_by'], s2['stopped_by']), ('session budget', 'session budget'))
-assert 0 < s1['steps'] < s2['steps'] and s1['minutes'] < s2['minutes'] < 0.02
-assert lr2[0] <= lr1[-1] < lr1[0] and lr2[-1] <= lr2[0]         # one cosine across both sessions, no restart
+assert 0 < s1['steps'] < s2['steps'] and s1['minutes'] < s2['minutes'] < 0.05
+assert lr2[0] <= lr1[-1] and lr2[0] < lr1[0] and lr2[-1] <= lr2[0]   # one cosine across both sessions, no restart
 
 # %% [markdown]
 # A broken checkpoint (say, truncated by a crash while copying it) stops with an error that names the file and
