@@ -344,7 +344,7 @@ def _warm_trainer(faces, recipe, device, **overrides) -> Trainer:
     cfg = recipe_config(recipe, faces, device, **{'iters': 10 ** 6, 'out_dir': tempfile.mkdtemp(prefix='blindsr_probe_'),
                                                   'degrade_on': 'gpu', **overrides})
     tr = Trainer(cfg)
-    for i in range(2 * cfg.degrade_mix): tr._train_step(*tr._gpu_batch(i), cfg.lr, cfg.loss)
+    for i in range(2 * cfg.degrade_mix): tr.train_step.step(*tr.batches.batch(i), cfg.lr, cfg.loss)
     if tr.device.type == 'cuda': torch.cuda.synchronize(tr.device)
     return tr
 
@@ -365,7 +365,7 @@ def step_syncs(faces: PathLike,  # folder of HQ faces
         warnings.simplefilter('always')
         torch.cuda.set_sync_debug_mode('warn')
         try:
-            for i in range(first, first + steps): tr._train_step(*tr._gpu_batch(i), cfg.lr, cfg.loss)
+            for i in range(first, first + steps): tr.train_step.step(*tr.batches.batch(i), cfg.lr, cfg.loss)
         finally: torch.cuda.set_sync_debug_mode('default')
     msgs = [str(w.message) for w in caught if 'called a synchronizing' in str(w.message)]   # not the 'prototype' notice
     return {'syncs': len(msgs), 'steps': steps, 'where': msgs[:5]}
@@ -404,7 +404,7 @@ def step_breakdown(faces: PathLike,  # folder of HQ faces
     tr = _warm_trainer(faces, recipe, device, **overrides)
     cfg, first = tr.cfg, 2 * tr.cfg.degrade_mix
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
-    step = lambda hq, lq: tr._train_step(hq, lq, cfg.lr, cfg.loss)
+    step = lambda hq, lq: tr.train_step.step(hq, lq, cfg.lr, cfg.loss)
 
     def host_and_wall(fn):
         sync(); t = time.perf_counter(); out = fn(); host = time.perf_counter() - t; sync()
@@ -418,15 +418,15 @@ def step_breakdown(faces: PathLike,  # folder of HQ faces
         return (sum(_device_us(e) for e in ev) / 1e3 / steps,
                 [{'kernel': e.key[:80], 'ms_per_step': round(_device_us(e) / 1e3 / steps, 3), 'calls_per_step': round(e.count / steps, 1)} for e in rows])
 
-    _, _, e2e = host_and_wall(lambda: [step(*tr._gpu_batch(i)) for i in range(first, first + steps)])
+    _, _, e2e = host_and_wall(lambda: [step(*tr.batches.batch(i)) for i in range(first, first + steps)])
     nxt = first + steps
-    batches, d_host, _ = host_and_wall(lambda: [tr._degraded_step(i) for i in range(nxt, nxt + steps)])
-    d_dev, d_top = device_ms(lambda: [tr._degraded_step(i) for i in range(nxt, nxt + steps)])
+    batches, d_host, _ = host_and_wall(lambda: [tr.batches.unmixed_batch(i) for i in range(nxt, nxt + steps)])
+    d_dev, d_top = device_ms(lambda: [tr.batches.unmixed_batch(i) for i in range(nxt, nxt + steps)])
     _, s_host, _ = host_and_wall(lambda: [step(hq, lq) for hq, lq in batches])
     s_dev, s_top = device_ms(lambda: [step(hq, lq) for hq, lq in batches])
     r2 = lambda v: None if v is None else round(v, 2)
     return {'device': device_name(dev), 'generator': cfg.generator, 'batch': cfg.batch_size, 'steps': steps,
-            'amp': str(tr.amp_dtype).replace('torch.', '') if tr.amp_dtype else 'fp32',
+            'amp': str(tr.train_step.amp_dtype).replace('torch.', '') if tr.train_step.amp_dtype else 'fp32',
             'e2e_ms_per_step': r2(e2e), 'e2e_images_per_s': round(cfg.batch_size * 1e3 / e2e, 1),
             'degrade_host_ms': r2(d_host), 'degrade_device_ms': r2(d_dev),
             'step_host_ms': r2(s_host), 'step_device_ms': r2(s_dev), 'degrade_top': d_top, 'step_top': s_top}
@@ -668,7 +668,7 @@ def compare_recipes(faces: PathLike,  # folder of HQ faces (e.g. ffhq200/gt-jpg9
                                                     'out_dir': str(out_dir / name), 'val_every': 10 ** 9,
                                                     'val_every_min': val_every_min, 'ckpt_every': 10 ** 9, **overrides})
         results[name] = Trainer(cfg).fit()
-        results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog._read(out_dir / name / 'val.csv')]
+        results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog.read(out_dir / name / 'val.csv')]
     (out_dir / 'recipes.json').write_text(json.dumps(results, indent=1))
     plot_recipes(out_dir, recipes)
     return results
@@ -694,7 +694,7 @@ def plot_recipes(out_dir: PathLike, recipes: tuple = tuple(RECIPES), path: PathL
     fig, ax = plt.subplots(figsize=(7, 4.2))
     bic = None
     for name in recipes:
-        rows = RunLog._read(out_dir / name / 'val.csv')
+        rows = RunLog.read(out_dir / name / 'val.csv')
         if not rows: continue
         ax.plot([float(r['minutes']) for r in rows], [float(r['val_psnr']) for r in rows], 'o-', ms=3, label=name)
         bic = bic or next((float(r['bicubic_psnr']) for r in rows if r['bicubic_psnr']), None)
@@ -825,8 +825,8 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 # - **The step must never wait for the GPU.** The torch degradation is bound by host time (~15 ms of launches per
 #   batch for 3 ms of GPU work), so it only costs nothing when the host can queue it while the GPU still runs the
 #   previous step. `torch.optim.swa_utils.AveragedModel` broke that: it copies its CPU update counter to the GPU on
-#   every update, a blocking copy, i.e. a full sync per step. Replacing it with `ModelEMA` (host counter, one fused
-#   lerp) and using fused Adam took the default from 238–260 to 405 images/s.
+#   every update, a blocking copy, i.e. a full sync per step. Replacing it with a sync-free EMA (`train_step.EMA`: one
+#   fused lerp, its decay a function of the step) and using fused Adam took the default from 238–260 to 405 images/s.
 # - **Eager MSRResNet spends half its step outside the convolutions.** In eager mode the largest kernel of the step
 #   is an elementwise one (7.2 ms of 30.9, 11 calls: activations and copies on the 256² and 512² feature maps);
 #   `torch.compile` fuses these, halving the step's device time. The compiled loop is now bound by the host:
@@ -838,7 +838,7 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 #   first pass over new random sizes runs 1,538.
 # - An EMA with a fixed 0.999 decay kept the validated weights near the initial network for the first minute of a
 #   short run (the handed-out recipe's curve stays on the bicubic line until ~1 minute). The default's decay warms
-#   up as min(0.999, (1+n)/(10+n)) (`EMAUpdate`).
+#   up as min(0.999, (1+step)/(10+step)) (`train_step.ema_decay`).
 
 # %% [markdown]
 # ## Measured: degradation, generators and test-time augmentation -
