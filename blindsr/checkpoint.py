@@ -21,9 +21,10 @@ from .models import GENERATORS, build_generator
 
 # %% auto #0
 __all__ = ['WEIGHTS_FORMAT', 'CHECKPOINT_FORMAT', 'LAST_CHECKPOINT', 'BEST_WEIGHTS', 'FINAL_WEIGHTS', 'WEIGHTS_DIR',
-           'DEFAULT_WEIGHTS', 'DEFAULT_RECORD', 'CheckpointError', 'WeightsNotFoundError', 'default_weights',
-           'atomic_save', 'load_checkpoint', 'load_basicsr_weights', 'check_same_arch', 'load_generator',
-           'weights_info', 'export_weights', 'TrainingRecord']
+           'DEFAULT_WEIGHTS', 'DEFAULT_RECORD', 'RETIRED_CHECKPOINT_KEYS', 'CheckpointError', 'WeightsNotFoundError',
+           'default_weights', 'atomic_save', 'load_checkpoint', 'load_basicsr_weights', 'check_same_arch',
+           'load_generator', 'weights_info', 'export_weights', 'save_checkpoint', 'read_training_checkpoint',
+           'TrainingRecord']
 
 # %% ../nbs/04b_checkpoint.ipynb #20b39ec9
 WEIGHTS_FORMAT = 'blindsr-weights'        # `format` of a weights file (export_weights)
@@ -220,6 +221,30 @@ def export_weights(path: PathLike,  # e.g. out_dir/best.pt
     sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone() for k, v in model.state_dict().items()}
     return atomic_save({'format': WEIGHTS_FORMAT, 'arch': arch, 'arch_kwargs': dict(arch_kwargs), 'params': sd,
                         'meta': meta or {}}, path)
+
+# %% ../nbs/04b_checkpoint.ipynb #484eb535
+RETIRED_CHECKPOINT_KEYS = ('ema_updates',)   # written by earlier versions, ignored on reading
+
+
+def save_checkpoint(path: PathLike,  # e.g. out_dir/last.ckpt
+                    state: Mapping,  # the training state: arch, arch_kwargs, params, params_ema, opt_g, scaler, step, …
+                   ) -> Path:
+    "Write a training checkpoint atomically, marked with CHECKPOINT_FORMAT."
+    return atomic_save({'format': CHECKPOINT_FORMAT, **state}, path)
+
+
+def read_training_checkpoint(path: PathLike,  # a training checkpoint (save_checkpoint)
+                             arch: str,  # the generator this run trains …
+                             arch_kwargs: Mapping,  # … and its constructor overrides
+                             device: str | torch.device = 'cpu',  # where its tensors go
+                            ) -> dict:  # the checkpoint's dict, retired keys dropped
+    "Read a training checkpoint to resume from; CheckpointError if it is a weights file or holds another generator."
+    ck = load_checkpoint(path, map_location=device)
+    if ck.get('format') != CHECKPOINT_FORMAT:
+        raise CheckpointError(f'{path} is a weights file, not a training checkpoint; use init_from= to start from it')
+    check_same_arch(path, ck, arch, arch_kwargs, fix='use another out_dir, or resume=False to start afresh')
+    for k in RETIRED_CHECKPOINT_KEYS: ck.pop(k, None)
+    return ck
 
 # %% ../nbs/04b_checkpoint.ipynb #5819f46d
 @dataclass

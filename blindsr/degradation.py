@@ -30,7 +30,7 @@ __all__ = ['KERNEL_KINDS', 'PI', 'SIZES_7_21', 'MIXED_KINDS', 'MIXED_PROBS', 'MO
            'blur_np', 'resize_np', 'gaussian_noise_np', 'poisson_noise_np', 'jpeg_opencv', 'quantize', 'blur_pt',
            'resize_pt', 'gaussian_noise_pt', 'poisson_noise_pt', 'jpeg_factor', 'jpeg_pt', 'check_hq_size',
            'stage_kernels', 'degrade_once_np', 'degrade_image', 'degrade_once_pt', 'degrade_batch', 'Degrader',
-           'degrade_folder', 'degrade_cli', 'contact_sheet', 'bench_cpu_degradation', 'bench_degradation']
+           'degrade_folder', 'degrade_cli', 'contact_sheet']
 
 # %% ../nbs/01_degradation.ipynb #d127947b
 def to_device(a,  # numpy array or nested list of numbers
@@ -869,44 +869,3 @@ def contact_sheet(hqs: Sequence[np.ndarray],  # (H, W, 3) uint8 HQ images
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=80)
     return fig
-
-# %% ../nbs/01_degradation.ipynb #9809a4ad
-def bench_cpu_degradation(preset: str = 'ai6126_2024', n: int = 20, size: int = 512) -> dict:
-    "Images/s of the CPU backend on one core (torch and OpenCV limited to one thread)."
-    threads, cvt = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1); cv2.setNumThreads(1)
-    try:
-        hq = tensor_to_img(synthetic_batch(n, size))
-        params = sample(preset, np.random.default_rng(0), n)
-        degrade_image(hq[0], params[0])
-        t = time.perf_counter()
-        for i in range(n): degrade_image(hq[i], params[i])
-        dt = time.perf_counter() - t
-    finally:
-        torch.set_num_threads(threads); cv2.setNumThreads(cvt)
-    return {'preset': preset, 'backend': 'cpu, 1 core', 'size': size, 'images_per_s': n / dt}
-
-
-def bench_degradation(preset: str = 'ai6126_2024', device: str | torch.device | None = None, batch: int = 16,
-                      group: int | None = 8, iters: int = 20, warmup: int = 3, size: int = 512) -> dict:
-    """Images/s of the torch backend (Degrader) at a batch size on a device; includes parameter sampling. `iters`
-    fresh draws are timed twice: cold (new image sizes create cuFFT plans, as early in a run) and again with the
-    same draws (every plan cached, as in a long run, which keeps meeting the same few dozen sizes)."""
-    from blindsr.device import get_device
-    dev = get_device(device)
-    hq = synthetic_batch(batch, size, dev)
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
-    deg = Degrader(preset, seed=0, group=group)
-    for _ in range(warmup): deg(hq)
-    def timed(deg):
-        sync(); t = time.perf_counter()
-        for _ in range(iters): deg(hq)
-        sync()
-        return time.perf_counter() - t
-    cold = timed(Degrader(preset, seed=1, group=group))
-    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
-    dt = timed(Degrader(preset, seed=1, group=group))
-    out = {'preset': preset, 'backend': f'torch on {dev.type}', 'batch': batch, 'group': min(group or batch, batch), 'size': size,
-           'images_per_s': iters * batch / dt, 'ms_per_batch': 1000 * dt / iters, 'images_per_s_cold': iters * batch / cold}
-    if dev.type == 'cuda': out['peak_mem_gb'] = torch.cuda.max_memory_allocated(dev) / 1e9
-    return out

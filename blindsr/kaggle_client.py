@@ -136,7 +136,7 @@ def push_checks(kernel_dir: Path, root: Path | str | None = None) -> list[tuple[
                 'Kaggle credentials: none found (see below)'))
     return out
 
-# %% ../nbs/09b_kaggle_client.ipynb #6435274a
+# %% ../nbs/09b_kaggle_client.ipynb #cd177cf7
 def _shown(path: Path) -> str:
     "`path` relative to the current folder when it is inside it (shorter commands to read and copy)."
     try: return str(Path(path).resolve().relative_to(Path.cwd().resolve())) or '.'
@@ -266,7 +266,7 @@ def _cmd_output(a) -> int:
     if not zp.is_file():
         print(f'no submission.zip in the output of {ref} (still running, or it failed: blindsr_kaggle status)', file=sys.stderr)
         return 1
-    from blindsr.inference import SubmissionError, check_submission
+    from blindsr.submission import SubmissionError, check_submission
     try: n = len(check_submission(zp))
     except SubmissionError as e:
         print(f'blindsr_kaggle output: {e}', file=sys.stderr); return 1

@@ -277,7 +277,7 @@ class LogFollower:
     def __exit__(self, *exc):
         self._stop.set(); self._t.join()
 
-# %% ../nbs/09c_notebook_runtime.ipynb #a3dc9d76
+# %% ../nbs/09c_notebook_runtime.ipynb #927d91b0
 def validate_and_submit(run_dir: Path | str,  # the training run's folder (best.pt or final.pt, curves.png)
                         val_gt: Path | str, val_lq: Path | str,  # the validation pairs
                         test_lq: Path | str,  # the test LQ to restore
@@ -286,7 +286,9 @@ def validate_and_submit(run_dir: Path | str,  # the training run's folder (best.
     "Score a run's best weights on the validation pairs and write its checked submission zip and pictures into dest."
     from blindsr.checkpoint import load_generator
     from blindsr.core import list_images, read_image
-    from blindsr.inference import check_submission, comparison_grid, make_submission, restore, validate
+    from blindsr.demo import comparison_grid
+    from blindsr.inference import restore, validate
+    from blindsr.submission import check_submission, make_submission
     from blindsr.metrics import bicubic_baseline
     run, dest = Path(run_dir), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)

@@ -1308,72 +1308,11 @@ faces = sample_faces(4, 256 if os.environ.get('IN_TEST') else 512)
 for name in PRESETS:
     contact_sheet(faces, name, seed=0)
 
-
 # %% [markdown]
 # ## Speed -
 #
-# Two measurements, reported in the project's benchmark notes rather than asserted in tests: the CPU backend in
-# images per second on one core (what each DataLoader worker or `blindsr_degrade` process delivers), and the torch
-# backend in images per second per batch on whatever device is present (run it on a GPU).
-
-# %%
-#| export
-def bench_cpu_degradation(preset: str = 'ai6126_2024', n: int = 20, size: int = 512) -> dict:
-    "Images/s of the CPU backend on one core (torch and OpenCV limited to one thread)."
-    threads, cvt = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1); cv2.setNumThreads(1)
-    try:
-        hq = tensor_to_img(synthetic_batch(n, size))
-        params = sample(preset, np.random.default_rng(0), n)
-        degrade_image(hq[0], params[0])
-        t = time.perf_counter()
-        for i in range(n): degrade_image(hq[i], params[i])
-        dt = time.perf_counter() - t
-    finally:
-        torch.set_num_threads(threads); cv2.setNumThreads(cvt)
-    return {'preset': preset, 'backend': 'cpu, 1 core', 'size': size, 'images_per_s': n / dt}
-
-
-def bench_degradation(preset: str = 'ai6126_2024', device: str | torch.device | None = None, batch: int = 16,
-                      group: int | None = 8, iters: int = 20, warmup: int = 3, size: int = 512) -> dict:
-    """Images/s of the torch backend (Degrader) at a batch size on a device; includes parameter sampling. `iters`
-    fresh draws are timed twice: cold (new image sizes create cuFFT plans, as early in a run) and again with the
-    same draws (every plan cached, as in a long run, which keeps meeting the same few dozen sizes)."""
-    from blindsr.device import get_device
-    dev = get_device(device)
-    hq = synthetic_batch(batch, size, dev)
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == 'cuda' else (lambda: None)
-    deg = Degrader(preset, seed=0, group=group)
-    for _ in range(warmup): deg(hq)
-    def timed(deg):
-        sync(); t = time.perf_counter()
-        for _ in range(iters): deg(hq)
-        sync()
-        return time.perf_counter() - t
-    cold = timed(Degrader(preset, seed=1, group=group))
-    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
-    dt = timed(Degrader(preset, seed=1, group=group))
-    out = {'preset': preset, 'backend': f'torch on {dev.type}', 'batch': batch, 'group': min(group or batch, batch), 'size': size,
-           'images_per_s': iters * batch / dt, 'ms_per_batch': 1000 * dt / iters, 'images_per_s_cold': iters * batch / cold}
-    if dev.type == 'cuda': out['peak_mem_gb'] = torch.cuda.max_memory_allocated(dev) / 1e9
-    return out
-
-
-# %% [markdown]
-# Measured 2026-11-27. CPU backend, one core of this 2-core machine, 512×512 → 128: `ai6126_2024` 8.2 images/s,
-# `ai6126_2023` 15.2, `seed_report_2024` 27.3 (`bench_cpu_degradation(preset, n=20)`). Torch backend on one H200
-# (`bench_degradation('ai6126_2024', 'cuda', batch, group)`): 3,158 images/s at batch 64 with one resize draw per
-# batch; at batch 16 534 images/s cold and 1,214 once cuFFT plans are cached — bound by ~12 ms of host time per call
-# (455 kernel launches), not by the GPU (3.5 ms per batch of 16). Groups of 8 cost a call each (115 images/s at batch
-# 16), hence the trainer degrades whole batches and mixes them in shuffled blocks instead. (These were taken
-# before the kernels moved to the host and whole-batch FFTs; `bench_degradation` now reports both figures:
-# `images_per_s` with the plans cached and `images_per_s_cold` on a first pass over new draws.)
-
-# %%
-r = bench_cpu_degradation('ai6126_2024', n=2, size=128)
-assert r['images_per_s'] > 0
-r = bench_degradation('ai6126_2024', 'cpu', batch=4, iters=1, warmup=1, size=128)
-assert r['images_per_s'] > 0 and r['group'] == 4
+# How fast each backend degrades is measured in `08_bench` (`bench_cpu_degradation`, `bench_degradation`;
+# `blindsr_bench speed --parts degradation`), with the numbers it found.
 
 # %% [markdown]
 # ## Against LQ that nobody here made -

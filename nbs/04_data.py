@@ -1,6 +1,6 @@
 # %% [markdown]
 # # Data
-# > Face folders for training, validation and test: an HQ set decoded once into memory, paired GT/LQ and LQ-only sets, deterministic batches, and a finder for the data on Kaggle.
+# > Face folders for training, validation and test: an HQ set decoded once into memory, paired GT/LQ and LQ-only sets, a held-out split, and a finder for the data on Kaggle (the batches a training step takes are `blindsr.batches`).
 
 # %%
 #| default_exp data
@@ -102,49 +102,6 @@ test_eq(ds.nbytes, 5 * 3 * 32 * 32)
 write_png(tmp/'hq'/'odd.png', np.zeros((30, 32, 3), np.uint8))
 test_fail(lambda: HQFaces(tmp/'hq', progress=False), contains='odd.png')
 (tmp/'hq'/'odd.png').unlink()
-
-
-# %% [markdown]
-# ## Deterministic batches -
-#
-# Which faces a step sees, and which are flipped, is a pure function of `(seed, step)`: epoch `e` is the
-# permutation `default_rng([seed, e])`, consumed `batch` faces at a time across epoch boundaries. A resumed run
-# therefore sees exactly the batches the uninterrupted run would have seen, with no sampler state to save, and
-# with `world` ranks each rank takes its own slice of every global batch. Horizontal flip is the one augmentation
-# the course advises (vertical flips and rotations make upside-down faces that never occur in test).
-
-# %%
-#| export
-def batch_indices(step: int,  # 0-based training step
-                  n: int,  # dataset size
-                  batch: int,  # global batch size
-                  seed: int = 0,
-                  rank: int = 0,  # this process's rank …
-                  world: int = 1,  # … of this many; each takes batch // world faces
-                 ) -> np.ndarray:  # (batch // world,) int64 face indices
-    "The faces of one step: an endless sequence of seeded epoch permutations."
-    if batch % world: raise ValueError(f'batch {batch} must be divisible by the number of processes {world}')
-    start = step * batch
-    first_epoch, last_epoch = start // n, (start + batch - 1) // n
-    seq = np.concatenate([np.random.default_rng([seed, e]).permutation(n) for e in range(first_epoch, last_epoch + 1)])
-    off = start - first_epoch * n
-    per = batch // world
-    return seq[off + rank * per: off + (rank + 1) * per].astype(np.int64)
-
-
-def flip_mask(step: int, batch: int, seed: int = 0, rank: int = 0, p: float = 0.5) -> np.ndarray:
-    "(batch,) bool: which faces of this step and rank are flipped horizontally."
-    return np.random.default_rng([seed, step, rank, 1]).random(batch) < p
-
-
-# %%
-idx = np.concatenate([batch_indices(s, 10, 4, seed=1) for s in range(5)])     # 20 faces = two epochs
-test_eq(sorted(idx[:10]), list(range(10))); test_eq(sorted(idx[10:]), list(range(10)))
-test_eq(batch_indices(3, 10, 4, seed=1), idx[12:16])
-r0, r1 = batch_indices(3, 10, 4, 1, rank=0, world=2), batch_indices(3, 10, 4, 1, rank=1, world=2)
-test_eq(np.concatenate([r0, r1]), idx[12:16])
-test_eq(flip_mask(7, 16, 3), flip_mask(7, 16, 3)); test_ne(flip_mask(7, 16, 3), flip_mask(8, 16, 3))
-test_fail(lambda: batch_indices(0, 10, 5, world=2), contains='divisible')
 
 
 # %% [markdown]

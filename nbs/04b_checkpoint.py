@@ -444,6 +444,56 @@ test_fail(lambda: load_generator(tmp/'empty.pt'), contains='it is empty')
 torch.save({'weights': 1}, tmp/'other.pt')
 test_fail(lambda: load_generator(tmp/'other.pt'), contains='other.pt holds no generator weights')
 
+# %% [markdown]
+# ## Training checkpoints -
+#
+# The trainer's `last.ckpt` holds everything a run needs to go on exactly where it stopped: the generator and its
+# EMA, the optimisers and the gradient scaler (and the discriminator's, in the GAN phase), the step, the minutes
+# trained, the best validation PSNR and `asdict(cfg)` — plain tensors and Python values, so it reads with
+# `weights_only=True`. `save_checkpoint` writes it atomically, marked as a training checkpoint;
+# `read_training_checkpoint` reads it back for a resume, refusing a weights file (start from those with
+# `init_from`) and a checkpoint of another generator. Keys that older versions wrote and nothing needs any more
+# are dropped on reading: `ema_updates`, the EMA's update count, was always equal to `step`.
+
+# %%
+#| export
+RETIRED_CHECKPOINT_KEYS = ('ema_updates',)   # written by earlier versions, ignored on reading
+
+
+def save_checkpoint(path: PathLike,  # e.g. out_dir/last.ckpt
+                    state: Mapping,  # the training state: arch, arch_kwargs, params, params_ema, opt_g, scaler, step, …
+                   ) -> Path:
+    "Write a training checkpoint atomically, marked with CHECKPOINT_FORMAT."
+    return atomic_save({'format': CHECKPOINT_FORMAT, **state}, path)
+
+
+def read_training_checkpoint(path: PathLike,  # a training checkpoint (save_checkpoint)
+                             arch: str,  # the generator this run trains …
+                             arch_kwargs: Mapping,  # … and its constructor overrides
+                             device: str | torch.device = 'cpu',  # where its tensors go
+                            ) -> dict:  # the checkpoint's dict, retired keys dropped
+    "Read a training checkpoint to resume from; CheckpointError if it is a weights file or holds another generator."
+    ck = load_checkpoint(path, map_location=device)
+    if ck.get('format') != CHECKPOINT_FORMAT:
+        raise CheckpointError(f'{path} is a weights file, not a training checkpoint; use init_from= to start from it')
+    check_same_arch(path, ck, arch, arch_kwargs, fix='use another out_dir, or resume=False to start afresh')
+    for k in RETIRED_CHECKPOINT_KEYS: ck.pop(k, None)
+    return ck
+
+
+# %%
+net = tiny_net()
+state = {'arch': 'msrresnet', 'arch_kwargs': {'num_feat': 8, 'num_block': 1}, 'params': net.state_dict(), 'params_ema': None,
+         'step': 3, 'elapsed': 1.5, 'best_psnr': -math.inf}
+save_checkpoint(tmp/'run'/'last.ckpt', state)
+ck = read_training_checkpoint(tmp/'run'/'last.ckpt', 'msrresnet', {'num_feat': 8, 'num_block': 1})
+test_eq((ck['format'], ck['step'], ck['params']['conv_first.weight']), (CHECKPOINT_FORMAT, 3, net.conv_first.weight))
+save_checkpoint(tmp/'run'/'old.ckpt', {**state, 'ema_updates': 3})                   # as versions before 2026-11-29 wrote
+test_eq('ema_updates' in read_training_checkpoint(tmp/'run'/'old.ckpt', 'msrresnet', {'num_feat': 8, 'num_block': 1}), False)
+test_fail(lambda: read_training_checkpoint(tmp/'run'/'last.ckpt', 'msrresnet', {}), contains='use another out_dir')
+export_weights(tmp/'run'/'best.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1})
+test_fail(lambda: read_training_checkpoint(tmp/'run'/'best.pt', 'msrresnet', {}), contains='use init_from=')
+
 
 # %% [markdown]
 # ## How a model was trained -

@@ -1,6 +1,6 @@
 # %% [markdown]
 # # Benchmarks
-# > Speed and quality per GPU-minute: degradation, training steps, end-to-end training and inference throughput on whatever device is present, and equal-time recipe comparisons.
+# > Every measurement in one place: degradation, generators, training steps, end-to-end training and test-time augmentation on whatever device is present, equal-time recipe comparisons, and what each measured on the machines we had.
 
 # %%
 #| default_exp bench
@@ -11,27 +11,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Iterable, Sequence
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from blindsr.core import PathLike, write_png
-from blindsr.device import device_name, get_device
-from blindsr.samples import synthetic_faces
-from blindsr.degradation import bench_cpu_degradation, bench_degradation
-from blindsr.models import benchmark_generators
+from blindsr.cli import parse_value
+from blindsr.core import PathLike, img_to_tensor, tensor_to_img
+from blindsr.device import amp_dtype, device_name, get_device, grad_scaler, model_device, synchronize
+from blindsr.samples import synthetic_batch, synthetic_faces
+from blindsr.degradation import degrade_batch, degrade_image, get_preset, sample
+from blindsr.models import GENERATORS, build_generator, count_params, generator_gflops
+from blindsr.metrics import bicubic_baseline, image_set, psnr_tensor
+from blindsr.inference import (CLI_ERRORS, TTA_MODES, add_generator_args, forward_tta, generator_from_args, tta_transform,
+                               tta_untransform)
 from blindsr.train import RunLog, TrainConfig, Trainer
 
 # %%
 #| hide
-from fastcore.test import test_eq, test_fail
+import os
+from fastcore.test import test_close, test_eq, test_fail
+from blindsr.core import write_png
+
 
 # %% [markdown]
 # Students train on a few free GPU hours a week, so what blindsr must win is PSNR per GPU-minute. The anchor is
@@ -40,10 +49,225 @@ from fastcore.test import test_eq, test_fail
 # 200 FFHQ faces it trains at 164 images/s end to end (209 with bf16 autocast), and its degradation alone runs
 # 746 images/s — so the recipe loses ~40 % of its time to degradation and loading.
 #
-# This notebook measures, on whatever device it finds: degradation images/s, the training step of every
-# generator (fp32 and mixed precision, `channels_last`), end-to-end training images/s (data, degradation, step,
-# EMA — everything `Trainer` does), inference images/s and peak memory; and it runs recipes against each other at
-# equal wall-clock. `blindsr_bench speed` and `blindsr_bench recipes` are the same code as commands.
+# This notebook measures, on whatever device it finds: degradation images/s, the forward pass and training step
+# of every generator (fp32 and mixed precision, `channels_last`), end-to-end training images/s (data,
+# degradation, step, EMA — everything `Trainer` does), where a step's time goes, and what test-time augmentation
+# is worth; and it runs recipes against each other at equal wall-clock. Every benchmark is a `bench_<what>`
+# function returning a dict (or rows of them), with a `<what>_table` that renders it as markdown. The API notebooks
+# explain; the results sections at the end of this one report what was measured. `blindsr_bench speed |
+# generators | tta | breakdown | recipes` are the same code as commands.
+
+# %% [markdown]
+# ## Degradation -
+#
+# Two measurements: the CPU backend (`degrade_image`) in images per second on one core, what each DataLoader
+# worker or `blindsr_degrade` process delivers; and the torch backend in images per second per batch on whatever
+# device is present, timed as the trainer runs it: `sample()` draws a batch's parameters on the host,
+# `degrade_batch()` applies them on the device.
+
+# %%
+#| export
+def bench_cpu_degradation(preset: str = 'ai6126_2024',  # a preset name
+                          n: int = 20,  # images timed
+                          size: int = 512,  # HQ side
+                         ) -> dict:  # {'preset', 'backend', 'size', 'images_per_s'}
+    "Images/s of the CPU backend on one core (torch and OpenCV limited to one thread)."
+    threads, cvt = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1); cv2.setNumThreads(1)
+    try:
+        hq = tensor_to_img(synthetic_batch(n, size))
+        params = sample(preset, np.random.default_rng(0), n)
+        degrade_image(hq[0], params[0])
+        t = time.perf_counter()
+        for i in range(n): degrade_image(hq[i], params[i])
+        dt = time.perf_counter() - t
+    finally:
+        torch.set_num_threads(threads); cv2.setNumThreads(cvt)
+    return {'preset': preset, 'backend': 'cpu, 1 core', 'size': size, 'images_per_s': n / dt}
+
+
+def bench_degradation(preset: str = 'ai6126_2024',  # a preset name
+                      device: str | torch.device | None = None,  # None: the best available
+                      batch: int = 16,  # images per degrade_batch call
+                      group: int | None = 8,  # images sharing resize draws (None: the whole batch)
+                      iters: int = 20,  # batches timed
+                      warmup: int = 3,  # untimed batches first
+                      size: int = 512,  # HQ side
+                     ) -> dict:  # images_per_s (plans cached), images_per_s_cold (first pass), ms_per_batch, ...
+    """Images/s of the torch backend at a batch size on a device, parameter sampling included. `iters` fresh draws
+    are timed twice: cold (new image sizes create cuFFT plans, as early in a run) and again with the same draws
+    (every plan cached, as in a long run, which keeps meeting the same few dozen sizes)."""
+    dev = get_device(device)
+    cfg = get_preset(preset)
+    hq = synthetic_batch(batch, size, dev)
+
+    def timed(seed: int, n: int) -> float:   # n batches drawn from seed: parameters on the host, noise on the device
+        rng, noise = np.random.default_rng(seed), torch.Generator(device=dev).manual_seed(seed + 1)
+        synchronize(dev); t = time.perf_counter()
+        for _ in range(n): degrade_batch(hq, sample(cfg, rng, batch, group or batch), noise)
+        synchronize(dev)
+        return time.perf_counter() - t
+
+    timed(0, warmup)
+    cold = timed(1, iters)
+    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
+    dt = timed(1, iters)
+    out = {'preset': preset, 'backend': f'torch on {dev.type}', 'batch': batch, 'group': min(group or batch, batch), 'size': size,
+           'images_per_s': iters * batch / dt, 'ms_per_batch': 1000 * dt / iters, 'images_per_s_cold': iters * batch / cold}
+    if dev.type == 'cuda': out['peak_mem_gb'] = torch.cuda.max_memory_allocated(dev) / 1e9
+    return out
+
+
+def degradation_table(rows: list[dict]) -> str:
+    "Rows of bench_cpu_degradation / bench_degradation as a markdown table."
+    out = [f"| degradation ({rows[0]['preset'] if rows else ''}) | batch | group | images/s (FFT plans cached) | images/s (first pass) |",
+           '|---|---|---|---|---|']
+    out += [f"| {r['backend']} | {r.get('batch', 1)} | {r.get('group', '-')} | {r['images_per_s']:.0f} | "
+            + (f"{r['images_per_s_cold']:.0f} |" if 'images_per_s_cold' in r else '- |') for r in rows]
+    return '\n'.join(out)
+
+
+# %% [markdown]
+# At toy sizes on the CPU (the numbers are in the results section below):
+
+# %%
+rows = [bench_cpu_degradation('ai6126_2024', n=2, size=128),
+        bench_degradation('ai6126_2024', 'cpu', batch=4, iters=1, warmup=1, size=128)]
+print(degradation_table(rows))
+assert all(r['images_per_s'] > 0 for r in rows) and rows[1]['group'] == 4
+assert '| degradation (ai6126_2024) |' in degradation_table(rows)
+
+
+# %% [markdown]
+# ## Generators -
+#
+# What a generator costs on a device: parameters and GFLOPs (`blindsr.models`), forward time per image, and the
+# training step — forward, L1 loss against a 512×512 target, backward, Adam step — in images/s with its peak GPU
+# memory (over the timed steps, after warm-up, so cuDNN's autotuning workspaces are not counted). Inputs are
+# random tensors: this is the network alone, without data or degradation.
+#
+# Mixed precision follows the card: bf16 autocast on compute capability ≥ 8.0 (A100, H100, L4), fp16 with a
+# GradScaler below (T4 is sm_75, P100 sm_60). On CUDA, "fp32" convolutions use TF32 where the card has it
+# (PyTorch's default `cudnn.allow_tf32=True`); the rows record that flag. `blindsr_bench generators` prints the
+# table and, with `--json PATH`, writes the rows with the torch version and the date; on a GPU it benchmarks fp32
+# and mixed precision at batch 16 by default.
+
+# %%
+#| export
+def bench_generator(name: str,  # a key of GENERATORS
+                    *,
+                    device: str | torch.device | None = None,  # None: the best available (blindsr.device.get_device)
+                    batch: int | None = None,  # images per step; None: 16 on CUDA, 1 elsewhere
+                    size: int = 128,  # LQ side; the target is size·4
+                    amp: bool = False,  # autocast (bf16 on sm_80+, fp16 + GradScaler below); CUDA only
+                    amp_dtype_override: torch.dtype | None = None,  # force torch.float16 (a T4's path) or bfloat16
+                    channels_last: bool = True,  # model and inputs in channels_last memory format
+                    iters: int | None = None,  # timed iterations; None: 20 on CUDA, 3 elsewhere
+                    warmup: int | None = None,  # untimed iterations first; None: 5 on CUDA, 1 elsewhere
+                    train: bool | None = None,  # also time the training step; None: on CUDA only
+                    **kwargs,  # passed to build_generator
+                   ) -> dict:  # one row: see bench_generators
+    """Time one generator: forward ms/image (the fastest of `iters` runs, so that other load on a shared machine
+    counts least), and (CUDA by default) training images/s (mean over `iters` steps) and peak memory."""
+    dev = get_device(device)
+    cuda = dev.type == 'cuda'
+    if amp and not cuda: raise ValueError(f'mixed precision is benchmarked on CUDA only, got device {dev}')
+    batch = batch or (16 if cuda else 1)
+    iters = iters if iters is not None else (20 if cuda else 3)
+    warmup = warmup if warmup is not None else (5 if cuda else 1)
+    train = cuda if train is None else train
+    dtype = (amp_dtype_override or amp_dtype(dev)) if amp else None
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    autocast = (lambda: torch.autocast(dev.type, dtype=dtype)) if dtype else nullcontext
+
+    model = build_generator(name, **kwargs)
+    row = dict(name=name, params=count_params(model), gflops=round(generator_gflops(model, size), 2),
+               size=size, device=device_name(dev), precision={None: 'fp32', torch.bfloat16: 'bf16',
+                                                                  torch.float16: 'fp16'}[dtype],
+               channels_last=channels_last, batch=batch,
+               tf32_conv=bool(cuda and torch.backends.cudnn.allow_tf32 and torch.cuda.get_device_capability(dev) >= (8, 0)),
+               fwd_ms_per_img=None, train_img_s=None, peak_mem_gib=None)
+    model = model.to(dev, memory_format=fmt)
+    lq = torch.rand(batch, 3, size, size, device=dev).contiguous(memory_format=fmt)
+    old_bench = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        model.eval()
+        times = []
+        with torch.no_grad(), autocast():
+            for _ in range(warmup): model(lq)
+            for _ in range(max(iters, 1)):
+                synchronize(dev); t0 = time.perf_counter()
+                model(lq)
+                synchronize(dev); times.append(time.perf_counter() - t0)
+        row['fwd_ms_per_img'] = round(min(times) / batch * 1e3, 3)   # fastest run: robust to other load
+        if train:
+            model.train()
+            hq = torch.rand(batch, 3, size * 4, size * 4, device=dev).contiguous(memory_format=fmt)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+            scaler = grad_scaler(dtype == torch.float16)
+            def step():
+                opt.zero_grad(set_to_none=True)
+                with autocast(): sr = model(lq)
+                scaler.scale(F.l1_loss(sr.float(), hq)).backward()
+                scaler.step(opt); scaler.update()
+            for _ in range(warmup): step()
+            synchronize(dev)
+            if cuda: torch.cuda.reset_peak_memory_stats(dev)      # after warm-up: cuDNN autotuning not counted
+            t0 = time.perf_counter()
+            for _ in range(iters): step()
+            synchronize(dev)
+            row['train_img_s'] = round(iters * batch / (time.perf_counter() - t0), 1)
+            if cuda: row['peak_mem_gib'] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+    finally:
+        torch.backends.cudnn.benchmark = old_bench
+        del model, lq
+        if cuda: torch.cuda.empty_cache()
+    return row
+
+
+def bench_generators(names: Iterable[str] | None = None,  # generator names; None: all of GENERATORS
+                     *,
+                     device: str | torch.device | None = None,  # None: the best available (blindsr.device.get_device)
+                     amp: bool | Iterable[bool] | None = None,  # None: (False, True) on CUDA, (False,) elsewhere
+                     **kwargs,  # batch, size, channels_last, iters, warmup, train: see bench_generator
+                    ) -> list[dict]:  # one row per (name, precision)
+    """Benchmark several generators; rows hold `name, params, gflops, size, device, precision, channels_last,
+    batch, tf32_conv, fwd_ms_per_img, train_img_s, peak_mem_gib` (the last two None where not measured)."""
+    dev = get_device(device)
+    names = list(GENERATORS) if names is None else list(names)
+    for n in names:
+        if n not in GENERATORS: raise KeyError(f'unknown generator {n!r}; valid names: {", ".join(GENERATORS)}')
+    amps = ((False, True) if dev.type == 'cuda' else (False,)) if amp is None else \
+           ((amp,) if isinstance(amp, bool) else tuple(amp))
+    return [bench_generator(n, device=dev, amp=a, **kwargs) for n in names for a in amps]
+
+
+def generators_table(rows: list[dict]) -> str:
+    "The rows of `bench_generators` as a markdown table."
+    def f(v, spec): return '–' if v is None else format(v, spec)
+    size = rows[0]['size'] if rows else 128
+    out = [f'| generator | params | GFLOPs @{size}² | device | precision | channels_last | batch | fwd ms/img | train img/s | peak GiB |',
+           '|---|---:|---:|---|---|---|---:|---:|---:|---:|']
+    for r in rows:
+        out.append(f"| {r['name']} | {r['params']:,} | {f(r['gflops'], '.1f')} | {r['device']} | {r['precision']} | "
+                   f"{r['channels_last']} | {r['batch']} | {f(r['fwd_ms_per_img'], '.2f')} | {f(r['train_img_s'], '.1f')} | "
+                   f"{f(r['peak_mem_gib'], '.2f')} |")
+    return '\n'.join(out)
+
+
+# %% [markdown]
+# A quick run at toy size checks the plumbing (the measured tables are in the results section):
+
+# %%
+rows = bench_generators(['msrresnet', 'plksr'], device='cpu', size=16, iters=1, warmup=0, train=True,
+                        num_feat=8, num_block=2)
+test_eq([r['name'] for r in rows], ['msrresnet', 'plksr'])
+test_eq(rows[0]['precision'], 'fp32')
+assert rows[0]['fwd_ms_per_img'] > 0 and rows[0]['train_img_s'] > 0 and rows[0]['peak_mem_gib'] is None
+print(generators_table(rows))
+test_fail(lambda: bench_generators(['nope'], device='cpu'), contains='valid names')
+test_fail(lambda: bench_generator('msrresnet', device='cpu', amp=True), contains='CUDA only')
 
 # %% [markdown]
 # ## Recipes -
@@ -120,7 +344,7 @@ def _warm_trainer(faces, recipe, device, **overrides) -> Trainer:
     cfg = recipe_config(recipe, faces, device, **{'iters': 10 ** 6, 'out_dir': tempfile.mkdtemp(prefix='blindsr_probe_'),
                                                   'degrade_on': 'gpu', **overrides})
     tr = Trainer(cfg)
-    for i in range(2 * cfg.degrade_mix): tr._train_step(*tr._gpu_batch(i), cfg.lr, cfg.loss)
+    for i in range(2 * cfg.degrade_mix): tr.train_step.step(*tr.batches.batch(i), cfg.lr, cfg.loss)
     if tr.device.type == 'cuda': torch.cuda.synchronize(tr.device)
     return tr
 
@@ -141,7 +365,7 @@ def step_syncs(faces: PathLike,  # folder of HQ faces
         warnings.simplefilter('always')
         torch.cuda.set_sync_debug_mode('warn')
         try:
-            for i in range(first, first + steps): tr._train_step(*tr._gpu_batch(i), cfg.lr, cfg.loss)
+            for i in range(first, first + steps): tr.train_step.step(*tr.batches.batch(i), cfg.lr, cfg.loss)
         finally: torch.cuda.set_sync_debug_mode('default')
     msgs = [str(w.message) for w in caught if 'called a synchronizing' in str(w.message)]   # not the 'prototype' notice
     return {'syncs': len(msgs), 'steps': steps, 'where': msgs[:5]}
@@ -180,7 +404,7 @@ def step_breakdown(faces: PathLike,  # folder of HQ faces
     tr = _warm_trainer(faces, recipe, device, **overrides)
     cfg, first = tr.cfg, 2 * tr.cfg.degrade_mix
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
-    step = lambda hq, lq: tr._train_step(hq, lq, cfg.lr, cfg.loss)
+    step = lambda hq, lq: tr.train_step.step(hq, lq, cfg.lr, cfg.loss)
 
     def host_and_wall(fn):
         sync(); t = time.perf_counter(); out = fn(); host = time.perf_counter() - t; sync()
@@ -194,15 +418,15 @@ def step_breakdown(faces: PathLike,  # folder of HQ faces
         return (sum(_device_us(e) for e in ev) / 1e3 / steps,
                 [{'kernel': e.key[:80], 'ms_per_step': round(_device_us(e) / 1e3 / steps, 3), 'calls_per_step': round(e.count / steps, 1)} for e in rows])
 
-    _, _, e2e = host_and_wall(lambda: [step(*tr._gpu_batch(i)) for i in range(first, first + steps)])
+    _, _, e2e = host_and_wall(lambda: [step(*tr.batches.batch(i)) for i in range(first, first + steps)])
     nxt = first + steps
-    batches, d_host, _ = host_and_wall(lambda: [tr._degraded_step(i) for i in range(nxt, nxt + steps)])
-    d_dev, d_top = device_ms(lambda: [tr._degraded_step(i) for i in range(nxt, nxt + steps)])
+    batches, d_host, _ = host_and_wall(lambda: [tr.batches.unmixed_batch(i) for i in range(nxt, nxt + steps)])
+    d_dev, d_top = device_ms(lambda: [tr.batches.unmixed_batch(i) for i in range(nxt, nxt + steps)])
     _, s_host, _ = host_and_wall(lambda: [step(hq, lq) for hq, lq in batches])
     s_dev, s_top = device_ms(lambda: [step(hq, lq) for hq, lq in batches])
     r2 = lambda v: None if v is None else round(v, 2)
     return {'device': device_name(dev), 'generator': cfg.generator, 'batch': cfg.batch_size, 'steps': steps,
-            'amp': str(tr.amp_dtype).replace('torch.', '') if tr.amp_dtype else 'fp32',
+            'amp': str(tr.train_step.amp_dtype).replace('torch.', '') if tr.train_step.amp_dtype else 'fp32',
             'e2e_ms_per_step': r2(e2e), 'e2e_images_per_s': round(cfg.batch_size * 1e3 / e2e, 1),
             'degrade_host_ms': r2(d_host), 'degrade_device_ms': r2(d_dev),
             'step_host_ms': r2(s_host), 'step_device_ms': r2(s_dev), 'degrade_top': d_top, 'step_top': s_top}
@@ -246,7 +470,7 @@ def bench_speed(device: str | None = None,  # None: the best available
                 log=print,
                 train_overrides: dict | None = None,  # TrainConfig fields for the end-to-end runs (e.g. compile='off')
                ) -> dict:
-    "Measure degradation, generator training steps, end-to-end training and inference throughput on one device."
+    "Measure degradation, generator forward and training steps, and end-to-end training throughput on one device."
     dev = get_device(device)
     cuda = dev.type == 'cuda'
     res = {'device': device_name(dev), 'torch': torch.__version__, 'smoke': smoke}
@@ -264,9 +488,9 @@ def bench_speed(device: str | None = None,  # None: the best available
     if 'generators' in parts:
         kw = dict(batch=1, size=16, iters=1, warmup=1, train=True, num_feat=8) if smoke else dict(batch=16, size=128)
         names = generators or (['msrresnet'] if smoke else None)
-        rows = benchmark_generators(names, device=dev, channels_last=True, **kw)
+        rows = bench_generators(names, device=dev, channels_last=True, **kw)
         if cuda:   # channels_last off, for the comparison
-            rows += benchmark_generators(names or ['msrresnet'], device=dev, channels_last=False, **kw)
+            rows += bench_generators(names or ['msrresnet'], device=dev, channels_last=False, **kw)
         for r in rows: log(f"{r['name']:15s} {r['precision']:5s} cl={r['channels_last']!s:5s} train {r['train_img_s']} img/s, "
                            f"fwd {r['fwd_ms_per_img']} ms/img, peak {r['peak_mem_gib']} GiB")
         res['generators'] = rows
@@ -290,21 +514,20 @@ def bench_speed(device: str | None = None,  # None: the best available
     return res
 
 
+def training_table(rows: list[dict]) -> str:
+    "Rows of bench_training as a markdown table."
+    out = ['| end-to-end training | generator | batch | precision | images/s | peak GB |', '|---|---|---|---|---|---|']
+    out += [f"| {r['recipe']} | {r['generator']} | {r['batch']} | {r['amp']} | {r['images_per_s'] or 0:.0f} | {r['peak_mem_gb'] or '-'} |"
+            for r in rows]
+    return '\n'.join(out)
+
+
 def speed_table(res: dict) -> str:
-    "The speed report as markdown tables."
+    "The speed report (bench_speed) as markdown tables."
     out = [f"**{res['device']}**, torch {res['torch']}" + (' (smoke mode: sizes too small to mean anything)' if res.get('smoke') else '')]
-    if res.get('degradation'):
-        out += ['', '| degradation (ai6126_2024) | batch | group | images/s (FFT plans cached) | images/s (first pass) |', '|---|---|---|---|---|']
-        out += [f"| {r['backend']} | {r.get('batch', 1)} | {r.get('group', '-')} | {r['images_per_s']:.0f} | "
-                + (f"{r['images_per_s_cold']:.0f} |" if 'images_per_s_cold' in r else '- |') for r in res['degradation']]
-    if res.get('generators'):
-        out += ['', '| generator | params | GFLOPs@128 | precision | channels_last | train images/s | fwd ms/img | peak GiB |', '|---|---|---|---|---|---|---|---|']
-        out += [f"| {r['name']} | {r['params']:,} | {r['gflops']} | {r['precision']} | {r['channels_last']} | {r['train_img_s']} | {r['fwd_ms_per_img']} | {r['peak_mem_gib']} |"
-                for r in res['generators']]
-    if res.get('training'):
-        out += ['', '| end-to-end training | generator | batch | precision | images/s | peak GB |', '|---|---|---|---|---|---|']
-        out += [f"| {r['recipe']} | {r['generator']} | {r['batch']} | {r['amp']} | {r['images_per_s'] or 0:.0f} | {r['peak_mem_gb'] or '-'} |"
-                for r in res['training']]
+    if res.get('degradation'): out += ['', degradation_table(res['degradation'])]
+    if res.get('generators'): out += ['', generators_table(res['generators'])]
+    if res.get('training'): out += ['', training_table(res['training'])]
     if res.get('step_syncs'):
         out += ['', f"Host syncs in {res['step_syncs']['steps']} training steps of `blindsr_default`: {res['step_syncs']['syncs']}"]
     return '\n'.join(out)
@@ -318,6 +541,106 @@ res = bench_speed('cpu', smoke=True, log=lambda *a: None)
 print(speed_table(res))
 assert all(r['images_per_s'] > 0 for r in res['degradation'])
 assert res['generators'][0]['train_img_s'] > 0 and len(res['training']) == 2
+
+
+# %% [markdown]
+# ## Test-time augmentation -
+#
+# Measured, not assumed. `bench_tta` runs the eight turns and flips once each, scores each alone (mapped back to
+# the upright face), and scores the three modes of `blindsr.inference.TTA_MODES` built from the same outputs:
+# `off` is the first pass, `flip` the mean of the first and the mirrored one, `x8` the mean of all eight; the
+# bicubic baseline of the same faces comes with them. `blindsr_bench tta LQ GT --ckpt W` runs it on a GPU machine.
+
+# %%
+#| export
+class _Turned(nn.Module):
+    "model applied to the input turned k quarter turns and flipped, with the output turned back."
+    def __init__(self, model, k, flip):
+        super().__init__()
+        self.model, self.k, self.flip = model, k, flip
+
+    def forward(self, x): return tta_untransform(self.model(tta_transform(x, self.k, self.flip)), self.k, self.flip)
+
+
+def bench_tta(model: nn.Module,  # generator on its device
+              lq_dir: PathLike,  # LQ folder (or zip), images of one size
+              gt_dir: PathLike,  # GT folder, same stems
+              stems: Sequence[str] | None = None,  # which images (default: every stem in both)
+              batch: int = 8,  # images per forward pass
+              amp: str | None = None,  # None: float32; 'bf16' / 'fp16': autocast
+             ) -> dict[str, float]:  # mean organisers' PSNR (dB) per single pass ('0°', '90° + flip', …), per mode ('tta x8', …) and of 'bicubic'
+    "Mean PSNR of each test-time transform alone and of the TTA modes off, flip and x8, from one set of 8 passes."
+    L, G = image_set(lq_dir), image_set(gt_dir)
+    stems = list(stems) if stems is not None else [s for s in G if s in L]
+    lost = [s for s in stems if s not in L or s not in G]
+    if lost or not stems:
+        raise ValueError(f'bench_tta: no LQ/GT pair for {", ".join(lost[:10]) or "any image"} in {lq_dir} and {gt_dir}')
+    dev = model_device(model)
+    passes = TTA_MODES['x8']
+    names = [f'{90 * k}°' + (' + flip' if f else '') for k, f in passes]
+    sums = dict.fromkeys([*names, *(f'tta {m}' for m in TTA_MODES)], 0.0)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for j in range(0, len(stems), batch):
+                ss = stems[j:j + batch]
+                lq = img_to_tensor([L[s].read() for s in ss], dev)
+                gt = img_to_tensor([G[s].read() for s in ss], dev)
+                outs = [forward_tta(_Turned(model, k, f), lq, 'off', amp) for k, f in passes]
+                modes = {'tta off': outs[0], 'tta flip': (outs[0] + outs[passes.index((0, True))]) / 2,
+                         'tta x8': sum(outs[1:], outs[0]) / len(outs)}
+                for name, sr in [*zip(names, outs), *modes.items()]:
+                    sums[name] += psnr_tensor(sr.clamp(0, 1), gt).sum().item()
+    finally:
+        model.train(was_training)
+    return {**{k: v / len(stems) for k, v in sums.items()}, 'bicubic': bicubic_baseline(lq_dir, gt_dir, stems)}
+
+
+def tta_table(res: dict[str, float]) -> str:
+    "The result of bench_tta as two markdown tables, each pass alone and each mode, the best of each in bold."
+    passes = [k for k in res if k != 'bicubic' and not k.startswith('tta ')]
+    modes = [k for k in res if k.startswith('tta ')]
+    def row(keys, best):
+        return ' | '.join(f'**{res[k]:.3f}**' if res[k] == best else f'{res[k]:.3f}' for k in keys)
+    best_pass, best_mode = max(res[k] for k in passes), max(res[k] for k in modes)
+    bic = ['bicubic'] if 'bicubic' in res else []
+    return '\n'.join([
+        '| pass | ' + ' | '.join(passes) + ' |', '|---|' + '---:|' * len(passes), f'| dB | {row(passes, best_pass)} |', '',
+        '| mode | ' + ' | '.join(bic + [m[4:] for m in modes]) + ' |', '|---|' + '---:|' * (len(bic) + len(modes)),
+        '| dB | ' + ' | '.join([f"{res['bicubic']:.3f}"] * len(bic) + [row(modes, best_mode)]) + ' |'])
+
+
+# %% [markdown]
+# A small MSRResNet (16 features, 2 blocks) trained by `blindsr.train.Trainer` on the FFHQ sample faces
+# (`../shared/data/ffhq200`, scikit-image's astronaut where they are absent) downscaled to 64×64, LQ by the 2024
+# pipeline, 16 faces held out. In a test run it trains 100 steps (about 15 s on one core); run the notebook
+# yourself for 1,500. What it and the shipped generator measured is in the results section.
+
+# %%
+from blindsr.checkpoint import load_generator
+from blindsr.core import list_images
+from blindsr.inference import validate
+from blindsr.samples import sample_faces
+
+tmpt = Path(tempfile.mkdtemp())
+quick = bool(os.environ.get('IN_TEST'))
+for i, face in enumerate(sample_faces(48, 64)): write_png(tmpt/'faces'/f'{i:05d}.png', face)
+cfg = TrainConfig(train_hq=str(tmpt/'faces'), val_holdout=16, iters=100 if quick else 1500, out_dir=str(tmpt/'run'),
+                  generator_kwargs={'num_feat': 16, 'num_block': 2}, batch_size=8, lr=2e-3, ema=0.9, warmup=0.05,
+                  mse_finish=0.0, degrade_on='gpu', degrade_group=None, log_every=50, val_every=10**6, ckpt_every=10**6,
+                  progress=False)
+summary = Trainer(cfg).fit()
+small = load_generator(tmpt/'run'/'final.pt', device='cpu')
+for k, v in load_generator(tmpt/'run'/'last.ckpt', device='cpu').state_dict().items(): test_eq(v, small.state_dict()[k])  # EMA = exported
+val_lq, val_gt = tmpt/'run'/'val_lq_ai6126_2024', tmpt/'run'/'val_gt'
+study = bench_tta(small, val_lq, val_gt)
+print(f"{summary['steps']} steps on the {len(list_images(val_gt))} held-out faces:\n")
+print(tta_table(study))
+test_close(study['tta flip'], validate(small, val_lq, val_gt, tmpt/'val_flip', with_ssim=False, progress=False, tta='flip').psnr, eps=1e-3)
+test_close(study['tta off'], study['0°'], eps=1e-9)
+test_close(study['bicubic'], summary['bicubic_val_psnr'], eps=1e-6)
+test_fail(lambda: bench_tta(small, val_lq, val_gt, stems=['nope']), contains='no LQ/GT pair for nope')
 
 
 # %% [markdown]
@@ -345,7 +668,7 @@ def compare_recipes(faces: PathLike,  # folder of HQ faces (e.g. ffhq200/gt-jpg9
                                                     'out_dir': str(out_dir / name), 'val_every': 10 ** 9,
                                                     'val_every_min': val_every_min, 'ckpt_every': 10 ** 9, **overrides})
         results[name] = Trainer(cfg).fit()
-        results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog._read(out_dir / name / 'val.csv')]
+        results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog.read(out_dir / name / 'val.csv')]
     (out_dir / 'recipes.json').write_text(json.dumps(results, indent=1))
     plot_recipes(out_dir, recipes)
     return results
@@ -371,7 +694,7 @@ def plot_recipes(out_dir: PathLike, recipes: tuple = tuple(RECIPES), path: PathL
     fig, ax = plt.subplots(figsize=(7, 4.2))
     bic = None
     for name in recipes:
-        rows = RunLog._read(out_dir / name / 'val.csv')
+        rows = RunLog.read(out_dir / name / 'val.csv')
         if not rows: continue
         ax.plot([float(r['minutes']) for r in rows], [float(r['val_psnr']) for r in rows], 'o-', ms=3, label=name)
         bic = bic or next((float(r['bicubic_psnr']) for r in rows if r['bicubic_psnr']), None)
@@ -392,7 +715,6 @@ test_eq(sorted(cmp), ['basicsr_handout', 'blindsr_default'])
 assert (tmpd / 'cmp' / 'recipes.png').exists() and all(len(v['val_curve']) >= 1 for v in cmp.values())
 test_eq(psnr_at([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 1.5), 21.0)
 test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq(minutes_to([(0.5, 20.0)], 21), None)
-
 
 # %% [markdown]
 # ## Measured on an H200 -
@@ -463,7 +785,7 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 #   schedule, so `resunet` is behind per step as well as per minute. `plksr` stayed within 0.1 dB of bicubic for
 #   two minutes and was slow even for a shared card (its 17×17 convolutions); it is no 5-minute model.
 # - **Flip TTA is no +0.5 dB either**: −0.006, −0.015 and −0.033 dB for the three models on these LQ; on the
-#   reference 2024 LQ of the same faces the default's weights gain +0.020 dB with it (`06_inference`). About
+#   reference 2024 LQ of the same faces the default's weights gain +0.020 dB with it (below). About
 #   ±0.02 dB, within what 20 faces resolve; `tta='off'` stays the default.
 # - **The models fit their training faces better than unseen ones.** Over bicubic, the default gains +1.84 dB on
 #   training faces and +1.33 on held-out ones (`resunet`: +1.58 and +1.20). Those 20 training faces are easier
@@ -481,7 +803,7 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 # | degradation `ai6126_2024`, 512→128 (session 3, `bench_degradation(batch=B, group=None, iters=30)`) | batch 16 | 1,604 (228 on a first pass over new draws) | 0.9 GB |
 # | | batch 64 | **5,022** (1,538 first pass) | 3.2 GB |
 # | | batch 128 | 6,293 (2,690 first pass) | 7.0 GB |
-# | training step only (`blindsr.models` benchmark) | MSRResNet batch 16, fp32 (TF32) / bf16, eager | 305 / 511 | 6.4 / 3.3 GiB |
+# | training step only (`bench_generators`) | MSRResNet batch 16, fp32 (TF32) / bf16, eager | 305 / 511 | 6.4 / 3.3 GiB |
 # | end to end, `Trainer`, MSRResNet batch 16 bf16 | compiled (session 3, 5-minute run) | **594**; 567 counting validation | 9.8 GB with validation |
 # | | eager (session 3, `bench_training(minutes=1)`) | 404 | |
 # | | eager (session 2, 5-minute run) | 405 | |
@@ -503,8 +825,8 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 # - **The step must never wait for the GPU.** The torch degradation is bound by host time (~15 ms of launches per
 #   batch for 3 ms of GPU work), so it only costs nothing when the host can queue it while the GPU still runs the
 #   previous step. `torch.optim.swa_utils.AveragedModel` broke that: it copies its CPU update counter to the GPU on
-#   every update, a blocking copy, i.e. a full sync per step. Replacing it with `ModelEMA` (host counter, one fused
-#   lerp) and using fused Adam took the default from 238–260 to 405 images/s.
+#   every update, a blocking copy, i.e. a full sync per step. Replacing it with a sync-free EMA (`train_step.EMA`: one
+#   fused lerp, its decay a function of the step) and using fused Adam took the default from 238–260 to 405 images/s.
 # - **Eager MSRResNet spends half its step outside the convolutions.** In eager mode the largest kernel of the step
 #   is an elementwise one (7.2 ms of 30.9, 11 calls: activations and copies on the 256² and 512² feature maps);
 #   `torch.compile` fuses these, halving the step's device time. The compiled loop is now bound by the host:
@@ -516,20 +838,164 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 #   first pass over new random sizes runs 1,538.
 # - An EMA with a fixed 0.999 decay kept the validated weights near the initial network for the first minute of a
 #   short run (the handed-out recipe's curve stays on the bicubic line until ~1 minute). The default's decay warms
-#   up as min(0.999, (1+n)/(10+n)) (`EMAUpdate`).
+#   up as min(0.999, (1+step)/(10+step)) (`train_step.ema_decay`).
+
+# %% [markdown]
+# ## Measured: degradation, generators and test-time augmentation -
+#
+# ### Degradation
+#
+# Measured 2026-11-27. CPU backend, one core of this 2-core machine, 512×512 → 128: `ai6126_2024` 8.2 images/s,
+# `ai6126_2023` 15.2, `seed_report_2024` 27.3 (`bench_cpu_degradation(preset, n=20)`). Torch backend on one H200
+# (`bench_degradation('ai6126_2024', 'cuda', batch, group)`): 3,158 images/s at batch 64 with one resize draw per
+# batch; at batch 16 534 images/s cold and 1,214 once cuFFT plans are cached — bound by ~12 ms of host time per call
+# (455 kernel launches), not by the GPU (3.5 ms per batch of 16). Groups of 8 cost a call each (115 images/s at batch
+# 16), hence the trainer degrades whole batches and mixes them in shuffled blocks instead. (These were taken
+# before the kernels moved to the host and whole-batch FFTs; `bench_degradation` now reports both figures:
+# `images_per_s` with the plans cached and `images_per_s_cold` on a first pass over new draws; session 3's
+# figures, after those changes, are in the throughput table above.)
+
+# %% [markdown]
+# ### Generators on the CPU (the 2-core development machine)
+#
+# Forward pass, batch 1, 128×128 → 512×512, fp32, channels_last, fastest of 3 runs after 1 warm-up:
+# `blindsr_bench generators --device cpu --iters 3 --warmup 1` (the cell below reruns it). The machine was shared
+# with other jobs (load average 1–4 on 2 cores); single runs varied up to 3×, so the table holds each generator's
+# fastest over four runs. Treat it as "about a second per face on a laptop-class CPU", not as a ranking.
+#
+# | generator | params | GFLOPs @128² | CPU fwd ms/img |
+# |---|---:|---:|---:|
+# | msrresnet | 1,517,571 | 83.1 | 842 |
+# | msrresnet_deep | 2,108,419 | 102.4 | 911 |
+# | rcan_lite | 2,270,051 | 89.1 | 884 |
+# | plksr | 2,198,688 | 71.9 | 639 |
+#
+# GFLOPs: one 128×128 image, a multiply-add counted as 2 FLOPs, convolutions and matmuls only.
+#
+# ### Generators on an H200
+#
+# NVIDIA H200, torch 2.11.0+cu130, batch 16, 128×128 LQ against 512×512 targets, channels_last, 5 warm-up and
+# 20 timed steps: `blindsr_bench generators --device cuda --json bench_gpu.json` (fp32 and bf16 rows) and
+# `... --amp on --amp-dtype fp16` (the fp16 + GradScaler path a T4 takes). fp32 convolutions run as TF32 on this
+# card. Training = forward, L1, backward, Adam step; peak memory over the timed steps.
+#
+# | generator | fp32 fwd ms/img | fp32 train img/s | fp32 peak GiB | bf16 fwd ms/img | bf16 train img/s | bf16 peak GiB | fp16 train img/s |
+# |---|---:|---:|---:|---:|---:|---:|---:|
+# | msrresnet | 1.01 | 304.6 | 6.43 | 0.69 | 511.2 | 3.28 | 473.9 |
+# | msrresnet_deep | 1.20 | 254.6 | 7.43 | 0.82 | 433.3 | 3.78 | 398.8 |
+# | rcan_lite | 1.24 | 238.5 | 8.41 | 0.89 | 317.9 | 4.30 | 318.3 |
+# | plksr | 0.98 | 299.0 | 6.59 | 0.87 | 400.7 | 3.44 | 375.4 |
+#
+# Repeats (bf16, 50 steps) were within 1 % for the other three; `rcan_lite` ranged 293–372 img/s over five runs
+# (cuDNN's algorithm choices vary between runs). Without channels_last, bf16 training is 12–18 % slower for
+# three of them (msrresnet 440, msrresnet_deep 356, plksr 352 img/s; rcan_lite 342, inside its noise). `plksr` with `norm='group'`/`'layer'`:
+# 320/324 img/s bf16. Under fp16 autocast, all four give finite outputs (full size, 4×128×128) and 10 fp16
+# training steps with a GradScaler skipped none (the scale stayed at 65,536).
+#
+# H100 / T4 rows: _to be filled from `blindsr_bench generators --device cuda --json bench_<card>.json`._
+#
+# ### Which generator for a 12-hour T4
+#
+# **`msrresnet_deep`.** Among the cap-filling generators it has the highest fp16 training throughput (399 img/s
+# on the H200 against 375 for `plksr` and 318 for `rcan_lite`); it is made only of 64-channel 3×3 convolutions,
+# the case cuDNN's fp16 tensor-core kernels on a T4 (sm_75, no bf16) are best at; and it is the one design with a
+# measured result on this task (26.57 dB val, 26.65 test after 300k iterations). A T4 has roughly 1/15 of an
+# H200's fp16 tensor throughput and memory bandwidth (65 vs ~990 TFLOP/s; 320 GB/s vs 4.8 TB/s), so expect about
+# 25–30 img/s at 128→512 — some 1.1M images, ~220 passes over 5,000 faces, in 12 hours before the degradation's
+# own cost (an estimate, not a measurement). With that few samples, a known-good recipe beats an untried one.
+#
+# `plksr` is the one to try in a pilot: its throughput is within 6–8 % of `msrresnet_deep`'s, a receptive field covering the whole
+# face, and the fewest FLOPs; but its 17×17 convolutions over 16 channels are the kernel most likely to run worse
+# on a T4 than on an H200, and nobody has scored it on this task yet. Run both for the same hour first and keep the
+# one ahead in validation PSNR at equal wall-clock. `rcan_lite`'s throughput is 14–32 % lower for a gain the RCAN
+# paper puts at 0.1–0.2 dB at equal depth, which that time would more likely buy as extra iterations.
+
+# %%
+#| slow
+print(generators_table(bench_generators(device='cpu', iters=3, warmup=1)))
+
+# %% [markdown]
+# ### Test-time augmentation
+#
+# The small MSRResNet of the test-time augmentation section above, trained for 1,500 steps (3 minutes on one core
+# of the development machine; the network then beats bicubic by 0.5 dB on these faces): the held-out PSNR of each
+# pass and mode (`bench_tta`):
+#
+# | pass | 0° | 90° | 180° | 270° | 0° + flip | 90° + flip | 180° + flip | 270° + flip |
+# |---|---:|---:|---:|---:|---:|---:|---:|---:|
+# | dB | **19.405** | 18.939 | 19.067 | 19.074 | 19.257 | 19.016 | 19.174 | 19.035 |
+#
+# | mode | bicubic | off | flip | x8 |
+# |---|---:|---:|---:|---:|
+# | dB | 18.900 | **19.405** | 19.386 | 19.393 |
+#
+# Every turned pass is 0.33–0.47 dB worse than the upright one: the network has learnt upright faces, as expected.
+# On this toy network (16×16 LQ, 16 faces, minutes of training) the mirrored pass is worse too, so neither average
+# beats `off`; these are small-sample numbers from a network far from converged. Which mode to submit with is
+# decided by the shipped generator on 128×128 LQ: the next cell measures it on held-out FFHQ faces with the
+# reference implementation's 2024 LQ (`../shared/data/ffhq200/lq2024-ref`) when both are present (8 passes of a full
+# MSRResNet over the held-out faces: a few minutes on a CPU, seconds on a GPU).
+
+# %%
+#| slow
+from blindsr.checkpoint import DEFAULT_WEIGHTS, weights_info
+
+ffhq = next((Path(r) for r in (os.environ.get('BLINDSR_FFHQ200', ''), '../shared/data/ffhq200', '../../shared/data/ffhq200')
+             if r and (Path(r)/'lq2024-ref').is_dir()), None)
+if DEFAULT_WEIGHTS.exists() and ffhq is not None:
+    shipped = load_generator(DEFAULT_WEIGHTS)
+    meta = weights_info(DEFAULT_WEIGHTS)['meta']
+    run_cfg = meta.get('cfg') or meta.get('config') or {}
+    held = run_cfg.get('val_holdout') or 0
+    stems = [p.stem for p in list_images(ffhq/'gt')][-held:] if held else [p.stem for p in list_images(ffhq/'gt')][-20:]
+    if not held: print('the shipped run records no held-out faces: these may be training faces')
+    print(tta_table(bench_tta(shipped, ffhq/'lq2024-ref', ffhq/'gt', stems)))
+else:
+    print('shipped weights or ../shared/data/ffhq200 absent: nothing to measure')
+
+
+# %% [markdown]
+# Measured on the 2-core development CPU with the shipped generator (MSRResNet, the default recipe's 5 minutes on
+# an H200, 10,645 steps; see `blindsr/weights/blindsr_default.json`) on its 20 held-out faces (00180–00199),
+# reference `lq2024-ref` LQ:
+#
+# | pass | 0° | 90° | 180° | 270° | 0° + flip | 90° + flip | 180° + flip | 270° + flip |
+# |---|---:|---:|---:|---:|---:|---:|---:|---:|
+# | dB | **27.205** | 26.747 | 26.734 | 26.789 | 27.079 | 26.652 | 26.845 | 26.859 |
+#
+# | mode | bicubic | off | flip | x8 |
+# |---|---:|---:|---:|---:|
+# | dB | 25.827 | 27.205 | **27.225** | 27.120 |
+#
+# The turned passes lose 0.35–0.55 dB against the upright one, so `x8` costs 0.085 dB. The mirrored pass alone
+# loses 0.13 dB, yet averaged with the upright one it gains 0.020 dB here. On blindsr's own seed-0 LQ of the same
+# 20 faces, the same weights lost 0.006 dB with `flip` (27.527 against 27.533, measured on the H200; session 4 above),
+# and two other generators lost 0.015 and 0.033 dB. So `flip` is worth ±0.02 dB, inside what 20 faces can tell
+# apart: `tta='off'` stays the default, and `flip` is a coin to toss on the real val set. (The 1.9-minute model
+# shipped before lost 0.008 dB with `flip` on this LQ.) Rerun the cell above (`nbdev_test --flags slow`, or by
+# hand on a GPU) whenever the shipped weights change, before choosing the mode for a submission.
 
 # %% [markdown]
 # ## The command -
 #
-# `--set KEY=VALUE` (repeatable) passes `TrainConfig` fields to every training run of either subcommand, e.g.
-# `blindsr_bench recipes FACES --minutes 5 --set compile=off` or `--set degrade_mix=8`.
+# One command, a subcommand per benchmark:
+#
+# | subcommand | measures | function |
+# |---|---|---|
+# | `blindsr_bench speed [--smoke] [--parts …]` | degradation, generators and end-to-end training throughput | `bench_speed` |
+# | `blindsr_bench generators [NAME …]` | forward and training-step speed of each generator | `bench_generators` |
+# | `blindsr_bench tta LQ GT --ckpt W [--last N]` | PSNR of each test-time transform and TTA mode | `bench_tta` |
+# | `blindsr_bench breakdown FACES` | where a training step spends its time | `step_breakdown` |
+# | `blindsr_bench recipes FACES --minutes 5` | recipes trained for equal wall-clock | `compare_recipes` |
+#
+# `--set KEY=VALUE` (repeatable) passes `TrainConfig` fields to every training run of `speed`, `breakdown` and
+# `recipes`, e.g. `blindsr_bench recipes FACES --minutes 5 --set compile=off` or `--set degrade_mix=8`.
 
 # %%
 #| export
 def config_overrides(pairs: list[str] | None) -> dict:
     "['key=value', …] -> TrainConfig overrides, each value parsed by the field's type; unknown keys are errors."
     from dataclasses import fields as dc_fields
-    from blindsr.train import _parse_value
     known = {f.name: f for f in dc_fields(TrainConfig)}
     out = {}
     for pair in pairs or []:
@@ -537,7 +1003,7 @@ def config_overrides(pairs: list[str] | None) -> dict:
         key = key.strip().replace('-', '_')
         if not sep: raise ValueError(f'--set takes KEY=VALUE, got {pair!r}')
         if key not in known: raise ValueError(f'--set {key}: not a TrainConfig field; fields: {", ".join(known)}')
-        try: out[key] = _parse_value(str(known[key].type), text)
+        try: out[key] = parse_value(str(known[key].type), text)
         except ValueError as e: raise ValueError(f'--set {key}={text}: {e}') from None
     return out
 
@@ -551,8 +1017,49 @@ test_fail(lambda: config_overrides(['hflip=maybe']), contains='expected true or 
 
 # %%
 #| export
+def _write_json(path: PathLike, data) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def _generators_command(a: argparse.Namespace, argv: list[str] | None) -> int:
+    "blindsr_bench generators: the table of bench_generators, and its rows as JSON."
+    amp = {None: None, 'both': (False, True), 'on': True, 'off': False}[a.amp]
+    try:
+        rows = bench_generators(a.names or None, device=a.device, amp=amp, batch=a.batch, size=a.size, iters=a.iters,
+                                warmup=a.warmup, train=False if a.no_train else None, channels_last=not a.no_channels_last,
+                                amp_dtype_override={None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[a.amp_dtype])
+    except (KeyError, ValueError, RuntimeError) as e:
+        print(f'blindsr_bench generators: error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)
+        return 2
+    print(generators_table(rows))
+    if a.json:
+        out = _write_json(a.json, {'torch': torch.__version__, 'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+                                   'argv': sys.argv[1:] if argv is None else argv, 'rows': rows})
+        print(f'rows written to {out}')
+    return 0
+
+
+def _tta_command(a: argparse.Namespace) -> int:
+    "blindsr_bench tta: the tables of bench_tta for a generator on an LQ/GT pair of folders."
+    try:
+        stems = None
+        if a.last:
+            lq = image_set(a.lq)
+            stems = [s for s in image_set(a.gt) if s in lq][-a.last:]
+        res = bench_tta(generator_from_args(a), a.lq, a.gt, stems, a.batch, a.amp)
+    except CLI_ERRORS as e:
+        print(f'blindsr_bench tta: error: {e}', file=sys.stderr)
+        return 2
+    print(tta_table(res))
+    if a.json: _write_json(a.json, res)
+    return 0
+
+
 def bench_cli(argv: list[str] | None = None) -> int:
-    "blindsr_bench speed | breakdown | recipes: throughput report, where a step's time goes, or an equal-time recipe comparison."
+    "blindsr_bench speed | generators | tta | breakdown | recipes: one command for every benchmark."
     ap = argparse.ArgumentParser(prog='blindsr_bench', description=bench_cli.__doc__)
     sub = ap.add_subparsers(dest='cmd', required=True)
     sp = sub.add_parser('speed', help='degradation, generator and end-to-end training throughput')
@@ -561,6 +1068,27 @@ def bench_cli(argv: list[str] | None = None) -> int:
     sp.add_argument('--generators', nargs='*', help='generator names (default: all)')
     sp.add_argument('--parts', nargs='*', default=['degradation', 'generators', 'training'])
     sp.add_argument('--json', help='write the results here')
+    gp = sub.add_parser('generators', help='forward and training-step speed of each generator, on random inputs')
+    gp.add_argument('names', nargs='*', help=f'generators (default: all: {", ".join(GENERATORS)})')
+    gp.add_argument('--device', default=None, help="'cpu', 'cuda', 'cuda:1' … (default: the best available)")
+    gp.add_argument('--batch', type=int, default=None, help='images per step (default: 16 on CUDA, 1 on CPU)')
+    gp.add_argument('--size', type=int, default=128, help='LQ side (default: 128)')
+    gp.add_argument('--iters', type=int, default=None, help='timed iterations (default: 20 on CUDA, 3 on CPU)')
+    gp.add_argument('--warmup', type=int, default=None, help='untimed iterations (default: 5 on CUDA, 1 on CPU)')
+    gp.add_argument('--amp', choices=['both', 'on', 'off'], default=None,
+                    help='mixed precision rows (default: both on CUDA, off on CPU)')
+    gp.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default=None,
+                    help='force the autocast dtype (default: bf16 on sm_80+, fp16 below; fp16 mimics a T4)')
+    gp.add_argument('--no-train', action='store_true', help='forward only, no training step')
+    gp.add_argument('--no-channels-last', action='store_true', help='keep the contiguous (NCHW) memory format')
+    gp.add_argument('--json', default=None, metavar='PATH', help='also write the rows as JSON')
+    tp = sub.add_parser('tta', help='PSNR of each test-time transform alone and of the TTA modes, on LQ/GT folders')
+    tp.add_argument('lq', help='LQ folder (or zip), images of one size'); tp.add_argument('gt', help='GT folder, same stems')
+    tp.add_argument('--last', type=int, default=None, metavar='N', help="only the last N stems (a run's held-out faces)")
+    add_generator_args(tp)
+    tp.add_argument('--batch', type=int, default=8, help='images per forward pass (default 8)')
+    tp.add_argument('--amp', default=None, choices=['off', 'bf16', 'fp16'], help='autocast (default: off, float32)')
+    tp.add_argument('--json', default=None, metavar='PATH', help='also write the scores as JSON')
     bp = sub.add_parser('breakdown', help='where a training step spends its time: host and device, degradation and step')
     bp.add_argument('faces'); bp.add_argument('--steps', type=int, default=16); bp.add_argument('--device')
     bp.add_argument('--recipe', default='blindsr_default', choices=list(RECIPES)); bp.add_argument('--json')
@@ -572,6 +1100,8 @@ def bench_cli(argv: list[str] | None = None) -> int:
     for p in (sp, bp, rp):
         p.add_argument('--set', action='append', metavar='KEY=VALUE', help='a TrainConfig field for every training run (repeatable)')
     a = ap.parse_args(argv)
+    if a.cmd == 'generators': return _generators_command(a, argv)
+    if a.cmd == 'tta': return _tta_command(a)
     try: overrides = config_overrides(a.set)
     except ValueError as e: ap.error(str(e))
     if a.cmd == 'breakdown':
@@ -597,6 +1127,17 @@ def bench_cli(argv: list[str] | None = None) -> int:
     print(f"picture: {Path(a.out_dir) / 'recipes.png'}")
     return 0
 
+
+# %%
+tmpc = Path(tempfile.mkdtemp())
+test_eq(bench_cli(['generators', 'msrresnet', '--device', 'cpu', '--size', '8', '--iters', '1', '--warmup', '0',
+                   '--json', str(tmpc/'bench.json')]), 0)
+test_eq(json.loads((tmpc/'bench.json').read_text())['rows'][0]['params'], 1_517_571)
+test_eq(bench_cli(['generators', 'nope', '--device', 'cpu']), 2)
+test_eq(bench_cli(['tta', str(val_lq), str(val_gt), '--ckpt', str(tmpt/'run'/'final.pt'), '--device', 'cpu', '--last', '4',
+                   '--json', str(tmpc/'tta.json')]), 0)
+test_eq(len(json.loads((tmpc/'tta.json').read_text())), 8 + 3 + 1)          # 8 passes, 3 modes, bicubic
+test_eq(bench_cli(['tta', str(val_lq), str(val_gt), '--ckpt', str(tmpc/'nope.pt'), '--device', 'cpu']), 2)
 
 # %%
 #| export

@@ -377,7 +377,7 @@ def _cmd_output(a) -> int:
     if not zp.is_file():
         print(f'no submission.zip in the output of {ref} (still running, or it failed: blindsr_kaggle status)', file=sys.stderr)
         return 1
-    from blindsr.inference import SubmissionError, check_submission
+    from blindsr.submission import SubmissionError, check_submission
     try: n = len(check_submission(zp))
     except SubmissionError as e:
         print(f'blindsr_kaggle output: {e}', file=sys.stderr); return 1

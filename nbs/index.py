@@ -47,7 +47,7 @@
 # | train | `blindsr_train --train-hq train/GT --val-gt val/GT --val-lq val/LQ --time-budget-min 600` | `blindsr.train` |
 # | restore | `blindsr_restore IN OUT --ckpt runs/blindsr/best.pt [--tta flip]` | `blindsr.inference` |
 # | validate in one go | `blindsr_val val/LQ val/GT OUT --ckpt …` | `blindsr.inference` |
-# | submission zip | `blindsr_submit test/LQ submission.zip --ckpt …` (checked: one folder, `00000.png…`, 512×512) | `blindsr.inference` |
+# | submission zip | `blindsr_submit test/LQ submission.zip --ckpt …` (checked: one folder, `00000.png…`, 512×512) | `blindsr.submission` |
 # | score | `blindsr_evaluate PRED_DIR_OR_ZIP GT_DIR` (organisers' PSNR, SSIM, per-image CSV) | `blindsr.metrics` |
 # | benchmark | `blindsr_bench speed` · `blindsr_bench recipes FACES --minutes 5` | `blindsr.bench` |
 # | Kaggle | `blindsr_kaggle build / push / status / output` | `blindsr.kaggle_client` |

@@ -25,3 +25,15 @@ def ffhq200() -> Path:
     d = find_ffhq200()
     if d is None: pytest.skip('../shared/data/ffhq200 is not present on this machine')
     return d
+
+
+@pytest.fixture(scope='session')
+def tiny_weights(tmp_path_factory) -> Path:
+    "A tiny MSRResNet (8 features, 1 block), random weights, stored in fp16 as the shipped file is: for the commands that restore."
+    import torch
+    from blindsr.checkpoint import export_weights
+    from blindsr.models import build_generator
+    torch.manual_seed(0)
+    net = build_generator('msrresnet', num_feat=8, num_block=1)
+    return export_weights(tmp_path_factory.mktemp('w') / 'tiny.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1},
+                          {'val_psnr': 12.34, 'step': 10}, half=True)

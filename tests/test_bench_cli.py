@@ -1,4 +1,5 @@
-"""`blindsr_bench` as a user runs it: a fresh process, smoke mode on the CPU, the table, the JSON, bad --set values."""
+"""`blindsr_bench` as a user runs it: a fresh process, smoke mode on the CPU, the tables, the JSON, bad --set values, and
+the generator benchmark (`blindsr_bench generators`, once `python -m blindsr.models`)."""
 import json
 import subprocess
 import sys
@@ -55,3 +56,27 @@ def test_recipes_on_cpu(tmp_path):
         cfg = json.loads((tmp_path / 'cmp' / name / 'config.json').read_text())
         assert cfg['batch_size'] == 2 and cfg['generator_kwargs'] == {'num_feat': 8, 'num_block': 1}
     assert json.loads((tmp_path / 'cmp' / 'basicsr_handout' / 'config.json').read_text())['amp'] == 'off'
+
+
+def test_generators_table_and_json(tmp_path):
+    r = bench('generators', 'msrresnet', 'plksr', '--device', 'cpu', '--size', '8', '--iters', '1', '--warmup', '0',
+              '--json', tmp_path / 'b.json')
+    assert r.returncode == 0, r.stderr
+    assert '| generator | params |' in r.stdout
+    assert '| msrresnet | 1,517,571 |' in r.stdout
+    data = json.loads((tmp_path / 'b.json').read_text())
+    assert [x['name'] for x in data['rows']] == ['msrresnet', 'plksr']
+    assert data['rows'][0]['precision'] == 'fp32' and data['rows'][0]['train_img_s'] is None
+    assert data['torch']
+
+
+def test_unknown_generator_lists_valid_names():
+    r = bench('generators', 'swinir', '--device', 'cpu')
+    assert r.returncode == 2
+    assert 'valid names: msrresnet, msrresnet_deep, rcan_lite, plksr' in r.stderr
+
+
+def test_generators_amp_on_cpu_is_refused():
+    r = bench('generators', 'msrresnet', '--device', 'cpu', '--amp', 'on', '--size', '8')
+    assert r.returncode == 2
+    assert 'CUDA only' in r.stderr

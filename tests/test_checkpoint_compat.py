@@ -28,6 +28,6 @@ def test_an_old_checkpoint_resumes_bit_exactly(tmp_path, name):
     assert summary['steps'] == 8
     losses = [float(r['loss']) for r in csv.DictReader(open(out / 'log.csv'))]
     assert losses == want['losses'][4:]          # steps 5-8
-    for k, v in tr.G.state_dict().items(): assert torch.equal(v, want['params'][k]), k
-    for k, v in tr.ema_model.state_dict().items(): assert torch.equal(v, want['params_ema'][k]), k
+    for k, v in tr.train_step.generator.state_dict().items(): assert torch.equal(v, want['params'][k]), k
+    for k, v in tr.train_step.averaged.state_dict().items(): assert torch.equal(v, want['params_ema'][k]), k
     assert (DATA / f'step4_{name}.ckpt').read_bytes() == (tmp_path / 'untouched.ckpt').read_bytes()

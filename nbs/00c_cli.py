@@ -1,0 +1,403 @@
+# %% [markdown]
+# # Command lines
+# > What every `blindsr_*` command shares: flags built from a dataclass whose field comments are their help, number types that refuse impossible values, an output folder that can never overwrite an input, and one way to turn a user's mistake into one clear line instead of a traceback.
+
+# %%
+#| default_exp cli
+
+# %%
+#| export
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import io
+import json
+import math
+import os
+import sys
+import textwrap
+import tokenize
+from dataclasses import MISSING, dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from blindsr.core import PathLike
+
+# %%
+#| hide
+import subprocess
+import tempfile
+from contextlib import redirect_stderr
+
+from fastcore.test import test_eq, test_fail
+
+tmp = Path(tempfile.mkdtemp())
+
+
+# %% [markdown]
+# Ten commands face users who type fast. They share four things, written once here:
+#
+# 1. **Help from the one place a setting is documented.** Configs are dataclasses with a comment on each field
+#    (STYLE.md); `field_docs` reads those comments back from the source, so `--help` and the code cannot drift.
+# 2. **Numbers that refuse the impossible**: `--iters -5` or `--batch 0` stop at the flag, naming it.
+# 3. **Outputs that cannot destroy inputs**: an output folder that is, contains or lies inside an input is
+#    refused, and so is one holding files the command did not write, unless `--overwrite` says so.
+# 4. **One line per mistake**: `run_cli` turns the errors a user can cause into `prog: error: …` and exit code 2,
+#    and Ctrl-C into one line saying how to resume (exit code 130) — no traceback.
+#
+# ## Help from field comments -
+#
+# A config dataclass documents each field with a comment on its line (continued on comment-only lines below it),
+# and groups fields under comment-only headings:
+#
+# ```python
+# @dataclass
+# class Example:
+#     # data
+#     faces: str | None = None   # folder of HQ faces
+#     # optimisation
+#     lr: float = 4e-4           # peak learning rate (Adam)
+# ```
+
+# %%
+#| export
+@dataclass(frozen=True)
+class FieldDoc:
+    "What a config field's source says about it."
+    name: str           # the field
+    help: str           # its comment (continuation lines joined), '' if none
+    group: str          # the comment-only heading above it ('' before the first heading)
+
+
+def field_docs(cls: type) -> dict[str, FieldDoc]:
+    "The comment and heading of every field of a dataclass, read from its source ({} when the source is unavailable)."
+    try: src = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError): return {}
+    comments = {tok.start[0]: (tok.start[1], tok.string[1:].strip())          # line -> (column of '#', text)
+                for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
+    spans = {n.lineno: (n.target.id, n.end_lineno or n.lineno) for n in ast.parse(src).body[0].body
+             if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    lines, names = src.splitlines(), {f.name for f in fields(cls)}
+    out, group, last, ln = {}, '', None, 1           # last: (field, column of its comment) that a comment line may continue
+    while ln <= len(lines):
+        if ln in spans:
+            name, end = spans[ln]
+            own = [comments[i] for i in range(ln, end + 1) if i in comments]
+            if name in names: out[name] = FieldDoc(name, ' '.join(t for _, t in own if t), group)
+            last, ln = ((name, own[-1][0]) if own else None), end + 1
+            continue
+        if ln in comments and lines[ln - 1].lstrip().startswith('#'):
+            col, text = comments[ln]
+            if last and col >= last[1] and last[0] in out:                # lined up under the field's comment: more of it
+                d = out[last[0]]
+                out[last[0]] = FieldDoc(d.name, f'{d.help} {text}'.strip(), d.group)
+            else: group, last = text, None                                  # a heading
+        else: last = None
+        ln += 1
+    return out
+
+
+# %%
+example_src = """
+from dataclasses import dataclass
+
+@dataclass
+class Example:
+    "A config to read back."
+    # data
+    faces: str | None = None   # folder of HQ faces
+    size: int = 512            # side of a face, pixels;
+                               # must be divisible by 4
+    # optimisation
+    lr: float = 4e-4           # peak learning rate (Adam)
+    quiet: bool = False
+
+@dataclass
+class Example2:
+    "A config with choices."
+    CHOICES = {'loss': ('l1', 'mse')}
+    # optimisation
+    lr: float = 4e-4           # peak learning rate (Adam)
+    loss: str = 'l1'           # the pixel loss
+    betas: tuple = (0.9, 0.99) # Adam's betas
+    limit: int | None = None   # use only the first N faces
+    # output
+    progress: bool = True      # show a progress bar
+"""
+(tmp/'example_cfg.py').write_text(example_src)
+sys.path.insert(0, str(tmp))
+from example_cfg import Example, Example2              # field_docs reads a class's source from its module file
+
+docs = field_docs(Example)
+for d in docs.values(): print(d)
+test_eq(docs['faces'], FieldDoc('faces', 'folder of HQ faces', 'data'))
+test_eq(docs['size'].help, 'side of a face, pixels; must be divisible by 4')
+test_eq((docs['lr'].group, docs['quiet'].help, docs['quiet'].group), ('optimisation', '', 'optimisation'))
+
+
+# %% [markdown]
+# ## Numbers that refuse the impossible -
+#
+# argparse's `type=int` takes `-5` and `0` and `nan` as happily as `16`. These types take what a count, a size or
+# a duration can be, and say what they expected; argparse turns the message into `prog: error: argument --iters: …`.
+
+# %%
+#| export
+def _number(kind: type, lo: float | None, lo_open: bool, what: str, allow_none: bool = False) -> Callable[[str], Any]:
+    def parse(text: str):
+        if allow_none and text.strip().lower() in ('none', 'null'): return None
+        try: v = kind(text)
+        except ValueError: raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}') from None
+        if isinstance(v, float) and not math.isfinite(v): raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+        if lo is not None and (v <= lo if lo_open else v < lo): raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}')
+        return v
+    parse.__name__ = what                     # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, 0, True, 'a whole number > 0')
+non_negative_int = _number(int, 0, False, 'a whole number >= 0')
+positive_float = _number(float, 0, True, 'a number > 0')
+non_negative_float = _number(float, 0, False, 'a number >= 0')
+finite_float = _number(float, None, False, 'a finite number')
+
+# %%
+test_eq((positive_int('3'), non_negative_int('0'), positive_float('0.5'), finite_float('-2')), (3, 0, 0.5, -2.0))
+for t, bad in ((positive_int, '0'), (positive_int, '-5'), (positive_int, '1.5'), (non_negative_int, '-1'),
+               (positive_float, '0'), (positive_float, 'nan'), (finite_float, 'inf'), (non_negative_float, '-0.1')):
+    test_fail(lambda: t(bad), contains=repr(bad))
+
+
+# %% [markdown]
+# A flag that takes a list of names (`--parts`, `--recipes`) must refuse a typo instead of ignoring it:
+
+# %%
+#| export
+def names_in(valid: Iterable[str],  # the names the flag accepts
+             what: str = 'name',  # what a name is, for the message
+            ) -> Callable[[str], list[str]]:  # parses 'a,b' (or one name) into a checked list
+    "An argparse type for comma-separated names from `valid`; an unknown one is an error that lists the valid ones."
+    valid = list(valid)
+    def parse(text: str) -> list[str]:
+        names = [t.strip() for t in text.split(',') if t.strip()]
+        bad = [n for n in names if n not in valid]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(f'unknown {what} {", ".join(map(repr, bad)) or repr(text)}; choose from {", ".join(valid)}')
+        return names
+    return parse
+
+
+# %%
+test_eq(names_in(['a', 'b'])('a,b'), ['a', 'b'])
+test_fail(lambda: names_in(['degradation', 'training'], 'part')('degradaton'), contains="unknown part 'degradaton'; choose from degradation, training")
+
+
+# %% [markdown]
+# ## Flags from a config dataclass -
+#
+# `add_config_args` adds one flag per field (`--batch-size` for `batch_size`), grouped under the field headings,
+# each with its comment, its choices and its default. Values are parsed by the field's annotation (`int | None`
+# accepts `none`; dicts, lists and tuples are JSON); a field's choices come from the dataclass's `CHOICES` map, so
+# the config's own validation and the flag's use one list. Defaults are left unset (`SUPPRESS`), so that a config
+# file can fill what the command line does not say.
+
+# %%
+#| export
+def parse_value(annotation: str,  # a field's annotation as text: 'int', 'float | None', 'dict', 'tuple', 'bool', 'str'
+                text: str,  # what the user typed
+               ):
+    "Parse a flag's text by its field's annotation; a wrong value raises ValueError saying what was expected."
+    base = annotation.split('|')[0].strip()
+    if text.strip().lower() in ('none', 'null') and 'None' in annotation: return None
+    if base == 'bool':
+        if text.lower() not in ('true', 'false', '1', '0', 'on', 'off', 'yes', 'no'):
+            raise ValueError(f'expected true or false, got {text!r}')
+        return text.lower() in ('true', '1', 'on', 'yes')
+    if base in ('dict', 'tuple', 'list'):
+        try: v = json.loads(text)
+        except ValueError: raise ValueError(f'expected JSON ({"an object" if base == "dict" else "a list"}), got {text!r}') from None
+        if base == 'dict' and not isinstance(v, dict): raise ValueError(f'expected a JSON object like {{"num_block": 24}}, got {text!r}')
+        if base in ('tuple', 'list') and not isinstance(v, list): raise ValueError(f'expected a JSON list like [0.9, 0.99], got {text!r}')
+        return tuple(v) if base == 'tuple' else v
+    if base == 'int':
+        try: return int(text)
+        except ValueError: raise ValueError(f'expected a whole number, got {text!r}') from None
+    if base == 'float':
+        try: v = float(text)
+        except ValueError: raise ValueError(f'expected a number, got {text!r}') from None
+        if not math.isfinite(v): raise ValueError(f'expected a finite number, got {text!r}')
+        return v
+    return text
+
+
+def _flag_type(annotation: str):
+    def parse(text: str):
+        try: return parse_value(annotation, text)
+        except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = annotation.split('|')[0].strip()
+    return parse
+
+
+def _annotation_text(t) -> str:
+    "A field's annotation as text ('float', 'int | None'), whether or not its module postpones annotations."
+    return t if isinstance(t, str) else t.__name__ if isinstance(t, type) else str(t).replace('typing.', '')
+
+
+def _default_of(f) -> Any:
+    if f.default is not MISSING: return f.default
+    if f.default_factory is not MISSING: return f.default_factory()
+    return None
+
+
+def add_config_args(parser: argparse.ArgumentParser,
+                    cls: type,  # a config dataclass with field comments
+                    skip: Sequence[str] = (),  # fields not to offer as flags
+                   ) -> dict[str, argparse._ArgumentGroup]:  # the argument groups, by heading
+    "One flag per field of `cls`, in groups by the field headings, each with its comment, choices and default."
+    docs, choices = field_docs(cls), getattr(cls, 'CHOICES', {})
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(cls):
+        if f.name in skip: continue
+        doc = docs.get(f.name, FieldDoc(f.name, '', ''))
+        g = groups.get(doc.group) or groups.setdefault(doc.group, parser.add_argument_group(doc.group or 'other'))
+        default = _default_of(f)
+        ann = _annotation_text(f.type)
+        text = doc.help.replace('%', '%%')
+        if f.name in choices: text += f" [choices: {', '.join(map(str, choices[f.name]))}]"
+        text += f' (default: {json.dumps(default) if isinstance(default, (dict, list, tuple)) else default})'
+        flag = '--' + f.name.replace('_', '-')
+        if isinstance(default, bool):
+            g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+        else:
+            g.add_argument(flag, dest=f.name, type=_flag_type(ann), default=argparse.SUPPRESS, help=text,
+                           metavar=ann.split('|')[0].strip().upper())
+    return groups
+
+
+# %%
+ap = argparse.ArgumentParser(prog='example')
+add_config_args(ap, Example2)
+print(ap.format_help())
+test_eq(vars(ap.parse_args(['--lr', '1e-3', '--betas', '[0.9, 0.999]', '--limit', 'none', '--no-progress'])),
+        {'lr': 1e-3, 'betas': (0.9, 0.999), 'limit': None, 'progress': False})
+assert '[choices: l1, mse] (default: l1)' in ap.format_help() and 'optimisation:' in ap.format_help()
+with redirect_stderr(io.StringIO()) as err:
+    try: ap.parse_args(['--limit', 'ten']); raise AssertionError('accepted')
+    except SystemExit as e: test_eq(e.code, 2)
+assert "argument --limit: expected a whole number, got 'ten'" in err.getvalue(), err.getvalue()
+test_fail(lambda: parse_value('dict', '[1, 2]'), contains='expected a JSON object')
+
+
+# %% [markdown]
+# ## Outputs that cannot destroy inputs -
+#
+# The rule for every command that writes a folder: the output may not be an input, contain one, or lie inside one
+# (restoring `val/LQ` into `val/GT` would overwrite the ground truth and score it against itself), and an output
+# folder that already holds files the command did not write is refused unless the user passes `--overwrite` — and
+# then only the names the command writes are replaced. `written` says which existing files are the command's own
+# (e.g. its outputs of an earlier, interrupted run with the same inputs).
+
+# %%
+#| export
+class UserError(ValueError):
+    "A mistake in what the user asked for; the message names the flag or file and says what to do."
+
+
+def _inside(a: Path, b: Path) -> bool:
+    "Is `a` the folder `b` or inside it?"
+    try: a.relative_to(b); return True
+    except ValueError: return False
+
+
+def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
+                     inputs: Sequence[PathLike],  # the command's input files and folders
+                     will_write: Iterable[str] = (),  # the file names the command will write into `out`
+                     own: Callable[[Path], bool] | None = None,  # is an existing file the command's own (safe to replace)?
+                     overwrite: bool = False,  # the user passed --overwrite
+                     flag: str = 'OUT',  # how the command names the output, for the message
+                    ) -> Path:  # `out`, resolved
+    "Refuse an output folder that is/contains/lies inside an input, is a file, or holds files the command would clobber."
+    out_r = Path(out).expanduser().resolve()
+    for i in inputs:
+        i_r = Path(i).expanduser().resolve()
+        if _inside(out_r, i_r if i_r.is_dir() else i_r.parent if out_r == i_r.parent else i_r) or _inside(i_r, out_r):
+            what = 'is' if out_r == i_r else 'lies inside' if _inside(out_r, i_r) else 'contains'
+            raise UserError(f'{flag} {out} {what} the input {i}: the outputs would overwrite or mix with the inputs; '
+                            'choose an output folder outside the inputs')
+    if out_r.exists() and not out_r.is_dir():
+        raise UserError(f'{flag} {out} is a file, not a folder; give a folder (it is created if missing)')
+    if out_r.is_dir():
+        clash = [n for n in will_write if (out_r / n).exists() and not (own and own(out_r / n))]
+        if clash and not overwrite:
+            raise UserError(f'{flag} {out} already holds {len(clash)} file(s) this command would replace '
+                            f'({", ".join(sorted(clash)[:5])}{" …" if len(clash) > 5 else ""}); choose an empty folder, '
+                            'or pass --overwrite to replace them')
+    return out_r
+
+
+# %%
+for d in ('lq', 'gt', 'out/old'): (tmp/d).mkdir(parents=True, exist_ok=True)
+(tmp/'gt'/'00000.png').write_bytes(b'gt'); (tmp/'out'/'00000.png').write_bytes(b'old')
+test_fail(lambda: check_output_dir(tmp/'gt', [tmp/'lq', tmp/'gt']), contains='is the input')
+test_fail(lambda: check_output_dir(tmp/'gt'/'sr', [tmp/'lq', tmp/'gt']), contains='lies inside the input')
+test_fail(lambda: check_output_dir(tmp, [tmp/'lq']), contains='contains the input')
+test_fail(lambda: check_output_dir(tmp/'gt'/'00000.png', [tmp/'lq']), contains='is a file, not a folder')
+test_fail(lambda: check_output_dir(tmp/'out', [tmp/'lq'], ['00000.png']), contains='pass --overwrite')
+test_eq(check_output_dir(tmp/'out', [tmp/'lq'], ['00000.png'], overwrite=True), (tmp/'out').resolve())
+test_eq(check_output_dir(tmp/'out', [tmp/'lq'], ['00000.png'], own=lambda p: p.read_bytes() == b'old'), (tmp/'out').resolve())
+test_eq(check_output_dir(tmp/'new', [tmp/'lq'], ['00000.png']), (tmp/'new').resolve())
+test_eq((tmp/'gt'/'00000.png').read_bytes(), b'gt')                                  # nothing was touched
+
+# %% [markdown]
+# ## One line per mistake -
+#
+# `run_cli` runs a command's body and maps what a user can cause to one line on stderr: `UserError`, missing
+# files, unreadable images or checkpoints, bad values (`ValueError`, `KeyError` from a registry lookup) and
+# permissions, with exit code 2. Ctrl-C prints where to pick up again and exits with 130, the shell's code for it.
+# Anything else is a bug in blindsr and keeps its traceback, so it can be reported.
+
+# %%
+#| export
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError,
+                                                 NotADirectoryError, IsADirectoryError, PermissionError, OSError)
+
+
+def error_line(e: BaseException) -> str:
+    "The message of a user error on one line (a KeyError's repr quotes are dropped)."
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in str(msg):
+        msg = f'{e.filename}: {e.strerror or msg}'
+    return str(msg).strip()
+
+
+def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
+            body: Callable[[], int | None],  # the command (after argument parsing); returns its exit code
+            errors: tuple[type[BaseException], ...] = USER_ERRORS,  # what counts as a user's mistake
+            resume_hint: str = 'rerun the same command to resume',
+           ) -> int:
+    "Run `body`; a user error is one line on stderr and exit code 2, Ctrl-C one line and 130."
+    try:
+        rc = body()
+        return 0 if rc is None else int(rc)
+    except KeyboardInterrupt:
+        print(f'\n{prog}: interrupted; {resume_hint}', file=sys.stderr)
+        return 130
+    except errors as e:
+        print(f'{prog}: error: {error_line(e)}', file=sys.stderr)
+        return 2
+
+
+# %%
+def boom(e):
+    def body(): raise e
+    return body
+with redirect_stderr(io.StringIO()) as err:
+    test_eq(run_cli('demo', boom(UserError('--iters must be > 0'))), 2)
+    test_eq(run_cli('demo', boom(KeyError("unknown generator 'x'"))), 2)
+    test_eq(run_cli('demo', boom(KeyboardInterrupt())), 130)
+    test_eq(run_cli('demo', lambda: None), 0)
+test_eq(err.getvalue().splitlines(), ['demo: error: --iters must be > 0', "demo: error: unknown generator 'x'", '',
+                                      'demo: interrupted; rerun the same command to resume'])
+test_fail(lambda: run_cli('demo', boom(ZeroDivisionError())))       # a bug keeps its traceback

@@ -1,0 +1,287 @@
+# %% [markdown]
+# # The CodaLab submission
+# > `make_submission` restores the test LQ and writes the zip the leaderboard takes; `check_submission` checks any zip before it is uploaded; `blindsr_submit` does either from the command line.
+
+# %%
+#| default_exp submission
+
+# %%
+#| export
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from PIL import Image
+from torch import nn
+
+from blindsr.core import PathLike, list_images
+from blindsr.inference import CLI_ERRORS, add_generator_args, add_restore_args, generator_from_args, restore_files, restore_kwargs
+
+# %%
+#| hide
+import math
+import numpy as np
+import torch
+from fastcore.test import test_eq, test_fail
+from blindsr.checkpoint import export_weights
+from blindsr.core import write_png
+from blindsr.metrics import evaluate
+from blindsr.models import build_generator
+
+tmp = Path(tempfile.mkdtemp())
+rng = np.random.default_rng(0)
+
+def rand_imgs(folder, n, h=16, w=16, start=0):
+    "n random uint8 RGB PNGs 00000.png … in `folder`."
+    for i in range(start, start + n): write_png(Path(folder) / f'{i:05d}.png', rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+torch.manual_seed(0)
+net = build_generator('msrresnet', num_feat=8, num_block=1).eval().requires_grad_(False)   # tiny, random weights
+export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, {'val_psnr': 20.0}, half=True)   # a weights file to load
+
+# %% [markdown]
+# ## Checking a zip -
+#
+# The leaderboard takes a zip holding exactly one folder of `00000.png … 00399.png`, each 512×512 RGB. A zip
+# that breaks any of that can fail silently (a missing image, a file at the wrong level), so the layout is
+# checked twice: the restored folder before zipping (count, names against the LQ stems, sizes), and the zip itself
+# after. `check_submission` lists every problem at once.
+
+# %%
+#| export
+SUBMISSION_NAME = re.compile(r'\d{5}\.png')   # 00000.png …
+
+
+class SubmissionError(ValueError):
+    "A submission (zip or folder) with the wrong layout; `.problems` lists every problem."
+    def __init__(self, where, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(f'{where} is not a valid submission:\n  - ' + '\n  - '.join(self.problems))
+
+
+def _short(xs: Sequence[str], k: int = 10) -> str:
+    xs = list(xs)
+    return ', '.join(xs[:k]) + (f' … ({len(xs)} in all)' if len(xs) > k else '')
+
+
+def _layout_problems(members: Mapping[str, Callable[[], bytes]],  # 'folder/00000.png' -> reads the bytes
+                     n_expected: int | None, size: tuple[int, int], stems: Sequence[str] | None) -> list[str]:
+    "Every problem with a submission's member list: structure, names, count, image size and mode."
+    names = sorted(members)
+    if not names: return ['it holds no files']
+    problems = []
+    root = [n for n in names if '/' not in n]
+    tops = sorted({n.split('/')[0] for n in names if '/' in n})
+    deep = [n for n in names if n.count('/') > 1]
+    if root: problems.append(f'{len(root)} file(s) outside any folder ({_short(root)}); put all images in one folder')
+    if len(tops) > 1: problems.append(f'{len(tops)} folders at the top ({_short(tops)}); the zip must hold exactly one')
+    if deep: problems.append(f'{len(deep)} file(s) in subfolders ({_short(deep)}); the images go directly in the folder')
+    flat = [n for n in names if n.count('/') == 1]
+    bad = [n for n in flat if not SUBMISSION_NAME.fullmatch(n.split('/')[1])]
+    if bad: problems.append(f'{len(bad)} badly named file(s) ({_short(bad)}); images are named 00000.png, 00001.png, …')
+    good = {n.split('/')[1][:-4]: n for n in flat if SUBMISSION_NAME.fullmatch(n.split('/')[1])}
+    if stems is not None: want = sorted(stems)
+    elif n_expected is not None: want = [f'{i:05d}' for i in range(n_expected)]
+    else: want = [f'{i:05d}' for i in range(max(map(int, good)) + 1)] if good else []
+    if n_expected is not None and len(flat) != n_expected:
+        problems.append(f'{len(flat)} file(s) in the folder, {n_expected} expected')
+    missing, extra = sorted(set(want) - set(good)), sorted(set(good) - set(want))
+    if missing: problems.append(f'{len(missing)} missing image(s): {_short([m + ".png" for m in missing])}')
+    if extra: problems.append(f'{len(extra)} image(s) with no LQ input: {_short([good[e] for e in extra])}')
+    wrong = []
+    for stem in sorted(set(good) & set(want)):
+        n = good[stem]
+        try:
+            with Image.open(io.BytesIO(members[n]())) as im:
+                fmt, mode, sz = im.format, im.mode, im.size
+                im.verify()
+        except Exception as e:
+            wrong.append(f'{n} (unreadable: {type(e).__name__})'); continue
+        if fmt != 'PNG': wrong.append(f'{n} ({fmt}, not PNG)')
+        elif sz != tuple(size): wrong.append(f'{n} ({sz[0]}x{sz[1]}, want {size[0]}x{size[1]})')
+        elif mode != 'RGB': wrong.append(f'{n} (mode {mode}, want RGB)')
+    if wrong: problems.append(f'{len(wrong)} image(s) of the wrong size or kind: {_short(wrong)}')
+    return problems
+
+
+def check_submission(zip_path: PathLike,  # the zip to upload
+                     n_expected: int | None = None,  # number of images it must hold (400 for the course's test set)
+                     size: tuple[int, int] = (512, 512),  # (width, height) of every image
+                     stems: Sequence[str] | None = None,  # the LQ stems it must match (default: 00000 … n-1)
+                    ) -> list[str]:  # the image members, sorted, when the zip is valid
+    "Check a CodaLab submission zip: one folder, 00000.png … (no gaps), every image a size[0]×size[1] RGB PNG."
+    path = Path(zip_path)
+    if not path.is_file(): raise FileNotFoundError(f'submission not found: {path}')
+    if not zipfile.is_zipfile(path): raise SubmissionError(path, ['it is not a zip archive'])
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: (lambda n=i.filename: zf.read(n)) for i in zf.infolist() if not i.is_dir()}
+        problems = _layout_problems(members, n_expected, size, stems)
+    if problems: raise SubmissionError(path, problems)
+    return sorted(members)
+
+
+def check_folder(folder: PathLike,  # a folder of results, about to become the zip's one folder
+                 stems: Sequence[str],  # the LQ stems it must match, one PNG each
+                 size: tuple[int, int] = (512, 512),  # (width, height) of every image
+                ) -> None:
+    "The checks of `check_submission`, on a folder before it is zipped: nothing missing, extra, misnamed or missized."
+    folder = Path(folder)
+    members = {f'{folder.name}/{p.name}' + ('/…' if p.is_dir() else ''): p.read_bytes for p in folder.iterdir()}
+    problems = _layout_problems(members, len(stems), size, stems)
+    if problems: raise SubmissionError(folder, problems)
+
+
+# %% [markdown]
+# A good zip passes, and `blindsr_evaluate` reads it; each way of getting it wrong is caught and named:
+
+# %%
+def png_bytes(w=512, h=512, mode='RGB'):
+    buf = io.BytesIO(); Image.new(mode, (w, h)).save(buf, format='PNG'); return buf.getvalue()
+
+def make_zip(path, members):
+    with zipfile.ZipFile(path, 'w') as zf:
+        for n, data in members.items(): zf.writestr(n, data)
+    return path
+
+good = {f'results/{i:05d}.png': png_bytes(32, 32) for i in range(3)}
+test_eq(check_submission(make_zip(tmp/'ok.zip', good), 3, size=(32, 32)), sorted(good))
+test_eq(len(check_submission(tmp/'ok.zip', size=(32, 32))), 3)
+cases = {
+    'outside any folder': {n.split('/')[1]: d for n, d in good.items()},
+    '2 folders at the top': {**good, '__MACOSX/results/._00000.png': b'x'},
+    'in subfolders': {f'results/x/{i:05d}.png': png_bytes(32, 32) for i in range(3)},
+    'badly named file(s) (results/0.png)': {**good, 'results/0.png': png_bytes(32, 32)},
+    'missing image(s): 00001.png': {n: d for n, d in good.items() if '00001' not in n},
+    '4 file(s) in the folder, 3 expected': {**good, 'results/00003.png': png_bytes(32, 32)},
+    'results/00002.png (31x32, want 32x32)': {**good, 'results/00002.png': png_bytes(31, 32)},
+    'results/00000.png (mode RGBA, want RGB)': {**good, 'results/00000.png': png_bytes(32, 32, 'RGBA')},
+    'results/00001.png (unreadable': {**good, 'results/00001.png': b'\x89PNG\r\n\x1a\n???'},
+}
+for want, members in cases.items():
+    test_fail(lambda: check_submission(make_zip(tmp/'bad.zip', members), 3, size=(32, 32)), contains=want)
+test_fail(lambda: check_submission(make_zip(tmp/'bad.zip', {'results/00000.jpg': png_bytes(32, 32)}), size=(32, 32)),
+          contains='badly named')
+(tmp/'notzip.zip').write_bytes(b'hello')
+test_fail(lambda: check_submission(tmp/'notzip.zip'), contains='not a zip archive')
+try: check_submission(make_zip(tmp/'bad.zip', cases['outside any folder']), 4, size=(32, 32))
+except SubmissionError as e: print(e); test_eq(len(e.problems), 3)
+
+
+# %% [markdown]
+# ## Writing the zip -
+#
+# Every test LQ restored at 4× into one folder (named like the LQ), the folder checked, zipped without
+# recompression (PNGs are compressed already), and the zip checked again before it replaces `zip_path`.
+
+# %%
+#| export
+def make_submission(model: nn.Module,  # generator on its device
+                    test_lq: PathLike,  # folder of the test LQ images, 00000.png …
+                    zip_path: PathLike,  # the zip to write
+                    folder_name: str = 'results',  # the one folder inside the zip
+                    size: tuple[int, int] = (512, 512),  # (width, height) every result must have
+                    keep: PathLike | None = None,  # keep the restored PNGs in this folder (default: a temporary one)
+                    progress: bool = True,
+                    **kwargs,  # tta, tile, tile_overlap, batch, amp, workers: see restore_files
+                   ) -> Path:  # zip_path, checked
+    "Restore every test LQ image and write the CodaLab zip: one folder of 00000.png …, checked before and after zipping."
+    files = list_images(test_lq)
+    stems = [f.stem for f in files]
+    odd = [f.name for f in files if not re.fullmatch(r'\d{5}', f.stem)]
+    if odd: raise SubmissionError(test_lq, [f'{len(odd)} LQ file(s) not named like 00000.png ({_short(odd)}); '
+                                            'the results keep the LQ names, and the leaderboard wants 00000.png …'])
+    if not folder_name or '/' in folder_name or '\\' in folder_name or folder_name.startswith('.'):
+        raise ValueError(f'folder_name must be a plain folder name, got {folder_name!r}')
+    zip_path = Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix='.blindsr_submit_', dir=zip_path.parent))
+    tmp_zip = zip_path.with_name(f'.{zip_path.name}.{os.getpid()}.tmp')
+    try:
+        outs = restore_files(model, files, work, progress=progress, **kwargs)
+        check_folder(work, stems, size)              # a reused --keep folder with other files fails here
+        with zipfile.ZipFile(tmp_zip, 'w', zipfile.ZIP_STORED) as zf:   # PNGs are compressed already
+            for p in outs: zf.write(p, f'{folder_name}/{p.name}')
+        check_submission(tmp_zip, len(stems), size, stems)
+        os.replace(tmp_zip, zip_path)
+    finally:
+        if tmp_zip.exists(): tmp_zip.unlink()
+        if keep is None: shutil.rmtree(work, ignore_errors=True)
+    return zip_path
+
+
+# %% [markdown]
+# A small "test set" of 16×16 LQ faces gives a zip of one folder of 64×64 results, which `check_submission` and
+# `blindsr_evaluate` both accept; an LQ folder with other names is refused before any work:
+
+# %%
+rand_imgs(tmp/'test_lq', 4)
+z = make_submission(net, tmp/'test_lq', tmp/'out'/'submission.zip', size=(64, 64), progress=False, tta='flip')
+test_eq(zipfile.ZipFile(z).namelist(), [f'results/{i:05d}.png' for i in range(4)])
+test_eq(check_submission(z, 4, size=(64, 64))[0], 'results/00000.png')
+test_eq([p.name for p in (tmp/'out').iterdir()], ['submission.zip'])          # no temporary files left behind
+restore_files(net, list_images(tmp/'test_lq'), tmp/'test_gt', tta='flip', progress=False)   # "ground truth" = the same outputs
+test_eq(evaluate(z, tmp/'test_gt', with_ssim=False, progress=False).psnr, math.inf)
+rand_imgs(tmp/'lq', 2); write_png(tmp/'lq'/'gray.png', np.zeros((16, 16, 3), np.uint8))
+test_fail(lambda: make_submission(net, tmp/'lq', tmp/'x.zip', size=(64, 64), progress=False), contains='gray.png')
+test_fail(lambda: make_submission(net, tmp/'test_lq', tmp/'x.zip', progress=False), contains='(64x64, want 512x512)')
+assert not (tmp/'x.zip').exists()
+(tmp/'keep').mkdir(); (tmp/'keep'/'notes.txt').write_text('x')
+test_fail(lambda: make_submission(net, tmp/'test_lq', tmp/'k.zip', size=(64, 64), keep=tmp/'keep', progress=False), contains='notes.txt')
+test_eq(len(list((tmp/'keep').glob('*.png'))), 4)                        # --keep keeps the restored PNGs
+
+
+# %% [markdown]
+# ## `blindsr_submit` -
+#
+# `blindsr_submit TEST_LQ OUT.zip --ckpt best.pt` writes the zip; `blindsr_submit --check ZIP` checks one made any
+# other way. The generator and restoration flags are those of `blindsr_restore`.
+
+# %%
+#| export
+def submit_cli(argv: list[str] | None = None) -> int:
+    "blindsr_submit TEST_LQ OUT.zip: restore the test LQ and write the CodaLab zip (or --check an existing zip)."
+    ap = argparse.ArgumentParser(prog='blindsr_submit', description=submit_cli.__doc__)
+    ap.add_argument('test_lq', nargs='?', help='folder of test LQ images 00000.png … (128x128)')
+    ap.add_argument('zip', nargs='?', help='the zip to write, e.g. submission.zip')
+    ap.add_argument('--check', metavar='ZIP', default=None, help='only check an existing zip and exit')
+    ap.add_argument('--n-expected', type=int, default=None, help='with --check: the number of images it must hold')
+    ap.add_argument('--folder-name', default='results', help='the one folder inside the zip (default: results)')
+    ap.add_argument('--size', type=int, default=512, help='side of every result (default 512)')
+    ap.add_argument('--keep', default=None, metavar='DIR', help='keep the restored PNGs in DIR')
+    add_generator_args(ap)
+    add_restore_args(ap)
+    ap.add_argument('--no-progress', action='store_true')
+    a = ap.parse_args(argv)
+    try:
+        if a.check:
+            n = len(check_submission(a.check, a.n_expected, (a.size, a.size)))
+            print(f'{a.check}: valid submission, one folder of {n} {a.size}x{a.size} PNGs')
+            return 0
+        if not (a.test_lq and a.zip): ap.error('give TEST_LQ and OUT.zip (or --check ZIP)')
+        model = generator_from_args(a)
+        z = make_submission(model, a.test_lq, a.zip, a.folder_name, (a.size, a.size), a.keep,
+                            progress=not a.no_progress, **restore_kwargs(a))
+    except CLI_ERRORS as e:
+        print(f'blindsr_submit: error: {e}', file=sys.stderr)
+        return 2
+    with zipfile.ZipFile(z) as zf: n = len(zf.namelist())
+    print(f'{z}: {n} images in {a.folder_name}/ ({a.size}x{a.size}, tta {a.tta}), checked; '
+          f'{z.stat().st_size / 2**20:.1f} MiB. Upload it to CodaLab.')
+    return 0
+
+
+# %%
+test_eq(submit_cli([str(tmp/'test_lq'), str(tmp/'sub2.zip'), '--ckpt', str(tmp/'w16.pt'), '--size', '64', '--no-progress',
+                    '--folder-name', 'preds']), 0)
+test_eq(zipfile.ZipFile(tmp/'sub2.zip').namelist()[0], 'preds/00000.png')
+test_eq(submit_cli(['--check', str(tmp/'sub2.zip'), '--size', '64', '--n-expected', '4']), 0)
+test_eq(submit_cli(['--check', str(tmp/'sub2.zip'), '--size', '64', '--n-expected', '400']), 2)

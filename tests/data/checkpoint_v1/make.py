@@ -1,0 +1,55 @@
+"""How the files beside this script were made, by blindsr at commit 887f60d (before the trainer was rebuilt on named
+parts): three tiny runs (the GPU data path on the CPU, the CPU DataLoader path, and the GAN phase), each stopped at
+step 4 (`step4_<name>.ckpt`, the checkpoint format of that version) and then resumed to step 8, whose losses and
+weights are `expected_<name>.pt`. tests/test_checkpoint_compat.py resumes the old checkpoints with today's code and
+requires the same losses and the same weights, bit for bit.
+
+    python tests/data/checkpoint_v1/make.py   # only with blindsr 887f60d installed; never needed again
+"""
+import csv
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+RUNS = {'gpu_path': dict(degrade_on='gpu'),
+        'cpu_path': dict(degrade_on='cpu', workers=0),
+        'gan': dict(degrade_on='gpu', gan=True, disc_feat=4)}
+
+
+def faces(folder: Path, n: int = 8, size: int = 64):
+    "n smooth random colour fields (size x size PNG), learnable rather than noise."
+    import cv2
+    r = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = cv2.resize(r.random((size // 8, size // 8, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(folder / f'{i:05d}.png')
+
+
+def config(out, **kw):
+    from blindsr.train import TrainConfig
+    return TrainConfig(train_hq=str(HERE / 'faces'), iters=8, batch_size=4, generator_kwargs={'num_feat': 8, 'num_block': 1},
+                       log_every=1, val_every=1000, ckpt_every=1000, device='cpu', compile='off', progress=False,
+                       out_dir=str(out), **kw)
+
+
+if __name__ == '__main__':
+    from blindsr.train import Trainer
+    torch.set_num_threads(1)
+    faces(HERE / 'faces')
+    for name, kw in RUNS.items():
+        tmp = Path(tempfile.mkdtemp())
+        Trainer(config(tmp / 'a', **kw)).fit(stop_at=4)
+        shutil.copyfile(tmp / 'a' / 'last.ckpt', HERE / f'step4_{name}.ckpt')
+        tr = Trainer(config(tmp / 'a', **kw)); tr.fit()
+        losses = [float(r['loss']) for r in csv.DictReader(open(tmp / 'a' / 'log.csv'))]
+        whole = Trainer(config(tmp / 'b', **kw)); whole.fit()
+        assert all(torch.equal(a, b) for a, b in zip(tr.G.state_dict().values(), whole.G.state_dict().values())), name
+        torch.save({'losses': losses, 'params': tr.G.state_dict(), 'params_ema': tr.ema_model.state_dict()},
+                   HERE / f'expected_{name}.pt')
+        print(name, losses)
