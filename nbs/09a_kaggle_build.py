@@ -23,8 +23,8 @@
 # cell and checked by its sha256, does that with nothing else to create or keep in step: a private Kaggle dataset
 # would need a `datasets create`/`version` per build, a version pin in the metadata, and would not exist for
 # someone who uploads the Colab notebook by hand. The price is size: without the 3 MB of shipped demo weights
-# (which the notebooks never use: they train their own) the wheel is about 130 KiB, 180 KiB as base64, and the
-# built notebook about 230 KiB.
+# (which the notebooks never use: they train their own) the wheel is about 150 KiB, 200 KiB as base64, and the
+# built notebook about 260 KiB.
 
 # %%
 #| export
