@@ -9,14 +9,8 @@
 #| export
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import sys
-import time
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import cv2
@@ -24,14 +18,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from blindsr.core import PathLike, list_images, read_image, tensor_to_img, write_png
-from blindsr.samples import sample_faces, synthetic_batch
-
 # %%
 #| hide
+import json
 from fastcore.test import test_eq, test_fail, test_close, test_ne
-from blindsr.core import img_to_tensor
+from blindsr.core import img_to_tensor, tensor_to_img
 from blindsr.metrics import bicubic_psnr, psnr
+
+
+def test_face(h=128, w=128, seed=0):
+    "A smooth synthetic 'face-like' image with edges and texture, (h, w, 3) uint8."
+    r = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = 0.5 + 0.25 * np.sin(6 * xx + r.random() * 3)[..., None] * np.array([1, 0.8, 0.6])
+    img += 0.2 * (((xx - 0.5) ** 2 + (yy - 0.45) ** 2) < 0.08)[..., None] * np.array([0.9, 0.6, 0.5])
+    img += 0.05 * cv2.GaussianBlur(r.standard_normal((h, w, 3)), (0, 0), 1.5)
+    return np.clip(img * 255, 0, 255).astype(np.uint8)
 
 
 # %% [markdown]
@@ -41,6 +43,11 @@ from blindsr.metrics import bicubic_psnr, psnr
 # OpenCV pipeline. If our LQ differ from theirs, every model trained with blindsr scores worse on their test set,
 # so each piece below is the same mathematics as the reference, written as a small pure function and checked
 # against a direct computation.
+#
+# The notebook builds the pipeline in the order it runs: kernels, presets (data), the typed parameters a preset's
+# sampler draws (`sample`), the numpy and torch operations, and the two backends that apply parameters —
+# `degrade_image`, one image on the CPU, and `degrade_batch`, a batch on any device (what training uses, per batch).
+# Writing LQ sets to disk (`blindsr_degrade`) is `blindsr.lqset`.
 #
 # Layout and range conventions: numpy images are `(H, W, 3)` float32 RGB in [0, 1]; torch batches are
 # `(B, 3, H, W)` float32 RGB in [0, 1]; `hq` is the sharp input, `lq` the degraded output at a quarter of its size.
@@ -257,7 +264,7 @@ class FinalConfig:
     sinc_cutoff: tuple = (PI / 3, PI)
     sinc_sizes: tuple = SIZES_7_21
     jpeg: tuple | None = (70, 95)
-    via_hq: bool = False                        # 2023: resize back to HQ size, round to 8 bits, area-resize to LQ
+    via_hq: bool = False                        # 2023: first resize back to the HQ size (a mode from `modes`) and round to 8 bits; the resize to the LQ size is then 'area'
 
 
 @dataclass(frozen=True)
@@ -334,64 +341,186 @@ test_fail(lambda: replace(AI6126_2024, jpeg_codec='pil'), contains='jpeg_codec')
 
 
 # %% [markdown]
-# ## Sampling -
+# ## Parameters, typed -
 #
-# `sample(cfg, rng, n)` draws every random choice of `n` degradations at once and returns `DegParams`: plain
-# numpy columns (one value per image: kernel kind and shape, resize scale and mode, noise kind, level and
-# colour, JPEG quality, …) plus the preset. Nothing random happens after this point: `degrade_image` and
-# `degrade_batch` are deterministic given the params (noise realisations come from a per-image seed in the
-# params). `params[i]` is one image's params; `params.records()` gives printable dicts.
-#
-# `group` makes consecutive images share their resize draws (scale, mode and the final order). The batched
-# torch path needs equal sizes to batch, and sharing within small groups keeps the marginal distribution of
-# every image exactly as specified while the batch still mixes many degradations (Real-ESRGAN shares them across
-# the whole batch and re-mixes through a 180-sample pool instead).
+# Everything random about a degradation is decided before any pixel is touched, and written down in small
+# dataclasses, one per step, whose fields are numpy columns with one value per image: `n` images' blur kernels
+# are one `BlurParams`, not `n` dicts. A stage (one order) is a `StageParams` of blur, resize, noise and JPEG
+# quality; the last step to the LQ size is a `FinalParams`; `DegParams` holds a stage per order, the final step,
+# the preset they were drawn from and a per-image seed for the noise realisations. A value a draw does not use
+# is NaN (numbers), `''` (modes) or `'none'` (kinds), so every image has the same fields.
 
 # %%
 #| export
-@dataclass
-class DegParams:
-    "Sampled parameters of n degradations: columns of length n; `stages[s]` and `final` hold dicts of columns."
-    cfg: DegradationConfig
-    stages: list            # one dict of numpy columns per stage
-    final: dict             # numpy columns of the final step
-    seed: np.ndarray        # (n,) int64: per-image seed of the noise realisations (CPU backend)
+class ParamColumns:
+    """What the parameter dataclasses share: every field is a numpy column with one value per image (or a nested
+    `ParamColumns`), so n images' parameters index like one array."""
+    def __len__(self) -> int: return len(getattr(self, fields(self)[0].name))
 
-    def __len__(self): return len(self.seed)
-
-    def __getitem__(self, idx) -> 'DegParams':
-        "Params of a subset of the images (an int gives length 1)."
+    def __getitem__(self, idx):
+        "The parameters of some images: an int gives length 1, a slice, index array or bool mask the selected ones."
         if isinstance(idx, (int, np.integer)): idx = [int(idx)]
-        return DegParams(self.cfg, [{k: v[idx] for k, v in s.items()} for s in self.stages],
-                         {k: v[idx] for k, v in self.final.items()}, self.seed[idx])
+        return replace(self, **{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def record(self, i: int) -> dict:
+        "Image i's values as plain JSON (unused values as None, floats to 4 decimals)."
+        return {f.name: _plain(getattr(self, f.name), i) for f in fields(self)}
+
+
+def _plain(column, i):
+    "Image i's value of a column, JSON-ready (or the record of a nested ParamColumns)."
+    if isinstance(column, ParamColumns): return column.record(i)
+    x = column[i].item()
+    if isinstance(x, float): return None if math.isnan(x) else round(x, 4)
+    return None if x == '' else x
+
+
+# %% [markdown]
+# One dataclass per step. Their fields are named as the step's own words (a blur's `kind`, `size`, `sigma_x`; a
+# resize's `scale`, `mode`), so a stage reads `stage.blur.sigma_x`, `stage.resize.scale`, `stage.noise.level`.
+
+# %%
+#| export
+@dataclass(frozen=True)
+class BlurParams(ParamColumns):
+    "The blur kernel of each image (the formulas of `make_kernels`)."
+    kind: np.ndarray        # (n,) str: one of KERNEL_KINDS; 'none' leaves the image unblurred
+    size: np.ndarray        # (n,) int: odd support k of the kernel (1 when kind is 'none')
+    pad_to: np.ndarray      # (n,) int: side of the kernel grid (the preset's BlurConfig.pad_to)
+    sigma_x: np.ndarray     # (n,) float: σx in pixels (Gaussian families; else NaN)
+    sigma_y: np.ndarray     # (n,) float: σy in pixels (= σx for the *_iso kinds)
+    theta: np.ndarray       # (n,) float: rotation in radians (0 for the *_iso kinds)
+    beta: np.ndarray        # (n,) float: shape β of the generalized and plateau kinds
+    cutoff: np.ndarray      # (n,) float: ωc in radians of a sinc kernel
+
+    def kernels(self, device: torch.device | str | None = None,  # where to build them
+               ) -> torch.Tensor:  # (n, pad_to, pad_to) float32, each sums to 1
+        "The n kernels as one tensor."
+        return make_kernels(self.kind, self.size, self.sigma_x, self.sigma_y, self.theta, self.beta, self.cutoff,
+                            pad_to=int(self.pad_to[0]), device=device)
+
+
+@dataclass(frozen=True)
+class ResizeParams(ParamColumns):
+    "The resize of each image within a stage."
+    scale: np.ndarray       # (n,) float: size factor (1: keep the size)
+    mode: np.ndarray        # (n,) str: 'area', 'bilinear' or 'bicubic'
+    relative_to: np.ndarray # (n,) str: 'input' (scale the current image) or 'lq' (size = LQ size × scale)
+
+    def out_size(self, i: int, hw: tuple[int, int], lq_hw: tuple[int, int]) -> tuple[int, int]:
+        "Image i's (height, width) after the resize: floor(side · scale) of its input `hw`, or of the LQ size."
+        base = hw if self.relative_to[i] == 'input' else lq_hw
+        return int(base[0] * self.scale[i]), int(base[1] * self.scale[i])
+
+
+@dataclass(frozen=True)
+class NoiseParams(ParamColumns):
+    "The noise of each image within a stage."
+    kind: np.ndarray        # (n,) str: 'gaussian', 'poisson' or 'none'
+    level: np.ndarray       # (n,) float: Gaussian σ in 1/255 units, or the Poisson noise multiplier
+    gray: np.ndarray        # (n,) bool: one noise field for all three channels
+
+
+@dataclass(frozen=True)
+class StageParams(ParamColumns):
+    "One order of degradation per image: blur → resize → noise → JPEG."
+    blur: BlurParams
+    resize: ResizeParams
+    noise: NoiseParams
+    jpeg_quality: np.ndarray  # (n,) float: JPEG quality, NaN for no JPEG
+
+
+@dataclass(frozen=True)
+class FinalParams(ParamColumns):
+    "The last step to the LQ size per image: [resize → sinc → JPEG] or [JPEG → resize → sinc]."
+    resize_first: np.ndarray  # (n,) bool: resize and sinc before the JPEG (else after it)
+    mode: np.ndarray          # (n,) str: mode of the resize to the LQ size
+    via_hq: np.ndarray        # (n,) bool: before it, resize to the HQ size and round to 8 bits (the 2023 pipeline)
+    via_hq_mode: np.ndarray   # (n,) str: mode of that resize to the HQ size ('' when not via_hq)
+    sinc_cutoff: np.ndarray   # (n,) float: ωc of the final sinc filter, NaN for none
+    sinc_size: np.ndarray     # (n,) int: its odd support (1 for none)
+    jpeg_quality: np.ndarray  # (n,) float: JPEG quality, NaN for no JPEG
+
+
+# %% [markdown]
+# Two blur kernels written by hand: indexing selects images, `record` gives one image's plain values, `kernels`
+# builds them.
+
+# %%
+blur = BlurParams(kind=np.array(['iso', 'sinc']), size=np.array([7, 13]), pad_to=np.array([21, 21]),
+                  sigma_x=np.array([1.5, np.nan]), sigma_y=np.array([1.5, np.nan]), theta=np.array([0.0, np.nan]),
+                  beta=np.array([np.nan, np.nan]), cutoff=np.array([np.nan, 1.2]))
+print(blur.record(1))
+test_eq(len(blur), 2); test_eq(len(blur[1]), 1); test_eq(blur[1].record(0), blur.record(1))
+test_eq(blur.record(1), {'kind': 'sinc', 'size': 13, 'pad_to': 21, 'sigma_x': None, 'sigma_y': None, 'theta': None,
+                         'beta': None, 'cutoff': 1.2})
+test_eq(blur.kernels().shape, (2, 21, 21))
+test_eq(blur[np.array([False, True])].kernels(), blur.kernels()[1:])
+resize = ResizeParams(scale=np.array([0.5, 1.0]), mode=np.array(['area', 'bicubic']), relative_to=np.array(['input', 'lq']))
+test_eq([resize.out_size(i, (64, 48), (16, 12)) for i in range(2)], [(32, 24), (16, 12)])
+
+
+# %% [markdown]
+# `DegParams` is what `sample` returns and the backends take: the stages, the final step, the preset and the
+# noise seeds of n images.
+
+# %%
+#| export
+@dataclass(frozen=True)
+class DegParams:
+    "The sampled parameters of n degradations under one preset."
+    cfg: DegradationConfig              # the preset they were drawn from (its codecs and scale apply them)
+    stages: tuple[StageParams, ...]     # one per order of the preset
+    final: FinalParams
+    noise_seed: np.ndarray              # (n,) int64: seed of each image's noise realisations (CPU backend)
+
+    def __len__(self) -> int: return len(self.noise_seed)
+
+    def __getitem__(self, idx) -> DegParams:
+        "The parameters of some images: an int gives length 1, a slice, index array or bool mask the selected ones."
+        if isinstance(idx, (int, np.integer)): idx = [int(idx)]
+        return DegParams(self.cfg, tuple(s[idx] for s in self.stages), self.final[idx], self.noise_seed[idx])
 
     def records(self) -> list[dict]:
-        "One plain, JSON-ready dict per image."
-        def plain(v):
-            v = v.item() if hasattr(v, 'item') else v
-            return None if isinstance(v, float) and math.isnan(v) else (round(v, 4) if isinstance(v, float) else v)
-        return [{'preset': self.cfg.name, 'seed': int(self.seed[i]),
-                 'stages': [{k: plain(c[i]) for k, c in s.items()} for s in self.stages],
-                 'final': {k: plain(c[i]) for k, c in self.final.items()}} for i in range(len(self))]
+        "One plain, JSON-ready dict per image, keyed as the dataclasses' fields."
+        return [{'preset': self.cfg.name, 'noise_seed': int(self.noise_seed[i]),
+                 'stages': [s.record(i) for s in self.stages], 'final': self.final.record(i)} for i in range(len(self))]
 
     def caption(self, i: int = 0) -> str:
         "A short human-readable summary of image i's degradation (for contact sheets)."
         parts = []
         for s in self.stages:
-            b = str(s['blur_kind'][i])
-            if b == 'sinc': parts.append(f"sinc{int(s['blur_size'][i])} ωc={s['cutoff'][i]:.2f}")
-            elif b != 'none': parts.append(f"{b}{int(s['blur_size'][i])} σ={s['sigma_x'][i]:.1f}")
-            if s['resize_scale'][i] != 1: parts.append(f"{s['resize_mode'][i]}×{s['resize_scale'][i]:.2f}")
-            nk = str(s['noise_kind'][i])
-            if nk != 'none':
-                lvl = s['noise_level'][i]
-                parts.append(('gray ' if s['noise_gray'][i] else '') + (f'σ={lvl:.0f}' if nk == 'gaussian' else f'poisson {lvl:.2f}'))
-            if not np.isnan(s['jpeg_quality'][i]): parts.append(f"q{s['jpeg_quality'][i]:.0f}")
-        f = self.final
-        if not np.isnan(f['jpeg_quality'][i]): parts.append(f"final q{f['jpeg_quality'][i]:.0f}")
-        if not np.isnan(f['sinc_cutoff'][i]): parts.append(f"sinc ωc={f['sinc_cutoff'][i]:.2f}")
+            blur, resize, noise = s.blur, s.resize, s.noise
+            if blur.kind[i] == 'sinc': parts.append(f"sinc{blur.size[i]} ωc={blur.cutoff[i]:.2f}")
+            elif blur.kind[i] != 'none': parts.append(f"{blur.kind[i]}{blur.size[i]} σ={blur.sigma_x[i]:.1f}")
+            if resize.scale[i] != 1: parts.append(f"{resize.mode[i]}×{resize.scale[i]:.2f}")
+            if noise.kind[i] != 'none':
+                parts.append(('gray ' if noise.gray[i] else '') +
+                             (f'σ={noise.level[i]:.0f}' if noise.kind[i] == 'gaussian' else f'poisson {noise.level[i]:.2f}'))
+            if not np.isnan(s.jpeg_quality[i]): parts.append(f"q{s.jpeg_quality[i]:.0f}")
+        final = self.final
+        if final.via_hq[i]: parts.append(f"{final.via_hq_mode[i]} to HQ, area to LQ")
+        if not np.isnan(final.jpeg_quality[i]): parts.append(f"final q{final.jpeg_quality[i]:.0f}")
+        if not np.isnan(final.sinc_cutoff[i]): parts.append(f"sinc ωc={final.sinc_cutoff[i]:.2f}")
         return ', '.join(parts)
 
+
+# %% [markdown]
+# ## Sampling -
+#
+# `sample(cfg, rng, n)` draws every random choice of `n` degradations at once from one `numpy.random.Generator`
+# and returns their `DegParams`. Nothing random happens after this point: `degrade_image` and `degrade_batch`
+# are deterministic given the params (noise realisations come from the per-image `noise_seed`, or from the torch
+# generator the batch backend is given).
+#
+# `group` makes consecutive images share their resize draws (scale, mode and the final order). The batched
+# torch path needs equal sizes to batch, and sharing within small groups keeps the marginal distribution of
+# every image exactly as specified while the batch still mixes many degradations (Real-ESRGAN shares them across
+# the whole batch and re-mixes through a 180-sample pool instead).
+#
+# The order of the draws is part of the contract: a training run resumed from a checkpoint replays the same
+# batches only if `sample` asks its generator for the same numbers in the same order, so a change here must
+# leave every call below as it is.
 
 # %%
 #| export
@@ -404,7 +533,7 @@ def _shared(rng, draw, n, group):
     return np.repeat(draw(rng, m), group)[:n]
 
 
-def _sample_blur(bc: BlurConfig | None, rng, n) -> dict:
+def _sample_blur(bc: BlurConfig | None, rng, n) -> BlurParams:
     if bc is None: bc = BlurConfig(prob=0.0)
     on = rng.random(n) < bc.prob
     size = rng.choice(np.asarray(bc.sizes), n)
@@ -418,35 +547,49 @@ def _sample_blur(bc: BlurConfig | None, rng, n) -> dict:
     kind = np.where(sinc, 'sinc', kind)
     kind = np.where(on, kind, 'none').astype('<U20')
     iso = np.isin(kind, ('iso', 'generalized_iso', 'plateau_iso'))
-    gauss = np.isin(kind, ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso'))
+    gauss = np.isin(kind, MIXED_KINDS)
     nan = np.full(n, np.nan)
-    return dict(blur_kind=kind, blur_size=np.where(on, size, 1).astype(np.int64), blur_pad_to=np.full(n, bc.pad_to),
-                sigma_x=np.where(gauss, sx, nan), sigma_y=np.where(gauss & ~iso, sy, np.where(gauss, sx, nan)),
-                theta=np.where(gauss & ~iso, th, np.where(gauss, 0.0, nan)),
-                beta=np.where(np.char.startswith(kind, 'generalized'), bg, np.where(np.char.startswith(kind, 'plateau'), bp, nan)),
-                cutoff=np.where(kind == 'sinc', wc, nan))
+    return BlurParams(kind=kind, size=np.where(on, size, 1).astype(np.int64), pad_to=np.full(n, bc.pad_to),
+                      sigma_x=np.where(gauss, sx, nan), sigma_y=np.where(gauss & ~iso, sy, np.where(gauss, sx, nan)),
+                      theta=np.where(gauss & ~iso, th, np.where(gauss, 0.0, nan)),
+                      beta=np.where(np.char.startswith(kind, 'generalized'), bg, np.where(np.char.startswith(kind, 'plateau'), bp, nan)),
+                      cutoff=np.where(kind == 'sinc', wc, nan))
 
 
-def _sample_resize(rc: ResizeConfig | None, rng, n, group) -> dict:
-    if rc is None: return dict(resize_scale=np.ones(n), resize_mode=np.full(n, 'bilinear', '<U8'), resize_rel=np.full(n, 'input', '<U5'))
+def _sample_resize(rc: ResizeConfig | None, rng, n, group) -> ResizeParams:
+    if rc is None: return ResizeParams(np.ones(n), np.full(n, 'bilinear', '<U8'), np.full(n, 'input', '<U5'))
     def scale(r, m):
-        ud = r.choice(3, m, p=np.asarray(rc.probs) / np.sum(rc.probs))
+        up_down_keep = r.choice(3, m, p=np.asarray(rc.probs) / np.sum(rc.probs))
         if rc.scale_dist == 'inverse':   # uniform in the divisor 1/scale
             up = 1 / _uniform(r, (1 / rc.up[1], 1 / rc.up[0]), m); down = 1 / _uniform(r, (1 / rc.down[1], 1 / rc.down[0]), m)
         else:
             up, down = _uniform(r, rc.up, m), _uniform(r, rc.down, m)
-        return np.where(ud == 0, up, np.where(ud == 1, down, 1.0))
+        return np.where(up_down_keep == 0, up, np.where(up_down_keep == 1, down, 1.0))
     s = _shared(rng, scale, n, group)
     mode = _shared(rng, lambda r, m: np.asarray(rc.modes)[r.choice(len(rc.modes), m)], n, group)
-    return dict(resize_scale=s, resize_mode=mode.astype('<U8'), resize_rel=np.full(n, rc.relative_to, '<U5'))
+    return ResizeParams(scale=s, mode=mode.astype('<U8'), relative_to=np.full(n, rc.relative_to, '<U5'))
 
 
-def _sample_noise(nc: NoiseConfig | None, rng, n) -> dict:
-    if nc is None: return dict(noise_kind=np.full(n, 'none', '<U8'), noise_level=np.zeros(n), noise_gray=np.zeros(n, bool))
+def _sample_noise(nc: NoiseConfig | None, rng, n) -> NoiseParams:
+    if nc is None: return NoiseParams(np.full(n, 'none', '<U8'), np.zeros(n), np.zeros(n, bool))
     gauss = rng.random(n) < nc.gaussian_prob
     level = np.where(gauss, _uniform(rng, nc.sigma, n), _uniform(rng, nc.poisson_scale, n))
     gray = rng.random(n) < nc.gray_prob
-    return dict(noise_kind=np.where(gauss, 'gaussian', 'poisson').astype('<U8'), noise_level=level, noise_gray=gray)
+    return NoiseParams(kind=np.where(gauss, 'gaussian', 'poisson').astype('<U8'), level=level, gray=gray)
+
+
+def _sample_final(fc: FinalConfig, rng, n, group) -> FinalParams:
+    resize_first = _shared(rng, lambda r, m: r.random(m) < fc.resize_first_prob, n, group)
+    mode = _shared(rng, lambda r, m: np.asarray(fc.modes)[r.choice(len(fc.modes), m)], n, group).astype('<U8')
+    hq_mode = _shared(rng, lambda r, m: np.asarray(fc.modes)[r.choice(len(fc.modes), m)], n, group).astype('<U8')
+    sinc = rng.random(n) < fc.sinc_prob
+    cutoff, size = _uniform(rng, fc.sinc_cutoff, n), rng.choice(np.asarray(fc.sinc_sizes), n)
+    jpeg = _uniform(rng, fc.jpeg, n) if fc.jpeg else np.full(n, np.nan)
+    via_hq = np.full(n, fc.via_hq)
+    return FinalParams(resize_first=resize_first, mode=np.where(via_hq, 'area', mode).astype('<U8'), via_hq=via_hq,
+                       via_hq_mode=np.where(via_hq, hq_mode, '').astype('<U8'),
+                       sinc_cutoff=np.where(sinc, cutoff, np.nan), sinc_size=np.where(sinc, size, 1).astype(np.int64),
+                       jpeg_quality=jpeg)
 
 
 def sample(cfg: DegradationConfig | str,  # a preset or its name
@@ -457,33 +600,70 @@ def sample(cfg: DegradationConfig | str,  # a preset or its name
     "Draw the parameters of `n` degradations."
     cfg = get_preset(cfg)
     stages = []
-    for st in cfg.stages:
-        d = _sample_blur(st.blur, rng, n)
-        d.update(_sample_resize(st.resize, rng, n, group))
-        d.update(_sample_noise(st.noise, rng, n))
-        d['jpeg_quality'] = _uniform(rng, st.jpeg, n) if st.jpeg else np.full(n, np.nan)
-        stages.append(d)
-    fc = cfg.final
-    first = _shared(rng, lambda r, m: r.random(m) < fc.resize_first_prob, n, group)
-    mode = _shared(rng, lambda r, m: np.asarray(fc.modes)[r.choice(len(fc.modes), m)], n, group).astype('<U8')
-    hq_mode = _shared(rng, lambda r, m: np.asarray(fc.modes)[r.choice(len(fc.modes), m)], n, group).astype('<U8')
-    sinc = rng.random(n) < fc.sinc_prob
-    wc, size = _uniform(rng, fc.sinc_cutoff, n), rng.choice(np.asarray(fc.sinc_sizes), n)
-    final = dict(resize_first=first, mode=mode, hq_mode=np.where(fc.via_hq, hq_mode, ''),
-                 sinc_cutoff=np.where(sinc, wc, np.nan), sinc_size=np.where(sinc, size, 1).astype(np.int64),
-                 jpeg_quality=_uniform(rng, fc.jpeg, n) if fc.jpeg else np.full(n, np.nan))
-    seed = rng.integers(0, 2 ** 63 - 1, n, dtype=np.int64)
-    return DegParams(cfg, stages, final, seed)
+    for stage in cfg.stages:
+        blur = _sample_blur(stage.blur, rng, n)
+        resize = _sample_resize(stage.resize, rng, n, group)
+        noise = _sample_noise(stage.noise, rng, n)
+        jpeg = _uniform(rng, stage.jpeg, n) if stage.jpeg else np.full(n, np.nan)
+        stages.append(StageParams(blur, resize, noise, jpeg))
+    final = _sample_final(cfg.final, rng, n, group)
+    noise_seed = rng.integers(0, 2 ** 63 - 1, n, dtype=np.int64)
+    return DegParams(cfg, tuple(stages), final, noise_seed)
 
+
+# %% [markdown]
+# One image's draw, as a record (what `blindsr_degrade` writes to `degradation.json`) and as a caption:
 
 # %%
 p = sample('ai6126_2024', np.random.default_rng(0), 8, group=4)
-test_eq(len(p), 8); test_eq(len(p[3]), 1)
-test_eq(p.stages[0]['resize_scale'][:4], np.repeat(p.stages[0]['resize_scale'][0], 4))   # shared within a group
-test_eq(json.loads(json.dumps(p.records()))[0]['preset'], 'ai6126_2024')                    # plain values
+print(json.dumps(p.records()[0], indent=1))
+print(p.caption(0))
+
+# %% [markdown]
+# Indexing takes images like an array indexes rows; the same generator state gives the same draws; the records are
+# plain JSON:
+
+# %%
+test_eq(len(p), 8); test_eq(len(p[3]), 1); test_eq(len(p[2:6]), 4); test_eq(len(p[np.array([0, 7])]), 2)
+test_eq(p[3].stages[1].noise.level, p.stages[1].noise.level[3:4])
+test_eq(p[np.arange(8) % 2 == 0].final.jpeg_quality, p.final.jpeg_quality[::2])
+test_eq(p.stages[0].resize.scale[:4], np.repeat(p.stages[0].resize.scale[0], 4))    # shared within a group
+test_eq(json.loads(json.dumps(p.records())), p.records())                              # plain values
+test_eq(p.records()[5], p[5].records()[0])
 q = sample('ai6126_2024', np.random.default_rng(0), 8, group=4)
-test_eq(p.records(), q.records())                                                           # same seed, same draws
-print(p.records()[0]); print(p.caption(0))
+test_eq(p.records(), q.records())                                                      # same seed, same draws
+test_eq(set(p.records()[0]['stages'][0]), {'blur', 'resize', 'noise', 'jpeg_quality'})
+test_eq(p.records()[0]['final']['via_hq_mode'], None)
+v = sample('ai6126_2023', np.random.default_rng(0), 4).final
+test_eq((v.via_hq.all(), set(v.mode), set(v.via_hq_mode) <= set(MODES)), (True, {'area'}, True))
+
+
+# %% [markdown]
+# The draws themselves are pinned: these numbers are what `sample` gave before its parameters were typed, and a
+# training run resumed from an old checkpoint replays its batches only while they stay the same.
+
+# %%
+def fingerprint(d):
+    "Sums of every drawn column (NaN as 0), stage by stage, then the final step's."
+    out = []
+    for s in d.stages:
+        b = s.blur
+        out += [np.nansum(c) for c in (b.size, b.sigma_x, b.sigma_y, b.theta, b.beta, b.cutoff, s.resize.scale, s.noise.level, s.jpeg_quality)]
+        out += [s.noise.gray.sum()]
+    f = d.final
+    out += [f.resize_first.sum(), np.nansum(f.sinc_cutoff), f.sinc_size.sum(), np.nansum(f.jpeg_quality)]
+    return [round(float(x), 6) for x in out]
+
+d = sample('ai6126_2024', np.random.default_rng(123), 6, group=3)
+test_eq(fingerprint(d), [96.0, 6.566994, 10.520972, 4.595202, 1.748351, 0.0, 1.940861, 49.398325, 437.851546, 2,
+                         88.0, 4.999458, 5.038436, -2.271608, 0.0, 0.0, 5.833257, 39.229378, 0.0, 3, 3, 9.315716, 34, 518.029929])
+test_eq(d.noise_seed[[0, -1]].tolist(), [978578905178146807, 2575009810824532732])
+test_eq([list(s.noise.kind) for s in d.stages], [['gaussian'] * 3 + ['poisson'] * 2 + ['gaussian'], ['gaussian'] * 6])
+test_eq(list(d.final.mode), ['bicubic'] * 3 + ['bilinear'] * 3)
+d = sample('ai6126_2023', np.random.default_rng(123), 6, group=3)
+test_eq(fingerprint(d), [246.0, 14.617264, 17.535383, 4.600202, 0.0, 0.0, 4.183192, 103.939551, 436.920321, 0, 6, 0.0, 6, 0.0])
+test_eq(d.noise_seed[[0, -1]].tolist(), [2509169969079965893, 2014552602887855234])
+test_eq(list(d.final.via_hq_mode), ['bicubic'] * 3 + ['area'] * 3)
 
 # %% [markdown]
 # Over many draws the sampled values follow the handout's numbers: kernel families with the right frequencies,
@@ -493,21 +673,22 @@ print(p.records()[0]); print(p.caption(0))
 big = sample('ai6126_2024', np.random.default_rng(1), 200_000)
 s0, s1 = big.stages
 freq = lambda a, v: float(np.mean(a == v))
-test_close(freq(s0['blur_kind'], 'sinc'), 0.1, eps=0.005)
-test_close(freq(s0['blur_kind'], 'iso'), 0.9 * 0.45, eps=0.005)
-test_close(freq(s1['blur_kind'], 'none'), 0.2, eps=0.005)
-test_close(float(np.mean(s0['resize_scale'] > 1)), 0.2, eps=0.005)
-test_close(float(np.mean(s0['resize_scale'] < 1)), 0.7, eps=0.005)
-test_close(float(np.mean(s1['resize_scale'] == 1)), 0.3, eps=0.005)
-test_close(freq(s0['noise_kind'], 'gaussian'), 0.5, eps=0.005)
-test_close(float(np.mean(s1['noise_gray'])), 0.4, eps=0.005)
-test_close(float(np.mean(big.final['resize_first'])), 0.5, eps=0.005)
-test_close(float(np.mean(~np.isnan(big.final['sinc_cutoff']))), 0.8, eps=0.005)
-assert s0['sigma_x'][~np.isnan(s0['sigma_x'])].min() >= 0.2 and s1['sigma_x'][~np.isnan(s1['sigma_x'])].max() <= 1.5
-assert 50 <= s0['jpeg_quality'].min() and s0['jpeg_quality'].max() <= 95 and np.isnan(s1['jpeg_quality']).all()
-sm = s0['blur_size'][s0['blur_kind'] == 'sinc'] < 13
-wcs = s0['cutoff'][s0['blur_kind'] == 'sinc']
-assert wcs[sm].min() >= PI / 3 and wcs[~sm].min() < PI / 3
+test_close(freq(s0.blur.kind, 'sinc'), 0.1, eps=0.005)
+test_close(freq(s0.blur.kind, 'iso'), 0.9 * 0.45, eps=0.005)
+test_close(freq(s1.blur.kind, 'none'), 0.2, eps=0.005)
+test_close(float(np.mean(s0.resize.scale > 1)), 0.2, eps=0.005)
+test_close(float(np.mean(s0.resize.scale < 1)), 0.7, eps=0.005)
+test_close(float(np.mean(s1.resize.scale == 1)), 0.3, eps=0.005)
+test_close(freq(s0.noise.kind, 'gaussian'), 0.5, eps=0.005)
+test_close(float(np.mean(s1.noise.gray)), 0.4, eps=0.005)
+test_close(float(np.mean(big.final.resize_first)), 0.5, eps=0.005)
+test_close(float(np.mean(~np.isnan(big.final.sinc_cutoff))), 0.8, eps=0.005)
+assert np.nanmin(s0.blur.sigma_x) >= 0.2 and np.nanmax(s1.blur.sigma_x) <= 1.5
+assert 50 <= s0.jpeg_quality.min() and s0.jpeg_quality.max() <= 95 and np.isnan(s1.jpeg_quality).all()
+sinc0 = s0.blur.kind == 'sinc'
+small = s0.blur.size[sinc0] < 13
+wcs = s0.blur.cutoff[sinc0]
+assert wcs[small].min() >= PI / 3 and wcs[~small].min() < PI / 3
 
 
 # %% [markdown]
@@ -591,8 +772,6 @@ def quantize(x):
 # The batched twins. Blur runs through the FFT: with reflect padding of `k//2`, the circular convolution of the
 # padded image equals the linear one on the valid region, and a 21×21 kernel on a 512² face costs a few FFTs
 # instead of 441 multiply-adds per pixel. JPEG is written out below.
-
-# %%
 
 # %%
 #| export
@@ -803,8 +982,7 @@ assert (out[0] - two[0]).abs().mean() < (out[1] - two[1]).abs().mean()     # low
 
 # %%
 img = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(0))
-kp = sample('ai6126_2024', np.random.default_rng(2), 2).stages[0]
-ks = make_kernels(kp['blur_kind'], kp['blur_size'], kp['sigma_x'], kp['sigma_y'], kp['theta'], kp['beta'], kp['cutoff'])
+ks = sample('ai6126_2024', np.random.default_rng(2), 2).stages[0].blur.kernels()
 direct = F.conv2d(F.pad(img, (10,) * 4, mode='reflect').view(1, 6, 60, 56), ks.repeat_interleave(3, 0)[:, None], groups=6).view(2, 3, 40, 36)
 test_close(blur_pt(img, ks), direct, eps=1e-5)
 test_eq([_fft_size(n) for n in (530, 523, 64, 127)], [540, 540, 64, 128])
@@ -856,56 +1034,49 @@ def check_hq_size(h: int, w: int, scale: int = 4) -> tuple[int, int]:
     return h // scale, w // scale
 
 
-def stage_kernels(st: dict, device=None) -> torch.Tensor:
-    "(n, pad_to, pad_to) float32 blur kernels of a stage's parameter columns, built on `device`."
-    return make_kernels(st['blur_kind'], st['blur_size'], st['sigma_x'], st['sigma_y'], st['theta'], st['beta'],
-                        st['cutoff'], pad_to=int(st['blur_pad_to'][0]), device=device)
-
-
-def _stage_size(h, w, lq_hw, scale, rel):
-    "Output size of a stage's resize: floor(side·scale) of the input, or of the LQ size."
-    return (int(h * scale), int(w * scale)) if rel == 'input' else (int(lq_hw[0] * scale), int(lq_hw[1] * scale))
+# %%
+test_eq(check_hq_size(512, 512), (128, 128))
+test_fail(lambda: check_hq_size(512, 510), contains='510x512')
 
 
 # %%
 #| export
 def degrade_once_np(img: np.ndarray,  # (H, W, 3) float32 in [0, 1]
-                    st: dict,  # one image's stage parameters (columns of length 1)
+                    stage: StageParams,  # one image's parameters of this order (length 1)
                     lq_hw: tuple[int, int],  # final LQ (height, width)
                     cfg: DegradationConfig,  # for the codecs
                     rng: np.random.Generator,  # noise realisations
                    ) -> np.ndarray:  # (h, w, 3) float32 in [0, 1]
     "One order of degradation on one image: blur → resize → noise → JPEG."
-    if st['blur_kind'][0] != 'none': img = blur_np(img, stage_kernels(st)[0].numpy())
-    s, mode, rel = float(st['resize_scale'][0]), str(st['resize_mode'][0]), str(st['resize_rel'][0])
-    size = _stage_size(*img.shape[:2], lq_hw, s, rel)
-    img = resize_np(img, size, mode, cfg.resize_codec, scale_factor=s if rel == 'input' else None)
-    kind, level, gray = str(st['noise_kind'][0]), float(st['noise_level'][0]), bool(st['noise_gray'][0])
+    if stage.blur.kind[0] != 'none': img = blur_np(img, stage.blur.kernels()[0].numpy())
+    resize = stage.resize
+    scale = float(resize.scale[0])
+    img = resize_np(img, resize.out_size(0, img.shape[:2], lq_hw), str(resize.mode[0]), cfg.resize_codec,
+                    scale_factor=scale if resize.relative_to[0] == 'input' else None)
+    kind, level, gray = str(stage.noise.kind[0]), float(stage.noise.level[0]), bool(stage.noise.gray[0])
     if kind == 'gaussian': img = np.clip(img + gaussian_noise_np(img.shape, level, gray, rng), 0, 1)
     elif kind == 'poisson': img = np.clip(img + poisson_noise_np(img, level, gray, rng), 0, 1)
-    q = float(st['jpeg_quality'][0])
-    if not math.isnan(q): img = _jpeg_np(np.clip(img, 0, 1), q, cfg.jpeg_codec)
+    quality = float(stage.jpeg_quality[0])
+    if not math.isnan(quality): img = _jpeg_np(np.clip(img, 0, 1), quality, cfg.jpeg_codec)
     return img.astype(np.float32)
 
 
-def _jpeg_np(img, q, codec):
-    if codec == 'opencv': return jpeg_opencv(img, q)
+def _jpeg_np(img, quality, codec):
+    if codec == 'opencv': return jpeg_opencv(img, quality)
     t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None]
-    return jpeg_pt(t, torch.tensor([q]))[0].permute(1, 2, 0).numpy()
+    return jpeg_pt(t, torch.tensor([quality]))[0].permute(1, 2, 0).numpy()
 
 
-def _final_np(img, fp, lq_hw, hq_hw, cfg):
-    "The final step of one image: [resize → sinc → JPEG] or [JPEG → resize → sinc], or 2023's via-HQ."
-    if fp['hq_mode'][0]:
-        img = quantize(resize_np(img, hq_hw, str(fp['hq_mode'][0]), cfg.resize_codec))
-        return resize_np(img, lq_hw, 'area', cfg.resize_codec)
-    wc, q = float(fp['sinc_cutoff'][0]), float(fp['jpeg_quality'][0])
-    sinc = None if math.isnan(wc) else make_kernels(['sinc'], fp['sinc_size'], [0], [0], [0], [0], [wc])[0].numpy()
+def _final_np(img, final: FinalParams, lq_hw, hq_hw, cfg):
+    "The final step of one image: [resize → sinc → JPEG] or [JPEG → resize → sinc], after 2023's trip to the HQ size."
+    if final.via_hq[0]: img = quantize(resize_np(img, hq_hw, str(final.via_hq_mode[0]), cfg.resize_codec))
+    cutoff, quality = float(final.sinc_cutoff[0]), float(final.jpeg_quality[0])
+    sinc = None if math.isnan(cutoff) else make_kernels(['sinc'], final.sinc_size, [0], [0], [0], [0], [cutoff])[0].numpy()
     def resize_sinc(x):
-        x = resize_np(x, lq_hw, str(fp['mode'][0]), cfg.resize_codec)
+        x = resize_np(x, lq_hw, str(final.mode[0]), cfg.resize_codec)
         return x if sinc is None else blur_np(x, sinc)
-    def jpeg(x): return x if math.isnan(q) else _jpeg_np(np.clip(x, 0, 1), q, cfg.jpeg_codec)
-    return jpeg(resize_sinc(img)) if fp['resize_first'][0] else resize_sinc(jpeg(img))
+    def jpeg(x): return x if math.isnan(quality) else _jpeg_np(np.clip(x, 0, 1), quality, cfg.jpeg_codec)
+    return jpeg(resize_sinc(img)) if final.resize_first[0] else resize_sinc(jpeg(img))
 
 
 def degrade_image(hq: np.ndarray,  # (H, W, 3) uint8, or float in [0, 1]; H, W divisible by 4
@@ -917,10 +1088,23 @@ def degrade_image(hq: np.ndarray,  # (H, W, 3) uint8, or float in [0, 1]; H, W d
     img = hq.astype(np.float32) / 255.0 if hq.dtype == np.uint8 else hq.astype(np.float32)
     cfg = params.cfg
     lq_hw = check_hq_size(*img.shape[:2], cfg.scale)
-    rng = np.random.default_rng(int(params.seed[0]))
-    for st in params.stages: img = degrade_once_np(img, st, lq_hw, cfg, rng)
+    rng = np.random.default_rng(int(params.noise_seed[0]))
+    for stage in params.stages: img = degrade_once_np(img, stage, lq_hw, cfg, rng)
     img = _final_np(img, params.final, lq_hw, hq.shape[:2], cfg)
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+# %% [markdown]
+# One face through the 2024 preset: a 128×128 face becomes 32×32, and the same parameters give the same bytes.
+
+# %%
+face = test_face(128, 128, 0)
+one = sample('ai6126_2024', np.random.default_rng(4))
+lq = degrade_image(face, one)
+print(one.caption(0), '->', lq.shape, lq.dtype)
+test_eq(lq.shape, (32, 32, 3)); test_eq(lq.tobytes(), degrade_image(face, one).tobytes())
+test_fail(lambda: degrade_image(face, sample('ai6126_2024', np.random.default_rng(4), 2)), contains='one image')
+test_fail(lambda: degrade_image(face[..., 0], one), contains='read_image')
 
 
 # %% [markdown]
@@ -943,9 +1127,6 @@ def _subset(x, mask, fn):
     return out
 
 
-def _cols(d, idx): return {k: v[idx] for k, v in d.items()}
-
-
 def _blur_where(x, mask, make_kernels_fn):
     """Blur the images where `mask` (host bool array) is True with the (B, k, k) kernels `make_kernels_fn()` builds on
     the host for the whole batch (identity where mask is False), called only if some image is blurred. The whole
@@ -964,52 +1145,53 @@ def _resize_batch(x, size, mode, codec, scale_factor=None):
     return torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).to(x.device)
 
 
-def _jpeg_batch(x, q, codec):
+def _jpeg_batch(x, quality, codec):
     "JPEG with per-image quality (host array), torch or OpenCV codec."
     x = x.clamp(0, 1)
-    if codec == 'torch': return jpeg_pt(x, to_device(q, x.device, torch.float32))
-    outs = [jpeg_opencv(im.permute(1, 2, 0).cpu().numpy(), float(qi)) for im, qi in zip(x, q)]
+    if codec == 'torch': return jpeg_pt(x, to_device(quality, x.device, torch.float32))
+    outs = [jpeg_opencv(im.permute(1, 2, 0).cpu().numpy(), float(q)) for im, q in zip(x, quality)]
     return torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).to(x.device)
 
 
 def degrade_once_pt(x: torch.Tensor,  # (B, 3, H, W) float in [0, 1]; the B images share their resize draw
-                    st: dict,  # stage parameter columns of length B
+                    stage: StageParams,  # this order's parameters of the B images
                     lq_hw: tuple[int, int],  # final LQ (height, width)
                     cfg: DegradationConfig,
                     generator: torch.Generator | None = None,  # on x.device
                    ) -> torch.Tensor:  # (B, 3, h, w)
     "One order of degradation on a batch: blur → resize → noise → JPEG."
     dev = x.device
-    x = _blur_where(x, st['blur_kind'] != 'none', lambda: stage_kernels(st))    # kernels built on the host, one copy
-    s, mode, rel = float(st['resize_scale'][0]), str(st['resize_mode'][0]), str(st['resize_rel'][0])
-    size = _stage_size(*x.shape[-2:], lq_hw, s, rel)
-    x = _resize_batch(x, size, mode, cfg.resize_codec, scale_factor=s if rel == 'input' else None)
-    lvl = lambda idx: to_device(st['noise_level'][idx], dev, torch.float32)
-    gray = lambda idx: to_device(st['noise_gray'][idx], dev)
-    x = _subset(x, st['noise_kind'] == 'gaussian',
-                lambda xs, idx: (xs + gaussian_noise_pt(xs, lvl(idx), gray(idx), generator)).clamp(0, 1))
-    x = _subset(x, st['noise_kind'] == 'poisson',
-                lambda xs, idx: (xs + poisson_noise_pt(xs, lvl(idx), gray(idx), generator)).clamp(0, 1))
-    q = st['jpeg_quality']
-    return _subset(x, ~np.isnan(q), lambda xs, idx: _jpeg_batch(xs, q[idx], cfg.jpeg_codec))
+    x = _blur_where(x, stage.blur.kind != 'none', stage.blur.kernels)     # kernels built on the host, one copy
+    resize = stage.resize
+    scale = float(resize.scale[0])
+    x = _resize_batch(x, resize.out_size(0, x.shape[-2:], lq_hw), str(resize.mode[0]), cfg.resize_codec,
+                      scale_factor=scale if resize.relative_to[0] == 'input' else None)
+    noise = stage.noise
+    level = lambda idx: to_device(noise.level[idx], dev, torch.float32)
+    gray = lambda idx: to_device(noise.gray[idx], dev)
+    x = _subset(x, noise.kind == 'gaussian',
+                lambda xs, idx: (xs + gaussian_noise_pt(xs, level(idx), gray(idx), generator)).clamp(0, 1))
+    x = _subset(x, noise.kind == 'poisson',
+                lambda xs, idx: (xs + poisson_noise_pt(xs, level(idx), gray(idx), generator)).clamp(0, 1))
+    quality = stage.jpeg_quality
+    return _subset(x, ~np.isnan(quality), lambda xs, idx: _jpeg_batch(xs, quality[idx], cfg.jpeg_codec))
 
 
-def _final_pt(x, fp, lq_hw, hq_hw, cfg):
-    if fp['hq_mode'][0]:
-        x = quantize(_resize_batch(x, hq_hw, str(fp['hq_mode'][0]), cfg.resize_codec))
-        return _resize_batch(x, lq_hw, 'area', cfg.resize_codec)
-    wc, q = fp['sinc_cutoff'], fp['jpeg_quality']
-    on = ~np.isnan(wc)
-    sinc = lambda: make_kernels(np.where(on, 'sinc', 'none'), fp['sinc_size'], 0, 0, 0, 0, np.nan_to_num(wc))
-    def resize_sinc(xs): return _blur_where(_resize_batch(xs, lq_hw, str(fp['mode'][0]), cfg.resize_codec), on, sinc)
-    def jpeg(xs): return _subset(xs, ~np.isnan(q), lambda xx, idx: _jpeg_batch(xx, q[idx], cfg.jpeg_codec))
-    return jpeg(resize_sinc(x)) if fp['resize_first'][0] else resize_sinc(jpeg(x))
+def _final_pt(x, final: FinalParams, lq_hw, hq_hw, cfg):
+    "The final step of a batch that shares its final resize draw (see _final_np)."
+    if final.via_hq[0]: x = quantize(_resize_batch(x, hq_hw, str(final.via_hq_mode[0]), cfg.resize_codec))
+    cutoff, quality = final.sinc_cutoff, final.jpeg_quality
+    on = ~np.isnan(cutoff)
+    sinc = lambda: make_kernels(np.where(on, 'sinc', 'none'), final.sinc_size, 0, 0, 0, 0, np.nan_to_num(cutoff))
+    def resize_sinc(xs): return _blur_where(_resize_batch(xs, lq_hw, str(final.mode[0]), cfg.resize_codec), on, sinc)
+    def jpeg(xs): return _subset(xs, ~np.isnan(quality), lambda xx, idx: _jpeg_batch(xx, quality[idx], cfg.jpeg_codec))
+    return jpeg(resize_sinc(x)) if final.resize_first[0] else resize_sinc(jpeg(x))
 
 
 def _group_keys(params: DegParams) -> list[tuple]:
     "Per image, the draws that fix its intermediate sizes; images with equal keys are batched together."
-    cols = [s[k] for s in params.stages for k in ('resize_scale', 'resize_mode')]
-    cols += [params.final[k] for k in ('resize_first', 'mode', 'hq_mode')]
+    cols = [c for s in params.stages for c in (s.resize.scale, s.resize.mode)]
+    cols += [params.final.resize_first, params.final.mode, params.final.via_hq_mode]
     return list(zip(*[c.tolist() for c in cols]))
 
 
@@ -1026,7 +1208,7 @@ def degrade_batch(hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device;
     lq_hw = check_hq_size(*hq_hw, cfg.scale)
     def run(x, p):
         x = x.float()
-        for st in p.stages: x = degrade_once_pt(x, st, lq_hw, cfg, generator)
+        for stage in p.stages: x = degrade_once_pt(x, stage, lq_hw, cfg, generator)
         return quantize(_final_pt(x, p.final, lq_hw, hq_hw, cfg))
     groups: dict[tuple, list[int]] = {}
     for i, k in enumerate(_group_keys(params)): groups.setdefault(k, []).append(i)
@@ -1036,6 +1218,18 @@ def degrade_batch(hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device;
         it = to_device(idx, hq.device)
         out[it] = run(hq[it], params[np.asarray(idx)])
     return out
+
+
+# %% [markdown]
+# A batch of four faces, two resize draws (`group=2`), with a seeded noise generator:
+
+# %%
+hq4 = img_to_tensor(np.stack([test_face(64, 64, i) for i in range(4)]))
+p4 = sample('ai6126_2024', np.random.default_rng(3), 4, group=2)
+lq4 = degrade_batch(hq4, p4, torch.Generator().manual_seed(0))
+print(tuple(lq4.shape), lq4.dtype, [p4.caption(i) for i in range(4)])
+test_eq(lq4.shape, (4, 3, 16, 16))
+test_eq(lq4, torch.round(lq4 * 255) / 255)                              # on 8-bit levels
 
 
 # %% [markdown]
@@ -1054,17 +1248,8 @@ def degrade_batch(hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device;
 # and the LQ-vs-LQ PSNR above 45 dB (a ±1-level difference on every pixel would be 48 dB).
 
 # %%
-def test_face(h=128, w=128, seed=0):
-    "A smooth synthetic 'face-like' image with edges and texture, (h, w, 3) uint8."
-    r = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    img = 0.5 + 0.25 * np.sin(6 * xx + r.random() * 3)[..., None] * np.array([1, 0.8, 0.6])
-    img += 0.2 * (((xx - 0.5) ** 2 + (yy - 0.45) ** 2) < 0.08)[..., None] * np.array([0.9, 0.6, 0.5])
-    img += 0.05 * cv2.GaussianBlur(r.standard_normal((h, w, 3)), (0, 0), 1.5)
-    return np.clip(img * 255, 0, 255).astype(np.uint8)
-
 def noiseless(p):
-    for st in p.stages: st['noise_kind'][:] = 'none'
+    for stage in p.stages: stage.noise.kind[:] = 'none'
     return p
 
 for preset in PRESETS:
@@ -1106,248 +1291,8 @@ test_eq(degrade_batch(x4, pp, torch.Generator().manual_seed(1)), degrade_batch(x
 test_fail(lambda: degrade_image(test_face(98, 64), sample('ai6126_2024', np.random.default_rng(0))), contains='64x98')
 test_fail(lambda: degrade_batch(x4, pp[:2]), contains='2 parameter sets')
 
-
-# %% [markdown]
-# ## A degrader for training -
-#
-# `Degrader` is what a training loop calls: HQ batch in, LQ batch out, on the batch's device. It owns its
-# randomness (a numpy generator for the parameters, a torch generator per device for noise) and can save and
-# restore it, so a resumed run draws exactly what the uninterrupted run would have drawn.
-
-# %%
-#| export
-class Degrader:
-    "HQ batch -> LQ batch on any device with a preset; parameters sampled per image, resize draws shared in groups."
-    def __init__(self,
-                 preset: str | DegradationConfig = 'ai6126_2024',  # preset name or config
-                 seed: int = 0,  # seeds both the parameter and the noise generators
-                 group: int | None = 8,  # images sharing resize draws (None: the whole batch, as BasicSR)
-                ):
-        self.cfg, self.seed, self.group = get_preset(preset), seed, group
-        self.rng = np.random.default_rng(seed)
-        self._gens: dict[str, torch.Generator] = {}
-
-    def generator(self, device: torch.device) -> torch.Generator:
-        key = str(torch.device(device))
-        if key not in self._gens:
-            g = torch.Generator(device=device); g.manual_seed(self.seed + 1)
-            self._gens[key] = g
-        return self._gens[key]
-
-    def sample(self, n: int) -> DegParams:
-        return sample(self.cfg, self.rng, n, self.group or n)
-
-    def __call__(self, hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1]
-                ) -> torch.Tensor:  # (B, 3, H/4, W/4) float in [0, 1]
-        return degrade_batch(hq, self.sample(hq.shape[0]), self.generator(hq.device))
-
-    def state_dict(self) -> dict:
-        return {'preset': self.cfg.name, 'rng': self.rng.bit_generator.state,
-                'generators': {k: g.get_state() for k, g in self._gens.items()}}
-
-    def load_state_dict(self, sd: dict) -> None:
-        if sd.get('preset') != self.cfg.name:
-            raise ValueError(f"degrader state is for preset {sd.get('preset')!r}, this degrader uses {self.cfg.name!r}")
-        self.rng.bit_generator.state = sd['rng']
-        for k, st in sd.get('generators', {}).items():
-            if torch.device(k).type == 'cuda' and not torch.cuda.is_available(): continue
-            self.generator(torch.device(k)).set_state(st)
-
-
-# %%
-d1 = Degrader(seed=3, group=2)
-hq4 = img_to_tensor(np.stack([test_face(64, 64, i) for i in range(4)]))
-first = d1(hq4)
-test_eq(first.shape, (4, 3, 16, 16))
-state = d1.state_dict()
-nxt = d1(hq4)
-d2 = Degrader(seed=99, group=2); d2.load_state_dict(state)
-test_eq(d2(hq4), nxt)                                    # resumed generator draws the same next batch
-test_fail(lambda: Degrader('ai6126_2023').load_state_dict(state), contains='ai6126_2024')
-
-
-# %% [markdown]
-# ## Making an LQ set: `blindsr_degrade` -
-#
-# `blindsr_degrade HQ_DIR OUT_DIR --preset ai6126_2024 --seed 0` turns any folder of HQ faces into a val/test-like
-# LQ folder: same stems, PNG, a quarter of the size. Parameters for every image are drawn up front from the seed
-# in name order, so the output does not depend on the number of workers; `degradation.json` beside the images
-# records the preset, the seed and every image's parameters. Re-running with the same preset and seed skips
-# images already written (an interrupted run resumes); a different preset or seed into the same folder is refused
-# unless `--overwrite`.
-
-# %%
-#| export
-def _worker_init():
-    "Each worker process uses one thread (the pool provides the parallelism)."
-    cv2.setNumThreads(1); torch.set_num_threads(1)
-
-
-def _degrade_file(job):
-    src, dst, params = job
-    hq = read_image(src)
-    try: lq = degrade_image(hq, params)
-    except ValueError as e: raise ValueError(f'{src}: {e}') from None
-    write_png(dst, lq)
-    return dst
-
-
-def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), sides divisible by 4
-                   out_dir: PathLike,  # where the LQ PNGs go (created)
-                   preset: str = 'ai6126_2024',
-                   seed: int = 0,
-                   workers: int | None = None,  # processes; default all cores (one process below 48 images)
-                   overwrite: bool = False,  # allow replacing a set made with another preset/seed
-                   progress: bool = True,
-                  ) -> list[Path]:  # the LQ files, in name order
-    "Degrade every image of `hq_dir` into `out_dir` with a preset and seed (resumable, parallel)."
-    from concurrent.futures import ProcessPoolExecutor
-    from tqdm.auto import tqdm
-    cfg = get_preset(preset)
-    files = list_images(hq_dir)
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = out_dir / 'degradation.json'
-    if meta_path.exists() and not overwrite:
-        old = json.loads(meta_path.read_text())
-        if (old.get('preset'), old.get('seed')) != (cfg.name, seed):
-            raise FileExistsError(f"{out_dir} holds LQ made with preset {old.get('preset')!r}, seed {old.get('seed')}; "
-                                  f'use another folder or --overwrite')
-    params = sample(cfg, np.random.default_rng(seed), len(files))
-    recs = params.records()
-    meta = {'preset': cfg.name, 'seed': seed, 'hq_dir': str(Path(hq_dir).resolve()), 'config': asdict(cfg),
-            'images': {f.stem: r for f, r in zip(files, recs)}}
-    meta_path.write_text(json.dumps(meta, indent=1))
-    outs = [out_dir / f'{f.stem}.png' for f in files]
-    todo = [(f, o, params[i]) for i, (f, o) in enumerate(zip(files, outs)) if overwrite or not o.exists()]
-    if workers is None: workers = 1 if len(todo) < 48 else (os.cpu_count() or 1)   # a process costs ~3 s to start
-    workers = max(1, min(workers, len(todo) or 1))
-    bar = dict(total=len(todo), desc=f'degrade ({cfg.name})', unit='img', disable=not progress)
-    if workers == 1:
-        for job in tqdm(todo, **bar): _degrade_file(job)
-    else:
-        import multiprocessing as mp
-        from blindsr import degradation as mod    # fresh (spawned) workers import the job from the package
-        # spawn, not fork: a forked child of a process whose OpenMP/CUDA runtime is initialised can deadlock
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=mod._worker_init) as ex:
-            for _ in tqdm(ex.map(mod._degrade_file, todo, chunksize=4), **bar): pass
-    return outs
-
-
-# %%
-#| export
-def degrade_cli(argv: list[str] | None = None) -> int:
-    "blindsr_degrade HQ_DIR OUT_DIR: make an LQ set (same stems, PNG, 1/4 size) from a folder of HQ faces."
-    ap = argparse.ArgumentParser(prog='blindsr_degrade', description=degrade_cli.__doc__)
-    ap.add_argument('hq_dir'); ap.add_argument('out_dir')
-    ap.add_argument('--preset', default='ai6126_2024', choices=sorted(PRESETS))
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
-    ap.add_argument('--overwrite', action='store_true', help='replace a set made with another preset or seed')
-    a = ap.parse_args(argv)
-    try:
-        outs = degrade_folder(a.hq_dir, a.out_dir, a.preset, a.seed, a.workers, a.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f'blindsr_degrade: error: {e}', file=sys.stderr)
-        return 2
-    print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
-    return 0
-
-
-# %%
-import tempfile
-tmp = Path(tempfile.mkdtemp())
-for i in range(3): write_png(tmp/'hq'/f'{i:05d}.png', test_face(64, 64, i))
-test_eq(degrade_cli([str(tmp/'hq'), str(tmp/'lq'), '--seed', '1', '--workers', '1']), 0)
-lq1 = [read_image(p) for p in list_images(tmp/'lq')]
-test_eq([x.shape for x in lq1], [(16, 16, 3)] * 3)
-meta = json.loads((tmp/'lq'/'degradation.json').read_text())
-test_eq((meta['preset'], meta['seed'], sorted(meta['images'])), ('ai6126_2024', 1, ['00000', '00001', '00002']))
-# same seed in another folder, with 2 worker processes: byte-identical files (the worker processes import this code
-# from the package, so here we call the package's command)
-from blindsr.degradation import degrade_cli as packaged_degrade_cli
-test_eq(packaged_degrade_cli([str(tmp/'hq'), str(tmp/'lq2'), '--seed', '1', '--workers', '2']), 0)
-test_eq([(tmp/'lq'/f).read_bytes() == (tmp/'lq2'/f).read_bytes() for f in ['00000.png', '00001.png', '00002.png']], [True] * 3)
-test_eq(degrade_cli([str(tmp/'hq'), str(tmp/'lq'), '--seed', '2']), 2)        # refuses to mix seeds
-write_png(tmp/'odd'/'x.png', test_face(66, 64))
-test_fail(lambda: degrade_folder(tmp/'odd', tmp/'lq3', progress=False), contains='x.png')
-
-
-# %% [markdown]
-# ## What the presets do to a face -
-#
-# A contact sheet: each column pair is an HQ face and its LQ (nearest-upsampled so pixels show), with the sampled
-# parameters as the caption. On a machine with the FFHQ sample faces (`../shared/data/ffhq200`) the sheet uses
-# them; elsewhere a public-domain portrait that scikit-image ships (the astronaut Eileen Collins).
-
-# %%
-#| export
-def contact_sheet(hqs: Sequence[np.ndarray],  # (H, W, 3) uint8 HQ images
-                  preset: str = 'ai6126_2024',
-                  seed: int = 0,
-                  path: PathLike | None = None,  # also save the figure here
-                 ):
-    "A matplotlib figure of HQ/LQ pairs under `preset`, each captioned with its sampled parameters."
-    import matplotlib.pyplot as plt
-    params = sample(preset, np.random.default_rng(seed), len(hqs))
-    fig, axes = plt.subplots(2, len(hqs), figsize=(3.2 * len(hqs), 7.2), squeeze=False)
-    for i, hq in enumerate(hqs):
-        lq = degrade_image(hq, params[i])
-        axes[0, i].imshow(hq); axes[1, i].imshow(lq, interpolation='nearest')
-        axes[0, i].set_title(f'HQ {hq.shape[1]}×{hq.shape[0]}', fontsize=8)
-        cap = params.caption(i)
-        axes[1, i].set_title('\n'.join(cap[j:j + 38] for j in range(0, len(cap), 38)), fontsize=7)
-        for a in axes[:, i]: a.axis('off')
-    fig.suptitle(f'{preset} (seed {seed}): HQ (top) and LQ (bottom)', fontsize=10)
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=80)
-    return fig
-
-
-# %%
-faces = sample_faces(4, 256 if os.environ.get('IN_TEST') else 512)
-for name in PRESETS:
-    contact_sheet(faces, name, seed=0)
-
 # %% [markdown]
 # ## Speed -
 #
 # How fast each backend degrades is measured in `08_bench` (`bench_cpu_degradation`, `bench_degradation`;
 # `blindsr_bench speed --parts degradation`), with the numbers it found.
-
-# %% [markdown]
-# ## Against LQ that nobody here made -
-#
-# The real test of a preset: degrade the 200 FFHQ faces of `../shared/data/ffhq200/gt` and compare with LQ made
-# by others from the same faces — the organisers' own 2023 LQ, and the reference 2024 LQ made by BasicSR's and
-# Real-ESRGAN's code. `../shared/tools/lq_fidelity.py` compares seven per-image statistics by the two-sample
-# Kolmogorov–Smirnov distance; a preset passes when every distance is under the critical value (0.168 for 200 vs
-# 200). Measured on 2026-11-27 (`blindsr_degrade ../shared/data/ffhq200/gt OUT --preset P --seed S`, then
-# `python ../shared/tools/lq_fidelity.py GT OUT REF`):
-#
-# | preset vs reference | seed | bicubic PSNR ours / theirs | worst KS (statistic) | verdict |
-# |---|---|---|---|---|
-# | `ai6126_2024` vs `lq2024-ref` | 0 | 26.06 / 25.99 dB | 0.110 (sharpness) | pass |
-# | `ai6126_2023` vs `lq2023` | 0 | 27.32 / 27.06 dB | 0.160 (bias) | pass |
-# | `ai6126_2023` vs `lq2023` | 1 | 26.83 / 27.06 dB | 0.130 (psnr_lr) | pass |
-# | `ai6126_2023` vs `lq2023` | 2 | 27.05 / 27.06 dB | 0.135 (chroma_corr) | pass |
-# | `ai6126_2023`, scale uniform in 1/s instead of s | 1 | 24.64 / 27.06 dB | 0.460 | fail |
-# | `ai6126_2024` through `Degrader` (torch backend, groups of 8) | 0 | | 0.165 (psnr_lr) | pass |
-# | `ai6126_2024` through `Degrader` (torch backend, groups of 8) | 1 | | 0.095 (psnr_lr) | pass |
-# | `ai6126_2024` through `degrade_batch`, one resize draw per batch of 16 (the trainer's setting) | 0 | | 0.160 (psnr_lr) | pass |
-# | the same | 1 | | 0.130 (sharpness) | pass |
-#
-# The cell below repeats the check where the faces are present (it is `slow`: about a minute).
-
-# %%
-#| slow
-import subprocess
-ffhq = next((Path(r) for r in ['../shared/data/ffhq200', '../../shared/data/ffhq200'] if Path(r, 'gt').is_dir()), None)
-if ffhq is not None:
-    tool = ffhq.parent.parent / 'tools' / 'lq_fidelity.py'
-    for preset, ref in [('ai6126_2024', 'lq2024-ref'), ('ai6126_2023', 'lq2023')]:
-        out = Path(tempfile.mkdtemp()) / preset
-        degrade_folder(ffhq / 'gt', out, preset, seed=0, progress=False)
-        res = json.loads(subprocess.run([sys.executable, str(tool), str(ffhq / 'gt'), str(out), str(ffhq / ref)],
-                                        capture_output=True, text=True, check=True).stdout)
-        print(preset, 'vs', ref, {k: v['ks'] for k, v in res['stats'].items()}, 'passed:', res['passed'])
-        assert res['passed'], res

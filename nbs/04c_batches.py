@@ -376,7 +376,7 @@ for i in range(4): print(f'face {d.faces[i]:2d}', 'flipped' if d.flipped[i] else
 # the intermediate sizes) varies within a batch; with `degrade_mix=1` a batch shares one draw:
 
 # %%
-def first_resizes(draws): return {float(p.stages[0]['resize_scale'][0]) for p in draws.params}
+def first_resizes(draws): return {float(p.stages[0].resize.scale[0]) for p in draws.params}
 
 want = faces.images[d.faces].float().div(255)
 test_eq(hq, torch.where(torch.as_tensor(d.flipped).view(-1, 1, 1, 1), want.flip(-1), want))

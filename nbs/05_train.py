@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from blindsr.core import PathLike, seed_everything
 from blindsr.data import HQFaces, PairedFaces, find_data, holdout_split
-from blindsr.degradation import degrade_folder, get_preset
+from blindsr.degradation import get_preset
+from blindsr.lqset import degrade_folder
 from blindsr.checkpoint import (BEST_WEIGHTS, FINAL_WEIGHTS, LAST_CHECKPOINT, CheckpointError, export_weights,
                                 load_checkpoint, read_training_checkpoint, save_checkpoint)
 from blindsr.metrics import bicubic_psnr, psnr_tensor

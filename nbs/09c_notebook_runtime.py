@@ -208,7 +208,7 @@ def make_smoke_data(root: Path | str,  # created; holds train/GT, val/GT, val/LQ
     "Write a miniature course data set of generated faces; returns its DataPaths."
     from blindsr.samples import synthetic_faces
     from blindsr.data import DataPaths
-    from blindsr.degradation import degrade_folder
+    from blindsr.lqset import degrade_folder
     root = Path(root)
     synthetic_faces(root / 'train' / 'GT', n_train, size, seed)
     synthetic_faces(root / 'val' / 'GT', n_val, size, seed + 1)

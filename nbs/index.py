@@ -42,7 +42,7 @@
 #
 # | step | command | module |
 # |---|---|---|
-# | make LQ like the organisers' | `blindsr_degrade HQ_DIR OUT_DIR --preset ai6126_2024 --seed 0` | `blindsr.degradation` |
+# | make LQ like the organisers' | `blindsr_degrade HQ_DIR OUT_DIR --preset ai6126_2024 --seed 0` | `blindsr.lqset` |
 # | does my LQ match theirs? | `blindsr_compare_lq OURS THEIRS [--gt GT]` | `blindsr.compare_lq` |
 # | train | `blindsr_train --train-hq train/GT --val-gt val/GT --val-lq val/LQ --time-budget-min 600` | `blindsr.train` |
 # | restore | `blindsr_restore IN OUT --ckpt runs/blindsr/best.pt [--tta flip]` | `blindsr.inference` |
@@ -57,8 +57,8 @@
 # course numbers and the DiffJPEG mathematics), `ai6126_2023` (single order, OpenCV JPEG), `seed_report_2024`, and
 # `bicubic` (classical ×4, for sanity checks). Held against LQ that nobody here made
 # (`../shared/tools/lq_fidelity.py`, 200 FFHQ faces, seven statistics by Kolmogorov–Smirnov distance, pass < 0.168):
-# `ai6126_2024` vs the BasicSR/Real-ESRGAN reference LQ, worst 0.110; `ai6126_2023` vs the organisers' own 2023 LQ,
-# worst 0.160 (0.130 and 0.135 with seeds 1 and 2).
+# `ai6126_2024` vs the BasicSR/Real-ESRGAN reference LQ, worst 0.100 (seeds 0 and 1); `ai6126_2023` vs the
+# organisers' own 2023 LQ, worst 0.075 (0.145 and 0.110 with seeds 1 and 2).
 #
 # Generators (`blindsr.models.GENERATORS`, all under the cap, BasicSR argument names, any input size):
 #

@@ -22,6 +22,21 @@ def test_degrade_cli_writes_lq_and_json(tmp_path):
     assert all(Image.open(tmp_path / 'lq' / f).size == (20, 16) for f in outs)
     meta = json.loads((tmp_path / 'lq' / 'degradation.json').read_text())
     assert meta['preset'] == 'ai6126_2023' and meta['seed'] == 0 and len(meta['images']) == 4
+    assert set(meta['images']['gray']) == {'hq', 'hq_sha256', 'params'} and meta['images']['gray']['hq'] == 'gray.jpg'
+
+
+def test_degrade_cli_refuses_a_resume_from_changed_faces(tmp_path):
+    "Rerunning into a set whose HQ face changed is refused on one line that names the folder and the face."
+    rng = np.random.default_rng(0)
+    (tmp_path / 'hq').mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / 'hq' / f'{i:05d}.png')
+    cmd = ['blindsr_degrade', tmp_path / 'hq', tmp_path / 'lq', '--preset', 'bicubic', '--workers', '1']
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / 'hq' / '00001.png')
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert str(tmp_path / 'lq') in r.stderr and '00001' in r.stderr and '--overwrite' in r.stderr
 
 
 def test_degrade_cli_names_bad_inputs(tmp_path):
