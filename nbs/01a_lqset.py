@@ -13,7 +13,6 @@ import argparse
 import hashlib
 import json
 import os
-import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from blindsr.cli import check_output_dir, run_cli
 from blindsr.core import PathLike, list_images, read_image, write_png
 from blindsr.degradation import PRESETS, DegParams, DegradationConfig, degrade_image, get_preset, sample
 
@@ -30,6 +30,7 @@ from blindsr.degradation import PRESETS, DegParams, DegradationConfig, degrade_i
 #| hide
 import shutil
 import subprocess
+import sys
 import tempfile
 
 from fastcore.test import test_eq, test_fail, test_ne
@@ -188,6 +189,8 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
     from tqdm.auto import tqdm
     cfg = get_preset(preset)
     files = _unique_stems(list_images(hq_dir), hq_dir)
+    if Path(out_dir).resolve() == Path(hq_dir).resolve():
+        raise ValueError(f'the LQ folder {out_dir} is the HQ folder: the LQ would replace the faces; choose another folder')
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     meta_path = out_dir / 'degradation.json'
     outs = {stem: out_dir / f'{stem}.png' for stem in files}
@@ -235,13 +238,11 @@ def degrade_cli(argv: list[str] | None = None) -> int:
     ap.add_argument('--overwrite', action='store_true',
                     help='remake OUT_DIR when it was made with another preset or seed, or from other faces')
     a = ap.parse_args(argv)
-    try:
+    def body():
+        check_output_dir(a.out_dir, [a.hq_dir], flag='OUT_DIR')     # never into, around or inside the HQ folder
         outs = degrade_folder(a.hq_dir, a.out_dir, a.preset, a.seed, a.workers, a.overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f'blindsr_degrade: error: {e}', file=sys.stderr)
-        return 2
-    print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
-    return 0
+        print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
+    return run_cli('blindsr_degrade', body)
 
 
 # %% [markdown]
@@ -301,6 +302,8 @@ shutil.copyfile(tmp/'hq'/'00001.png', tmp/'hq_changed'/'00001.jpg')             
 test_fail(lambda: degrade_folder(tmp/'hq_changed', tmp/'elsewhere', progress=False), contains='00001.jpg and 00001.png')
 write_png(tmp/'foreign'/'00000.png', np.zeros((16, 16, 3), np.uint8))           # LQ nobody recorded
 test_fail(lambda: degrade_folder(tmp/'hq', tmp/'foreign', progress=False), contains='no degradation.json')
+test_fail(lambda: degrade_folder(tmp/'hq', tmp/'hq', overwrite=True, progress=False), contains='is the HQ folder')
+test_eq(degrade_cli([str(tmp/'hq'), str(tmp/'hq'/'lq')]), 2)                                  # inside the HQ folder
 write_png(tmp/'odd'/'x.png', np.zeros((66, 64, 3), np.uint8))
 test_fail(lambda: degrade_folder(tmp/'odd', tmp/'lq3', progress=False), contains='x.png')
 
