@@ -23,8 +23,8 @@ from .core import PathLike
 
 # %% auto #0
 __all__ = ['positive_int', 'non_negative_int', 'positive_float', 'non_negative_float', 'finite_float', 'USER_ERRORS', 'FieldDoc',
-           'field_docs', 'names_in', 'parse_value', 'add_config_args', 'UserError', 'check_output_dir', 'error_line',
-           'run_cli']
+           'field_docs', 'names_in', 'parse_value', 'add_config_args', 'UserError', 'manifest_path', 'read_manifest',
+           'write_manifest', 'check_output_path', 'check_output_dir', 'error_line', 'run_cli']
 
 # %% ../nbs/00c_cli.ipynb #64c633e5
 @dataclass(frozen=True)
@@ -166,40 +166,76 @@ def add_config_args(parser: argparse.ArgumentParser,
                            metavar=ann.split('|')[0].strip().upper())
     return groups
 
-# %% ../nbs/00c_cli.ipynb #01f5074a
+# %% ../nbs/00c_cli.ipynb #34597edc
 class UserError(ValueError):
     "A mistake in what the user asked for; the message names the flag or file and says what to do."
 
 
 def _inside(a: Path, b: Path) -> bool:
-    "Is `a` the folder `b` or inside it?"
+    "Is `a` the path `b` or inside it?"
     try: a.relative_to(b); return True
     except ValueError: return False
 
 
-def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
-                     inputs: Sequence[PathLike],  # the command's input files and folders
-                     will_write: Iterable[str] = (),  # the file names the command will write into `out`
-                     own: Callable[[Path], bool] | None = None,  # is an existing file the command's own (safe to replace)?
-                     overwrite: bool = False,  # the user passed --overwrite
-                     flag: str = 'OUT',  # how the command names the output, for the message
-                    ) -> Path:  # `out`, resolved
-    "Refuse an output folder that is/contains/lies inside an input, is a file, or holds files the command would clobber."
+def manifest_path(out: PathLike, command: str) -> Path:
+    "Where `command` keeps the list of the files it wrote in the folder `out`."
+    return Path(out) / f'.blindsr-{command}.json'
+
+
+def read_manifest(out: PathLike, command: str) -> dict:
+    "The manifest `command` left in `out` ({'files': []} when there is none or it is unreadable)."
+    try: m = json.loads(manifest_path(out, command).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return {'files': []}
+    return m if isinstance(m, dict) and isinstance(m.get('files'), list) else {'files': []}
+
+
+def write_manifest(out: PathLike, command: str, files: Iterable[str], **info) -> Path:
+    "Record (atomically) that `command` wrote `files` (names inside `out`), with any extra JSON-able `info`."
+    path = manifest_path(out, command)
+    data = {**read_manifest(out, command), **info}
+    data['files'] = sorted(set(data['files']) | {Path(f).name for f in files})
+    tmp_path = path.with_name(path.name + f'.{os.getpid()}.tmp')
+    tmp_path.write_text(json.dumps(data, indent=1), encoding='utf-8')
+    os.replace(tmp_path, path)
+    return path
+
+
+def check_output_path(out: PathLike,  # an output file or folder (it may not exist yet)
+                      inputs: Sequence[PathLike],  # the command's input files and folders
+                      flag: str = 'OUT',  # how the command names the output, for the message
+                     ) -> Path:  # `out`, resolved
+    "Refuse an output that is an input, contains one or lies inside an input folder."
     out_r = Path(out).expanduser().resolve()
     for i in inputs:
         i_r = Path(i).expanduser().resolve()
-        if _inside(out_r, i_r if i_r.is_dir() else i_r.parent if out_r == i_r.parent else i_r) or _inside(i_r, out_r):
-            what = 'is' if out_r == i_r else 'lies inside' if _inside(out_r, i_r) else 'contains'
-            raise UserError(f'{flag} {out} {what} the input {i}: the outputs would overwrite or mix with the inputs; '
-                            'choose an output folder outside the inputs')
+        if out_r == i_r: what = 'is'
+        elif i_r.is_dir() and _inside(out_r, i_r): what = 'lies inside'
+        elif _inside(i_r, out_r): what = 'contains'
+        else: continue
+        raise UserError(f'{flag} {out} {what} the input {i}: the outputs would overwrite or mix with the inputs; '
+                        'choose an output outside the inputs')
+    return out_r
+
+
+def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
+                     inputs: Sequence[PathLike],  # the command's input files and folders
+                     command: str | None = None,  # the command's manifest name: files it lists are its own
+                     own: Callable[[Path], bool] | None = None,  # or: is an existing file the command's own?
+                     overwrite: bool = False,  # the user passed --overwrite
+                     flag: str = 'OUT',  # how the command names the output, for the message
+                    ) -> Path:  # `out`, resolved
+    "Refuse an output folder that is/contains/lies inside an input, is a file, or holds files the command did not write."
+    out_r = check_output_path(out, inputs, flag)
     if out_r.exists() and not out_r.is_dir():
         raise UserError(f'{flag} {out} is a file, not a folder; give a folder (it is created if missing)')
-    if out_r.is_dir():
-        clash = [n for n in will_write if (out_r / n).exists() and not (own and own(out_r / n))]
-        if clash and not overwrite:
-            raise UserError(f'{flag} {out} already holds {len(clash)} file(s) this command would replace '
-                            f'({", ".join(sorted(clash)[:5])}{" …" if len(clash) > 5 else ""}); choose an empty folder, '
-                            'or pass --overwrite to replace them')
+    if out_r.is_dir() and not overwrite:
+        listed = set(read_manifest(out_r, command)['files']) if command else set()
+        mine = {manifest_path(out_r, command).name} if command else set()
+        foreign = sorted(p.name for p in out_r.iterdir() if p.name not in listed | mine and not (own and own(p)))
+        if foreign:
+            raise UserError(f'{flag} {out} already holds {len(foreign)} file(s) this command did not write '
+                            f'({", ".join(foreign[:5])}{" …" if len(foreign) > 5 else ""}); choose an empty or new '
+                            'folder, or pass --overwrite to write into it (only the names it writes are replaced)')
     return out_r
 
 # %% ../nbs/00c_cli.ipynb #fe2b92bb

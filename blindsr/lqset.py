@@ -23,7 +23,8 @@ from .core import PathLike, list_images, read_image, write_png
 from .degradation import PRESETS, DegParams, DegradationConfig, degrade_image, get_preset, sample
 
 # %% auto #0
-__all__ = ['LQSET_FORMAT', 'stem_seed', 'face_params', 'file_sha256', 'degrade_folder', 'degrade_cli', 'contact_sheet']
+__all__ = ['LQSET_FORMAT', 'stem_seed', 'face_params', 'file_sha256', 'degrade_folder', 'lqset_files', 'degrade_cli',
+           'contact_sheet']
 
 # %% ../nbs/01a_lqset.ipynb #4f4ecf9a
 def stem_seed(stem: str,  # a file stem, e.g. '00042'
@@ -164,7 +165,14 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
             for _ in tqdm(ex.map(mod._degrade_file, todo, chunksize=4), **bar): pass
     return [outs[s] for s in sorted(outs)]
 
-# %% ../nbs/01a_lqset.ipynb #f1781e41
+# %% ../nbs/01a_lqset.ipynb #f508fa40
+def lqset_files(out_dir: PathLike) -> set[str]:
+    "The file names an earlier blindsr_degrade wrote in `out_dir` (degradation.json and the LQ of its recorded stems)."
+    try: meta = json.loads((Path(out_dir) / 'degradation.json').read_text())
+    except (OSError, ValueError): return set()
+    return {'degradation.json'} | {f'{stem}.png' for stem in (meta.get('images') or {})}
+
+
 def degrade_cli(argv: list[str] | None = None) -> int:
     "blindsr_degrade HQ_DIR OUT_DIR: make an LQ set (same stems, PNG, 1/4 size) from a folder of HQ faces."
     ap = argparse.ArgumentParser(prog='blindsr_degrade', description=degrade_cli.__doc__,
@@ -178,7 +186,8 @@ def degrade_cli(argv: list[str] | None = None) -> int:
                     help='remake OUT_DIR when it was made with another preset or seed, or from other faces')
     a = ap.parse_args(argv)
     def body():
-        check_output_dir(a.out_dir, [a.hq_dir], flag='OUT_DIR')     # never into, around or inside the HQ folder
+        recorded = lqset_files(a.out_dir)              # what an earlier run wrote there: a rerun resumes it
+        check_output_dir(a.out_dir, [a.hq_dir], own=lambda p: p.name in recorded, overwrite=a.overwrite, flag='OUT_DIR')
         outs = degrade_folder(a.hq_dir, a.out_dir, a.preset, a.seed, a.workers, a.overwrite)
         print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
     return run_cli('blindsr_degrade', body)

@@ -296,8 +296,11 @@ test_fail(lambda: parse_value('dict', '[1, 2]'), contains='expected a JSON objec
 # The rule for every command that writes a folder: the output may not be an input, contain one, or lie inside one
 # (restoring `val/LQ` into `val/GT` would overwrite the ground truth and score it against itself), and an output
 # folder that already holds files the command did not write is refused unless the user passes `--overwrite` — and
-# then only the names the command writes are replaced. `written` says which existing files are the command's own
-# (e.g. its outputs of an earlier, interrupted run with the same inputs).
+# then only the names the command writes are replaced; nothing else in the folder is touched.
+#
+# Which files did the command write? Each command that writes a folder leaves a small manifest in it,
+# `.blindsr-<command>.json`, listing the files it wrote (and whatever it needs to know on a rerun). Files listed
+# there are its own: a rerun may replace them without `--overwrite`. Any other file makes the folder "not ours".
 
 # %%
 #| export
@@ -306,48 +309,89 @@ class UserError(ValueError):
 
 
 def _inside(a: Path, b: Path) -> bool:
-    "Is `a` the folder `b` or inside it?"
+    "Is `a` the path `b` or inside it?"
     try: a.relative_to(b); return True
     except ValueError: return False
 
 
-def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
-                     inputs: Sequence[PathLike],  # the command's input files and folders
-                     will_write: Iterable[str] = (),  # the file names the command will write into `out`
-                     own: Callable[[Path], bool] | None = None,  # is an existing file the command's own (safe to replace)?
-                     overwrite: bool = False,  # the user passed --overwrite
-                     flag: str = 'OUT',  # how the command names the output, for the message
-                    ) -> Path:  # `out`, resolved
-    "Refuse an output folder that is/contains/lies inside an input, is a file, or holds files the command would clobber."
+def manifest_path(out: PathLike, command: str) -> Path:
+    "Where `command` keeps the list of the files it wrote in the folder `out`."
+    return Path(out) / f'.blindsr-{command}.json'
+
+
+def read_manifest(out: PathLike, command: str) -> dict:
+    "The manifest `command` left in `out` ({'files': []} when there is none or it is unreadable)."
+    try: m = json.loads(manifest_path(out, command).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return {'files': []}
+    return m if isinstance(m, dict) and isinstance(m.get('files'), list) else {'files': []}
+
+
+def write_manifest(out: PathLike, command: str, files: Iterable[str], **info) -> Path:
+    "Record (atomically) that `command` wrote `files` (names inside `out`), with any extra JSON-able `info`."
+    path = manifest_path(out, command)
+    data = {**read_manifest(out, command), **info}
+    data['files'] = sorted(set(data['files']) | {Path(f).name for f in files})
+    tmp_path = path.with_name(path.name + f'.{os.getpid()}.tmp')
+    tmp_path.write_text(json.dumps(data, indent=1), encoding='utf-8')
+    os.replace(tmp_path, path)
+    return path
+
+
+def check_output_path(out: PathLike,  # an output file or folder (it may not exist yet)
+                      inputs: Sequence[PathLike],  # the command's input files and folders
+                      flag: str = 'OUT',  # how the command names the output, for the message
+                     ) -> Path:  # `out`, resolved
+    "Refuse an output that is an input, contains one or lies inside an input folder."
     out_r = Path(out).expanduser().resolve()
     for i in inputs:
         i_r = Path(i).expanduser().resolve()
-        if _inside(out_r, i_r if i_r.is_dir() else i_r.parent if out_r == i_r.parent else i_r) or _inside(i_r, out_r):
-            what = 'is' if out_r == i_r else 'lies inside' if _inside(out_r, i_r) else 'contains'
-            raise UserError(f'{flag} {out} {what} the input {i}: the outputs would overwrite or mix with the inputs; '
-                            'choose an output folder outside the inputs')
+        if out_r == i_r: what = 'is'
+        elif i_r.is_dir() and _inside(out_r, i_r): what = 'lies inside'
+        elif _inside(i_r, out_r): what = 'contains'
+        else: continue
+        raise UserError(f'{flag} {out} {what} the input {i}: the outputs would overwrite or mix with the inputs; '
+                        'choose an output outside the inputs')
+    return out_r
+
+
+def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
+                     inputs: Sequence[PathLike],  # the command's input files and folders
+                     command: str | None = None,  # the command's manifest name: files it lists are its own
+                     own: Callable[[Path], bool] | None = None,  # or: is an existing file the command's own?
+                     overwrite: bool = False,  # the user passed --overwrite
+                     flag: str = 'OUT',  # how the command names the output, for the message
+                    ) -> Path:  # `out`, resolved
+    "Refuse an output folder that is/contains/lies inside an input, is a file, or holds files the command did not write."
+    out_r = check_output_path(out, inputs, flag)
     if out_r.exists() and not out_r.is_dir():
         raise UserError(f'{flag} {out} is a file, not a folder; give a folder (it is created if missing)')
-    if out_r.is_dir():
-        clash = [n for n in will_write if (out_r / n).exists() and not (own and own(out_r / n))]
-        if clash and not overwrite:
-            raise UserError(f'{flag} {out} already holds {len(clash)} file(s) this command would replace '
-                            f'({", ".join(sorted(clash)[:5])}{" …" if len(clash) > 5 else ""}); choose an empty folder, '
-                            'or pass --overwrite to replace them')
+    if out_r.is_dir() and not overwrite:
+        listed = set(read_manifest(out_r, command)['files']) if command else set()
+        mine = {manifest_path(out_r, command).name} if command else set()
+        foreign = sorted(p.name for p in out_r.iterdir() if p.name not in listed | mine and not (own and own(p)))
+        if foreign:
+            raise UserError(f'{flag} {out} already holds {len(foreign)} file(s) this command did not write '
+                            f'({", ".join(foreign[:5])}{" …" if len(foreign) > 5 else ""}); choose an empty or new '
+                            'folder, or pass --overwrite to write into it (only the names it writes are replaced)')
     return out_r
 
 
 # %%
-for d in ('lq', 'gt', 'out/old'): (tmp/d).mkdir(parents=True, exist_ok=True)
+for d in ('lq', 'gt', 'out'): (tmp/d).mkdir(parents=True, exist_ok=True)
 (tmp/'gt'/'00000.png').write_bytes(b'gt'); (tmp/'out'/'00000.png').write_bytes(b'old')
 test_fail(lambda: check_output_dir(tmp/'gt', [tmp/'lq', tmp/'gt']), contains='is the input')
 test_fail(lambda: check_output_dir(tmp/'gt'/'sr', [tmp/'lq', tmp/'gt']), contains='lies inside the input')
 test_fail(lambda: check_output_dir(tmp, [tmp/'lq']), contains='contains the input')
 test_fail(lambda: check_output_dir(tmp/'gt'/'00000.png', [tmp/'lq']), contains='is a file, not a folder')
-test_fail(lambda: check_output_dir(tmp/'out', [tmp/'lq'], ['00000.png']), contains='pass --overwrite')
-test_eq(check_output_dir(tmp/'out', [tmp/'lq'], ['00000.png'], overwrite=True), (tmp/'out').resolve())
-test_eq(check_output_dir(tmp/'out', [tmp/'lq'], ['00000.png'], own=lambda p: p.read_bytes() == b'old'), (tmp/'out').resolve())
-test_eq(check_output_dir(tmp/'new', [tmp/'lq'], ['00000.png']), (tmp/'new').resolve())
+test_fail(lambda: check_output_dir(tmp/'out', [tmp/'lq'], 'restore'), contains='did not write (00000.png)')
+test_eq(check_output_dir(tmp/'out', [tmp/'lq'], 'restore', overwrite=True), (tmp/'out').resolve())
+write_manifest(tmp/'out', 'restore', ['00000.png'], weights='w.pt')           # what a run of the command leaves
+test_eq(check_output_dir(tmp/'out', [tmp/'lq'], 'restore'), (tmp/'out').resolve())   # a rerun may replace its own
+test_eq(read_manifest(tmp/'out', 'restore'), {'files': ['00000.png'], 'weights': 'w.pt'})
+(tmp/'out'/'notes.txt').write_text('mine')
+test_fail(lambda: check_output_dir(tmp/'out', [tmp/'lq'], 'restore'), contains='notes.txt')
+test_eq(check_output_dir(tmp/'new', [tmp/'lq'], 'restore'), (tmp/'new').resolve())
+test_fail(lambda: check_output_path(tmp/'lq'/'scores.csv', [tmp/'lq']), contains='lies inside the input')
 test_eq((tmp/'gt'/'00000.png').read_bytes(), b'gt')                                  # nothing was touched
 
 # %% [markdown]

@@ -226,6 +226,13 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
 
 # %%
 #| export
+def lqset_files(out_dir: PathLike) -> set[str]:
+    "The file names an earlier blindsr_degrade wrote in `out_dir` (degradation.json and the LQ of its recorded stems)."
+    try: meta = json.loads((Path(out_dir) / 'degradation.json').read_text())
+    except (OSError, ValueError): return set()
+    return {'degradation.json'} | {f'{stem}.png' for stem in (meta.get('images') or {})}
+
+
 def degrade_cli(argv: list[str] | None = None) -> int:
     "blindsr_degrade HQ_DIR OUT_DIR: make an LQ set (same stems, PNG, 1/4 size) from a folder of HQ faces."
     ap = argparse.ArgumentParser(prog='blindsr_degrade', description=degrade_cli.__doc__,
@@ -239,7 +246,8 @@ def degrade_cli(argv: list[str] | None = None) -> int:
                     help='remake OUT_DIR when it was made with another preset or seed, or from other faces')
     a = ap.parse_args(argv)
     def body():
-        check_output_dir(a.out_dir, [a.hq_dir], flag='OUT_DIR')     # never into, around or inside the HQ folder
+        recorded = lqset_files(a.out_dir)              # what an earlier run wrote there: a rerun resumes it
+        check_output_dir(a.out_dir, [a.hq_dir], own=lambda p: p.name in recorded, overwrite=a.overwrite, flag='OUT_DIR')
         outs = degrade_folder(a.hq_dir, a.out_dir, a.preset, a.seed, a.workers, a.overwrite)
         print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
     return run_cli('blindsr_degrade', body)
