@@ -22,9 +22,11 @@ from typing import Any, Callable, Iterable, Sequence
 from .core import PathLike
 
 # %% auto #0
-__all__ = ['positive_int', 'non_negative_int', 'positive_float', 'non_negative_float', 'finite_float', 'USER_ERRORS', 'FieldDoc',
-           'field_docs', 'names_in', 'parse_value', 'add_config_args', 'UserError', 'manifest_path', 'read_manifest',
-           'write_manifest', 'check_output_path', 'check_output_dir', 'error_line', 'run_cli']
+__all__ = ['positive_int', 'non_negative_int', 'positive_float', 'non_negative_float', 'finite_float', 'USER_ERRORS',
+           'probability', 'json_object', 'FieldDoc', 'field_docs', 'names_in', 'parse_value', 'add_config_args',
+           'UserError', 'manifest_path', 'read_manifest', 'write_manifest', 'check_output_path', 'check_output_dir',
+           'error_line', 'run_cli', 'check_writable', 'check_output_file', 'HelpFormatter', 'examples',
+           'is_matplotlib_png']
 
 # %% ../nbs/00c_cli.ipynb #64c633e5
 @dataclass(frozen=True)
@@ -266,3 +268,76 @@ def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
     except errors as e:
         print(f'{prog}: error: {error_line(e)}', file=sys.stderr)
         return 2
+
+# %% ../nbs/00c_cli.ipynb #fd1c65f8
+def check_writable(folder: PathLike,  # a folder the command will create files in (it may not exist yet)
+                   flag: str = 'OUT',  # how the command names the output, for the message
+                  ) -> Path:  # `folder`, absolute
+    "Refuse an output folder that cannot be written: it, or its nearest existing parent, must be a folder we may write."
+    p = Path(folder).expanduser().absolute()
+    q = p
+    while not q.exists() and q.parent != q: q = q.parent
+    if not q.is_dir():
+        raise UserError(f'{flag} {folder}: {q} is a file, not a folder; choose another place for the output')
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise UserError(f'{flag} {folder} cannot be written ({q} is read-only for this user); choose a folder you can '
+                        'write to (on Kaggle: under /kaggle/working)')
+    return p
+
+
+def check_output_file(out: PathLike,  # an output file (it may not exist yet)
+                      inputs: Sequence[PathLike],  # the command's input files and folders
+                      flag: str = 'OUT',  # how the command names the output, for the message
+                      own: Callable[[Path], bool] | None = None,  # is an existing file at `out` one this command wrote?
+                      overwrite: bool | None = None,  # the user passed --overwrite (None: the command has no such flag)
+                     ) -> Path:  # `out`, resolved
+    "Refuse an output file that is/contains/lies inside an input, is a folder, cannot be written, or is a user's file."
+    out_r = check_output_path(out, inputs, flag)
+    if out_r.is_dir(): raise UserError(f'{flag} {out} is a folder; give a file name (e.g. {Path(out) / "out"}…)')
+    check_writable(out_r.parent, flag)
+    if out_r.exists() and own is not None and not overwrite and not own(out_r):
+        how = 'pass --overwrite to replace it' if overwrite is not None else 'delete it first'
+        raise UserError(f'{flag} {out} already exists and was not written by this command; choose another name, or {how}')
+    return out_r
+
+# %% ../nbs/00c_cli.ipynb #d0c9ab72
+def _open_unit(text: str) -> float:
+    try: v = float(text)
+    except ValueError: v = math.nan
+    if not 0 < v < 1: raise argparse.ArgumentTypeError(f'expected a number between 0 and 1 (exclusive), got {text!r}')
+    return v
+
+
+probability = _open_unit               # argparse type: a float in (0, 1)
+probability.__name__ = 'a number between 0 and 1'
+json_object = _flag_type('dict')       # argparse type: a JSON object, e.g. '{"num_block": 24}'
+json_object.__name__ = 'JSON object'
+
+# %% ../nbs/00c_cli.ipynb #eecebdce
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    "argparse help that keeps the description's and epilog's line breaks, with room for long flag names."
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 30, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, width or min(110, max(60, _columns())))
+
+
+def _columns() -> int:
+    import shutil
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def examples(*items: tuple[str, str],  # (what it does, the command line)
+             note: str = '',  # a paragraph before the examples
+            ) -> str:  # an argparse epilog (use with HelpFormatter)
+    "An epilog listing examples: what each does, then the command, indented."
+    lines = [textwrap.fill(note, 100), ''] if note else []
+    lines.append('examples:')
+    for what, cmd in items: lines += [f'  # {what}', f'  {cmd}']
+    return '\n'.join(lines)
+
+# %% ../nbs/00c_cli.ipynb #04adac58
+def is_matplotlib_png(path: PathLike) -> bool:
+    "Is `path` a PNG that matplotlib wrote (a figure a blindsr command saved, which its rerun may replace)?"
+    from PIL import Image
+    try:
+        with Image.open(path) as im: return im.format == 'PNG' and 'matplotlib' in str(im.info.get('Software', '')).lower()
+    except Exception: return False

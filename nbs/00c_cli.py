@@ -32,6 +32,8 @@ import tempfile
 from contextlib import redirect_stderr
 
 from fastcore.test import test_eq, test_fail
+from matplotlib.figure import Figure
+from PIL import Image
 
 tmp = Path(tempfile.mkdtemp())
 
@@ -445,3 +447,138 @@ with redirect_stderr(io.StringIO()) as err:
 test_eq(err.getvalue().splitlines(), ['demo: error: --iters must be > 0', "demo: error: unknown generator 'x'", '',
                                       'demo: interrupted; rerun the same command to resume'])
 test_fail(lambda: run_cli('demo', boom(ZeroDivisionError())))       # a bug keeps its traceback
+
+
+# %% [markdown]
+# ## Output files, writable folders and help that teaches -
+#
+# The same rules hold for an output *file* (`--csv`, `--json`, `--plot`, a zip): it may not be an input, lie inside
+# an input folder or contain one; it may not be a folder; its folder must be writable — checked before any work, so
+# that a read-only mount (`/kaggle/input/…`) is found before the scoring, not after; and an existing file there is
+# replaced only when it is one this command wrote (`own`), never a user's file of the same name.
+
+# %%
+#| export
+def check_writable(folder: PathLike,  # a folder the command will create files in (it may not exist yet)
+                   flag: str = 'OUT',  # how the command names the output, for the message
+                  ) -> Path:  # `folder`, absolute
+    "Refuse an output folder that cannot be written: it, or its nearest existing parent, must be a folder we may write."
+    p = Path(folder).expanduser().absolute()
+    q = p
+    while not q.exists() and q.parent != q: q = q.parent
+    if not q.is_dir():
+        raise UserError(f'{flag} {folder}: {q} is a file, not a folder; choose another place for the output')
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise UserError(f'{flag} {folder} cannot be written ({q} is read-only for this user); choose a folder you can '
+                        'write to (on Kaggle: under /kaggle/working)')
+    return p
+
+
+def check_output_file(out: PathLike,  # an output file (it may not exist yet)
+                      inputs: Sequence[PathLike],  # the command's input files and folders
+                      flag: str = 'OUT',  # how the command names the output, for the message
+                      own: Callable[[Path], bool] | None = None,  # is an existing file at `out` one this command wrote?
+                      overwrite: bool | None = None,  # the user passed --overwrite (None: the command has no such flag)
+                     ) -> Path:  # `out`, resolved
+    "Refuse an output file that is/contains/lies inside an input, is a folder, cannot be written, or is a user's file."
+    out_r = check_output_path(out, inputs, flag)
+    if out_r.is_dir(): raise UserError(f'{flag} {out} is a folder; give a file name (e.g. {Path(out) / "out"}…)')
+    check_writable(out_r.parent, flag)
+    if out_r.exists() and own is not None and not overwrite and not own(out_r):
+        how = 'pass --overwrite to replace it' if overwrite is not None else 'delete it first'
+        raise UserError(f'{flag} {out} already exists and was not written by this command; choose another name, or {how}')
+    return out_r
+
+
+# %%
+(tmp/'ro').mkdir(); (tmp/'notes.csv').write_text('my notes')
+test_fail(lambda: check_output_file(tmp/'gt'/'scores.csv', [tmp/'gt'], '--csv'), contains='--csv')
+test_fail(lambda: check_output_file(tmp/'out', [tmp/'gt'], '--csv'), contains='is a folder')
+test_fail(lambda: check_output_file(tmp/'notes.csv'/'x.csv', [tmp/'gt'], '--csv'), contains='is a file, not a folder')
+is_scores = lambda p: p.read_text().startswith('stem,')
+test_fail(lambda: check_output_file(tmp/'notes.csv', [tmp/'gt'], '--csv', own=is_scores), contains='delete it first')
+test_eq(check_output_file(tmp/'new'/'deeper'/'s.csv', [tmp/'gt'], '--csv'), (tmp/'new'/'deeper'/'s.csv').resolve())
+test_eq((tmp/'new'/'deeper').exists(), False)                                        # nothing is created by a check
+if os.geteuid() != 0:                                                                 # root may write anywhere
+    os.chmod(tmp/'ro', 0o555)
+    test_fail(lambda: check_output_file(tmp/'ro'/'s.csv', [tmp/'gt'], '--csv'), contains='read-only')
+    os.chmod(tmp/'ro', 0o755)
+
+
+# %% [markdown]
+# Two more argparse types: a level or fraction strictly between 0 and 1 (`--alpha`), and a JSON object
+# (`--arch-kwargs '{"num_block": 24}'`), each refusing anything else with a message naming what it expected.
+
+# %%
+#| export
+def _open_unit(text: str) -> float:
+    try: v = float(text)
+    except ValueError: v = math.nan
+    if not 0 < v < 1: raise argparse.ArgumentTypeError(f'expected a number between 0 and 1 (exclusive), got {text!r}')
+    return v
+
+
+probability = _open_unit               # argparse type: a float in (0, 1)
+probability.__name__ = 'a number between 0 and 1'
+json_object = _flag_type('dict')       # argparse type: a JSON object, e.g. '{"num_block": 24}'
+json_object.__name__ = 'JSON object'
+
+# %%
+test_eq((probability('0.05'), json_object('{"num_block": 2}')), (0.05, {'num_block': 2}))
+for bad in ('0', '1', '1.5', '-0.5', 'nan', 'inf', 'x'): test_fail(lambda: probability(bad), contains=repr(bad))
+test_fail(lambda: json_object('[1, 2]'), contains='expected a JSON object')
+
+
+# %% [markdown]
+# Help that teaches: every command's `--help` keeps the line breaks of its description and its epilog (the
+# examples stay one per line), and `examples` writes that epilog the same way everywhere — what each example does,
+# then the command.
+
+# %%
+#| export
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    "argparse help that keeps the description's and epilog's line breaks, with room for long flag names."
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 30, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, width or min(110, max(60, _columns())))
+
+
+def _columns() -> int:
+    import shutil
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def examples(*items: tuple[str, str],  # (what it does, the command line)
+             note: str = '',  # a paragraph before the examples
+            ) -> str:  # an argparse epilog (use with HelpFormatter)
+    "An epilog listing examples: what each does, then the command, indented."
+    lines = [textwrap.fill(note, 100), ''] if note else []
+    lines.append('examples:')
+    for what, cmd in items: lines += [f'  # {what}', f'  {cmd}']
+    return '\n'.join(lines)
+
+
+# %%
+ap = argparse.ArgumentParser(prog='blindsr_x', formatter_class=HelpFormatter,
+                             epilog=examples(('score a folder', 'blindsr_x PRED GT'), note='Exit status 0 or 2.'))
+test_eq(ap.format_help().endswith('examples:\n  # score a folder\n  blindsr_x PRED GT\n'), True)
+
+
+# %% [markdown]
+# A figure a command saved (`--plot`, `demo.png`) may be replaced by its rerun, but a photo that happens to carry the
+# same name may not: matplotlib stamps the PNGs it writes (`Software: Matplotlib …`), so that is how a command
+# recognises its own pictures.
+
+# %%
+#| export
+def is_matplotlib_png(path: PathLike) -> bool:
+    "Is `path` a PNG that matplotlib wrote (a figure a blindsr command saved, which its rerun may replace)?"
+    from PIL import Image
+    try:
+        with Image.open(path) as im: return im.format == 'PNG' and 'matplotlib' in str(im.info.get('Software', '')).lower()
+    except Exception: return False
+
+
+# %%
+Figure(figsize=(1, 1)).savefig(tmp/'fig.png')
+Image.new('RGB', (4, 4)).save(tmp/'photo.png')
+test_eq((is_matplotlib_png(tmp/'fig.png'), is_matplotlib_png(tmp/'photo.png'), is_matplotlib_png(tmp/'nope.png')), (True, False, False))
