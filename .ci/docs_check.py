@@ -31,9 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # name -> what is wrong and what to do. CI skips them; `--pending` (or naming one) processes them, and a notebook
 # leaves this list as soon as it passes quickly. Keep it shrinking: never add a notebook to it.
 PENDING = {
-    '01a_lqset': 'fails: the test cell that imports `degrade_cli as packaged_degrade_cli` runs without the cells before '
-                 "it (FileNotFoundError: image folder not found …/lq). Move that import, and the test cells' other "
-                 'imports, into the top #| hide cell.',
     '05_train': "fails: `from IPython.display import Image as IPImage` + `IPImage(filename=str(tmp/'run'/'curves.png'))` "
                 "runs without the training cell before it (NameError: name 'tmp' is not defined). Move the import into "
                 'the top #| hide cell; to show the curves in the docs, mark the training cell and this one #| exec_doc.',
@@ -42,9 +39,6 @@ PENDING = {
                 'on a CPU) run during docs processing because they import. Move those imports into the top #| hide '
                 'cell. Also move docs/recipes_h200_5min.png to nbs/images/ and link it as images/… (outside nbs/ it '
                 'is missing from a docs site).',
-    '09c_notebook_runtime': 'passes, but runs two trainings (15 s): the test cells importing `list_images, read_image` '
-                            'and `TrainConfig, Trainer` run during docs processing. Move those imports into the top '
-                            '#| hide cell.',
 }
 
 
