@@ -139,6 +139,10 @@ def field_docs(cls: type) -> dict[str, FieldDoc]:
     return out
 
 
+# %% [markdown]
+# `field_docs` on that `Example` with two more fields (defined in the hidden set-up cell): `size`, whose comment goes
+# on over a second line, and `quiet`, which has none:
+
 # %%
 #| exec_doc
 docs = field_docs(Example)

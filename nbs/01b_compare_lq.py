@@ -39,6 +39,7 @@ import tempfile
 import time
 from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close
+from nbdev.showdoc import show_doc
 from PIL import Image
 from blindsr.metrics import psnr
 from scipy.stats import ks_2samp
@@ -736,6 +737,7 @@ class CompareResult:
                 'per_image': {'ours': per(self.ours), 'theirs': per(self.theirs)}}
 
     def to_json(self, path: PathLike) -> Path:
+        "Write `to_dict()` as JSON to `path` (folders created); returns the path."
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=1))
@@ -767,6 +769,19 @@ class CompareResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=90)
         return path
+
+
+# %%
+show_doc(CompareResult.table)
+
+# %%
+show_doc(CompareResult.to_dict)
+
+# %%
+show_doc(CompareResult.to_json)
+
+# %%
+show_doc(CompareResult.plot)
 
 
 # %%

@@ -38,6 +38,7 @@ from blindsr.core import IMAGE_EXTS, PathLike, check_image_types, read_image
 import tempfile
 from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close
+from nbdev.showdoc import show_doc
 from blindsr.core import tensor_to_img
 
 tmp = Path(tempfile.mkdtemp())
@@ -149,18 +150,31 @@ class ImageRef:
     member: str | None = None  # the zip member name, if any
 
     def read_bytes(self) -> bytes:
+        "The file's encoded bytes (from the folder, or from the zip)."
         if self.member is None: return self.path.read_bytes()
         with zipfile.ZipFile(self.path) as zf: return zf.read(self.member)
 
     def read(self) -> np.ndarray:  # (H, W, 3) uint8 RGB
+        "The decoded image; a broken file is named in the error."
         return read_image(self.path) if self.member is None else read_image(self.read_bytes(), name=self.label)
 
     def size(self) -> tuple[int, int]:  # (width, height) from the header, without decoding pixels
+        "The image's size, read from its header only."
         try:
             with Image.open(self.path if self.member is None else io.BytesIO(self.read_bytes())) as im:
                 return im.size
         except Exception as e:
             raise ValueError(f'cannot read the image header of {self.label}: {e}') from e
+
+
+# %%
+show_doc(ImageRef.read_bytes)
+
+# %%
+show_doc(ImageRef.read)
+
+# %%
+show_doc(ImageRef.size)
 
 
 # %%
@@ -269,12 +283,20 @@ class EvalResult:
         return path
 
     def summary(self) -> str:
+        "For people: the mean PSNR (and SSIM) and the image count, and a second line when some images equal their GT."
         s = f'PSNR {self.psnr:.4f} dB'
         if self.ssim is not None: s += f'  SSIM {self.ssim:.4f}'
         s += f'  ({self.n} images)'
         n_inf = sum(not math.isfinite(r['psnr']) for r in self.rows)
         if n_inf: s += f'\n{n_inf} image(s) identical to ground truth (PSNR = inf); mean over the others: {self.psnr_finite:.4f} dB'
         return s
+
+
+# %%
+show_doc(EvalResult.to_csv)
+
+# %%
+show_doc(EvalResult.summary)
 
 
 # %%

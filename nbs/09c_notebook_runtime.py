@@ -37,6 +37,7 @@ from contextlib import redirect_stdout
 from io import StringIO
 from unittest import mock
 from fastcore.test import test_eq, test_fail
+from nbdev.showdoc import show_doc
 from blindsr.core import list_images, read_image
 from blindsr.data import find_data
 from blindsr.train import TrainConfig, Trainer
@@ -441,6 +442,9 @@ class LogFollower:
     def __exit__(self, *exc):
         self._stop.set(); self._t.join()
 
+
+# %%
+show_doc(LogFollower.line)
 
 # %%
 with open(tmp/'session2'/'run'/'log.csv') as f: print(f.read().splitlines()[-1])
