@@ -326,7 +326,7 @@ def ks_critical(n: int,  # size of the first sample
     "Critical two-sample KS distance at level alpha."
     return math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
 
-# %% ../nbs/01b_compare_lq.ipynb #27e5e5a2
+# %% ../nbs/01b_compare_lq.ipynb #880910dc
 @dataclass
 class StatRow:
     "One statistic compared between the two sets."
@@ -400,6 +400,7 @@ class CompareResult:
                 'per_image': {'ours': per(self.ours), 'theirs': per(self.theirs)}}
 
     def to_json(self, path: PathLike) -> Path:
+        "Write `to_dict()` as JSON to `path` (folders created); returns the path."
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=1))

@@ -61,7 +61,7 @@ def ssim(pred: np.ndarray,  # (H, W, 3) uint8 prediction
     return float(structural_similarity(gt, pred, channel_axis=2, data_range=255, gaussian_weights=True,
                                        sigma=1.5, use_sample_covariance=False))
 
-# %% ../nbs/02_metrics.ipynb #5d8d6288
+# %% ../nbs/02_metrics.ipynb #372b9740
 @dataclass(frozen=True)
 class ImageRef:
     "Where one image's bytes are: a file, or a member of a zip archive."
@@ -70,13 +70,16 @@ class ImageRef:
     member: str | None = None  # the zip member name, if any
 
     def read_bytes(self) -> bytes:
+        "The file's encoded bytes (from the folder, or from the zip)."
         if self.member is None: return self.path.read_bytes()
         with zipfile.ZipFile(self.path) as zf: return zf.read(self.member)
 
     def read(self) -> np.ndarray:  # (H, W, 3) uint8 RGB
+        "The decoded image; a broken file is named in the error."
         return read_image(self.path) if self.member is None else read_image(self.read_bytes(), name=self.label)
 
     def size(self) -> tuple[int, int]:  # (width, height) from the header, without decoding pixels
+        "The image's size, read from its header only."
         try:
             with Image.open(self.path if self.member is None else io.BytesIO(self.read_bytes())) as im:
                 return im.size
@@ -119,7 +122,7 @@ def image_set(src: PathLike,  # a folder of images, or a zip holding them at its
     refs = [ImageRef(f'{src}:{n}', src, n) for n in sorted(names)]
     return dict(sorted(_index(refs, str(src)).items()))
 
-# %% ../nbs/02_metrics.ipynb #a083115e
+# %% ../nbs/02_metrics.ipynb #d3ed7b82
 class EvaluationError(ValueError):
     "The prediction set does not match the ground truth set; the message lists every problem."
 
@@ -153,6 +156,7 @@ class EvalResult:
         return path
 
     def summary(self) -> str:
+        "For people: the mean PSNR (and SSIM) and the image count, and a second line when some images equal their GT."
         s = f'PSNR {self.psnr:.4f} dB'
         if self.ssim is not None: s += f'  SSIM {self.ssim:.4f}'
         s += f'  ({self.n} images)'

@@ -2,6 +2,12 @@
 # # Core
 # > Image I/O, tensor conversion and seeding that every part of blindsr stands on (devices: `blindsr.device`).
 
+# %% [markdown]
+# Use it whenever a face goes between a file and a network: `read_image(path)` gives an `(H, W, 3)` uint8 array
+# whatever the file's mode, `img_to_tensor` a `(B, 3, H, W)` float batch in [0, 1], `tensor_to_img` and
+# `write_png` the way back, `list_images(folder)` the faces of a folder in name order, and `seed_everything(seed)`
+# one seed for python, numpy and torch.
+
 # %%
 #| default_exp core
 
@@ -31,7 +37,7 @@ from fastcore.test import test_eq, test_fail, test_close
 tmp = Path(tempfile.mkdtemp())
 
 # %% [markdown]
-# ## Reading images -
+# ## Reading images
 #
 # Faces arrive as PNG (FFHQ, the organisers' val/test sets), JPEG (compressed copies of the training set), WebP or
 # BMP, and not always as 8-bit RGB: a grayscale scan, an RGBA screenshot, a palette GIF-like PNG or a 16-bit PNG
@@ -125,6 +131,7 @@ test_eq(read_image(tmp/'rgb.bmp'), rgb)                    # BMP is lossless
 # 16-bit PNGs (gray and colour, written by OpenCV) map exactly to `round(v/257)`:
 
 # %%
+#| hide
 v16 = rng.integers(0, 65536, (8, 9, 3), dtype=np.uint16)
 cv2.imwrite(str(tmp/'rgb16.png'), v16[..., ::-1])           # OpenCV writes BGR
 test_eq(read_image(tmp/'rgb16.png'), np.round(v16 / 257).astype(np.uint8))
@@ -136,6 +143,7 @@ test_eq(read_image((tmp/'rgb.png').read_bytes()), rgb)     # bytes work too (zip
 # A missing or corrupt file names itself:
 
 # %%
+#| hide
 test_fail(lambda: read_image(tmp/'nope.png'), contains='nope.png')
 (tmp/'bad.png').write_bytes((tmp/'rgb.png').read_bytes()[:60])      # truncated
 test_fail(lambda: read_image(tmp/'bad.png'), contains='bad.png')
@@ -171,7 +179,7 @@ test_fail(lambda: read_image_size(tmp/'text.jpg'), contains='text.jpg')
 
 
 # %% [markdown]
-# ## Writing images -
+# ## Writing images
 
 # %%
 #| export
@@ -233,6 +241,7 @@ def check_image_types(names: Sequence[PathLike],  # file names (or paths) found 
 
 
 # %%
+#| hide
 test_fail(lambda: check_image_types(['00000.png', 'face.HEIC', '.hidden.gif', 'README.md'], 'faces/'), contains=': face.HEIC.')
 
 
@@ -259,6 +268,7 @@ test_fail(lambda: list_images(tmp/'missing'), contains='missing')
 # A `.tif` beside the PNGs stops the listing, named; a README or a hidden file does not:
 
 # %%
+#| hide
 Image.fromarray(rgb).save(tmp/'sub'/'scan.tif'); (tmp/'sub'/'README.md').write_text('faces'); (tmp/'sub'/'.DS_Store').write_bytes(b'')
 test_fail(lambda: list_images(tmp/'sub'), contains='1 image file(s) of a type blindsr does not read: scan.tif')
 (tmp/'sub'/'scan.tif').unlink()
@@ -267,7 +277,7 @@ test_eq([p.name for p in list_images(tmp/'sub', ('.png', '.md'))], ['README.md',
 
 
 # %% [markdown]
-# ## Tensors -
+# ## Tensors
 #
 # Inside blindsr images are float tensors `(B, 3, H, W)` in [0, 1]; on disk and in the metric they are uint8
 # `(H, W, 3)`. Going back always clamps and rounds, so whatever is scored is what would be saved.
@@ -297,7 +307,19 @@ def tensor_to_img(t: torch.Tensor,  # (N,3,H,W) or (3,H,W) float, nominally in [
     return u8.movedim(-3, -1).cpu().numpy()
 
 
+# %% [markdown]
+# A round trip: a picture written as PNG, read back, made a batch for a network and turned back into an image:
+
 # %%
+#| exec_doc
+face = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)   # (H, W, 3) uint8
+write_png(tmp/'example'/'face.png', face)
+batch = img_to_tensor(read_image(tmp/'example'/'face.png'))                     # (1, 3, H, W) float in [0, 1]
+print(list_images(tmp/'example'), batch.shape, batch.dtype, f'[{batch.min():.2f}, {batch.max():.2f}]')
+test_eq(tensor_to_img(batch)[0], face)
+
+# %%
+#| hide
 x = img_to_tensor(rgb)
 test_eq(x.shape, (1, 3, 20, 30)); test_eq(x.dtype, torch.float32)
 test_eq(tensor_to_img(x)[0], rgb)
@@ -308,7 +330,7 @@ test_fail(lambda: img_to_tensor(rgb[..., 0]), contains='uint8')
 
 
 # %% [markdown]
-# ## Seeding -
+# ## Seeding
 
 # %%
 #| export

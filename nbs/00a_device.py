@@ -2,6 +2,11 @@
 # # Devices
 # > Which device to run on and what it can do: a GPU this torch build cannot run is caught before any work, mixed precision and compilation are chosen by the card, and benchmarks name and synchronise it.
 
+# %% [markdown]
+# Use it to ask where to run: `get_device()` gives the best device this torch build can really run (and stops, with
+# the `pip install` that fixes it, on a GPU it cannot), `usable_device()` falls back to the CPU instead, and
+# `amp_dtype`, `device_name` and `synchronize` say what the card can do, name it and wait for it.
+
 # %%
 #| default_exp device
 
@@ -28,7 +33,7 @@ from fastcore.test import test_eq, test_fail
 # `torch.compile`), inference (a device that falls back to the CPU), and the benchmarks (a device's name, waiting
 # for its queue). One place, so a rule about cards is written once.
 #
-# ## Choosing a device -
+# ## Choosing a device
 #
 # A P100 (compute capability 6.0) under a torch build compiled without `sm_60` is the trap this section exists
 # for: `torch.cuda.is_available()` says True, then the first kernel dies with "no kernel image is available for
@@ -47,6 +52,7 @@ class UnsupportedGPUError(RuntimeError):
 from blindsr.cuda_guard import arch_supported as cuda_arch_supported
 
 # %%
+#| hide
 test_eq(cuda_arch_supported((6, 0), ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']), False)  # P100, cu128
 test_eq(cuda_arch_supported((6, 0), ['sm_50', 'sm_60', 'sm_70', 'sm_75', 'sm_80', 'sm_86', 'sm_90']), True)
 test_eq(cuda_arch_supported((7, 5), ['sm_75', 'sm_80', 'sm_90']), True)                              # T4
@@ -202,7 +208,7 @@ with ExitStack() as st:
 
 
 # %% [markdown]
-# ## What a card can do -
+# ## What a card can do
 #
 # Mixed precision follows the card: bf16 autocast on sm_80+ (A100, H100, L4: no loss scaling needed), fp16 with a
 # gradient scaler on sm_60/sm_70/sm_75 (P100, V100, T4 — the T4 has no bf16 and its tensor cores run fp16), fp32 on
@@ -229,6 +235,7 @@ def grad_scaler(enabled: bool):
 
 
 # %%
+#| hide
 test_eq(amp_dtype(torch.device('cpu')), None)
 test_eq(is_cuda_sm70_or_newer(torch.device('cpu')), False)
 for cap, want, sm70 in (((6, 0), torch.float16, False), ((7, 5), torch.float16, True), ((9, 0), torch.bfloat16, True)):
@@ -238,7 +245,7 @@ test_eq(grad_scaler(False).is_enabled(), False)
 
 
 # %% [markdown]
-# ## Timing and naming -
+# ## Timing and naming
 #
 # CUDA runs asynchronously: a timer must wait for the card's queue to drain before reading the clock, and a
 # benchmark row should say which card (or how many CPU threads) it was measured on.
@@ -257,7 +264,16 @@ def device_name(device: torch.device) -> str:
     return f'{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
 
 
+# %% [markdown]
+# On the machine that ran this page:
+
 # %%
+#| exec_doc
+here = get_device()
+print(f'{device_name(here)}: autocast {amp_dtype(here)}; for inference {usable_device()}')
+
+# %%
+#| hide
 synchronize(torch.device('cpu'))
 print(device_name(torch.device('cpu')))
 assert device_name(torch.device('cpu')).startswith('cpu (') and 'threads' in device_name(torch.device('cpu'))

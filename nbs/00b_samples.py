@@ -24,14 +24,29 @@ from blindsr.core import PathLike, list_images, read_image, write_png
 #| hide
 import tempfile
 
+import matplotlib.pyplot as plt
 from fastcore.test import test_eq, test_fail
+
+tmp = Path(tempfile.mkdtemp())
+
+
+def show_images(images, titles, size: float = 2.2):
+    "A row of images, each with its title."
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.4), squeeze=False)
+    for ax, img, title in zip(axes[0], images, titles):
+        ax.imshow(img); ax.set_title(title, fontsize=8); ax.axis('off')
+    fig.tight_layout()
 
 
 # %% [markdown]
-# The demo, the degradation contact sheets, the benchmarks and the tests all need faces. They come from one place,
-# so that "a face" means the same thing everywhere and no module guesses where the course data lies.
+# Use it when you need a face to try something on — a degradation, a model, a benchmark — and have no data at hand:
+# `astronaut_face()` is a 512×512 face on any machine, `sample_faces(n)` gives `n` real faces (from a folder you name,
+# or crops of that portrait), and `synthetic_faces(folder, n)` writes generated ones for speed measurements and tests.
 #
-# ## A real face that ships with a dependency -
+# The demo, the degradation contact sheets, the benchmarks and the tests all take their faces from here, so that
+# "a face" means the same thing everywhere and no module guesses where the course data lies.
+#
+# ## A real face that ships with a dependency
 #
 # scikit-image carries NASA's public-domain portrait of the astronaut Eileen Collins. Cropped to the head and
 # shoulders and resized to 512×512 it is framed roughly as FFHQ frames its faces: the demo's face on any machine.
@@ -58,7 +73,18 @@ def face_from_file(path: PathLike,  # any image file
 
 
 # %%
-tmp = Path(tempfile.mkdtemp())
+#| exec_doc
+face = astronaut_face()
+face.shape, face.dtype
+
+# %%
+#| exec_doc
+#| echo: false
+wide = write_png(tmp/'wide_face.png', np.asarray(Image.fromarray(face).resize((300, 180))))
+show_images([face, read_image(wide), face_from_file(wide, 128)], ['astronaut_face()', 'a 300×180 image file', 'face_from_file(it, 128)'])
+
+# %%
+#| hide
 face = astronaut_face(128)
 test_eq((face.shape, face.dtype), ((128, 128, 3), np.uint8))
 write_png(tmp/'wide.png', np.zeros((60, 100, 3), np.uint8))
@@ -67,7 +93,7 @@ test_fail(lambda: face_from_file(tmp/'missing.png'), contains='missing.png')
 
 
 # %% [markdown]
-# ## Several faces -
+# ## Several faces
 #
 # `sample_faces` gives the first `n` faces of a folder of real faces — the folder you pass, or the one named by
 # `$BLINDSR_FFHQ200` (a copy of the FFHQ sample set with its `gt/` folder) — resized to `size`; without either it
@@ -90,13 +116,19 @@ def sample_faces(n: int = 4,  # how many faces
 
 
 # %%
+#| exec_doc
+#| echo: false
+show_images(sample_faces(4, 128), [f'sample_faces(4, 128)[{i}]' for i in range(4)])
+
+# %%
+#| hide
 test_eq([f.shape for f in sample_faces(5, 32)], [(32, 32, 3)] * 5)
 write_png(tmp/'two'/'a.png', np.full((40, 40, 3), 7, np.uint8)); write_png(tmp/'two'/'b.png', np.zeros((50, 50, 3), np.uint8))
 test_eq([int(f.mean()) for f in sample_faces(3, 16, folder=tmp/'two')], [7, 0])         # only as many as the folder has
 
 
 # %% [markdown]
-# ## Generated faces -
+# ## Generated faces
 #
 # Throughput does not depend on what the faces show, and tests need faces on any machine in milliseconds: smooth
 # random colour fields (bicubic-upsampled from a `grid`×`grid` field) plus fine Gaussian texture. They are
@@ -134,16 +166,21 @@ def synthetic_batch(n: int,  # how many
 
 
 # %%
+#| exec_doc
 d = synthetic_faces(tmp/'gen', n=3, size=64)
+[p.name for p in list_images(d)]
+
+# %%
+#| exec_doc
+#| echo: false
+show_images([read_image(d/'00000.png'), read_image(synthetic_faces(tmp/'s', 1, 64, grid=8, texture=0)/'00000.png'),
+             (synthetic_batch(1, 64)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)],
+            ['synthetic_faces(…, 64)', 'grid=8, texture=0', 'synthetic_batch(1, 64)'])
+
+# %%
+#| hide
 test_eq([p.name for p in list_images(d)], ['00000.png', '00001.png', '00002.png'])
 again = synthetic_faces(tmp/'gen2', n=3, size=64)
 test_eq([p.read_bytes() for p in list_images(d)], [p.read_bytes() for p in list_images(again)])
 b = synthetic_batch(2, 64)
 test_eq((b.shape, b.dtype, bool(b.min() >= 0), bool(b.max() <= 1)), ((2, 3, 64, 64), torch.float32, True, True))
-
-# %%
-import matplotlib.pyplot as plt
-fig, axes = plt.subplots(1, 4, figsize=(10, 2.6))
-for ax, (title, img) in zip(axes, [('astronaut_face', astronaut_face(256)), ('sample_faces[1]', sample_faces(2, 256)[1]),
-                                   ('synthetic_faces', read_image(d/'00000.png')), ('grid 8, no texture', read_image(synthetic_faces(tmp/'s', 1, 64, grid=8, texture=0)/'00000.png'))]):
-    ax.imshow(img); ax.set_title(title, fontsize=9); ax.axis('off')

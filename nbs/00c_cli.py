@@ -2,6 +2,12 @@
 # # Command lines
 # > What every `blindsr_*` command shares: flags built from a dataclass whose field comments are their help, number types that refuse impossible values, an output folder that can never overwrite an input, and one way to turn a user's mistake into one clear line instead of a traceback.
 
+# %% [markdown]
+# Use it when you write a `blindsr_*` command (or wonder why one answered as it did): `add_config_args` makes the
+# flags of a config dataclass, with help from its field comments; `positive_int` and friends refuse impossible
+# numbers at the flag; `check_output_dir` keeps outputs away from inputs and from files the command did not write;
+# `run_cli` turns a user's mistake into one line and exit status 2.
+
 # %%
 #| default_exp cli
 
@@ -37,6 +43,38 @@ from PIL import Image
 
 tmp = Path(tempfile.mkdtemp())
 
+# the example configs below, in a module of their own: field_docs reads a class's source from its module file
+example_src = """
+from dataclasses import dataclass
+
+@dataclass
+class Example:
+    "A config to read back."
+    # data
+    faces: str | None = None   # folder of HQ faces
+    size: int = 512            # side of a face, pixels;
+                               # must be divisible by 4
+    # optimisation
+    lr: float = 4e-4           # peak learning rate (Adam)
+    quiet: bool = False
+
+@dataclass
+class Example2:
+    "A config with choices."
+    CHOICES = {'loss': ('l1', 'mse')}
+    # optimisation
+    lr: float = 4e-4           # peak learning rate (Adam)
+    loss: str = 'l1'           # the pixel loss
+    betas: tuple = (0.9, 0.99) # Adam's betas
+    limit: int | None = None   # use only the first N faces
+    # output
+    progress: bool = True      # show a progress bar
+"""
+(tmp/'example_cfg.py').write_text(example_src)
+sys.path.insert(0, str(tmp))
+from example_cfg import Example, Example2
+
+
 
 # %% [markdown]
 # Ten commands face users who type fast. They share four things, written once here:
@@ -49,7 +87,7 @@ tmp = Path(tempfile.mkdtemp())
 # 4. **One line per mistake**: `run_cli` turns the errors a user can cause into `prog: error: …` and exit code 2,
 #    and Ctrl-C into one line saying how to resume (exit code 130) — no traceback.
 #
-# ## Help from field comments -
+# ## Help from field comments
 #
 # A config dataclass documents each field with a comment on its line (continued on comment-only lines below it),
 # and groups fields under comment-only headings:
@@ -101,46 +139,24 @@ def field_docs(cls: type) -> dict[str, FieldDoc]:
     return out
 
 
+# %% [markdown]
+# `field_docs` on that `Example` with two more fields (defined in the hidden set-up cell): `size`, whose comment goes
+# on over a second line, and `quiet`, which has none:
+
 # %%
-example_src = """
-from dataclasses import dataclass
-
-@dataclass
-class Example:
-    "A config to read back."
-    # data
-    faces: str | None = None   # folder of HQ faces
-    size: int = 512            # side of a face, pixels;
-                               # must be divisible by 4
-    # optimisation
-    lr: float = 4e-4           # peak learning rate (Adam)
-    quiet: bool = False
-
-@dataclass
-class Example2:
-    "A config with choices."
-    CHOICES = {'loss': ('l1', 'mse')}
-    # optimisation
-    lr: float = 4e-4           # peak learning rate (Adam)
-    loss: str = 'l1'           # the pixel loss
-    betas: tuple = (0.9, 0.99) # Adam's betas
-    limit: int | None = None   # use only the first N faces
-    # output
-    progress: bool = True      # show a progress bar
-"""
-(tmp/'example_cfg.py').write_text(example_src)
-sys.path.insert(0, str(tmp))
-from example_cfg import Example, Example2              # field_docs reads a class's source from its module file
-
+#| exec_doc
 docs = field_docs(Example)
 for d in docs.values(): print(d)
+
+# %%
+#| hide
 test_eq(docs['faces'], FieldDoc('faces', 'folder of HQ faces', 'data'))
 test_eq(docs['size'].help, 'side of a face, pixels; must be divisible by 4')
 test_eq((docs['lr'].group, docs['quiet'].help, docs['quiet'].group), ('optimisation', '', 'optimisation'))
 
 
 # %% [markdown]
-# ## Numbers that refuse the impossible -
+# ## Numbers that refuse the impossible
 #
 # argparse's `type=int` takes `-5` and `0` and `nan` as happily as `16`. These types take what a count, a size or
 # a duration can be, and say what they expected; argparse turns the message into `prog: error: argument --iters: …`.
@@ -197,7 +213,7 @@ test_fail(lambda: names_in(['degradation', 'training'], 'part')('degradaton'), c
 
 
 # %% [markdown]
-# ## Flags from a config dataclass -
+# ## Flags from a config dataclass
 #
 # `add_config_args` adds one flag per field (`--batch-size` for `batch_size`), grouped under the field headings,
 # each with its comment, its choices and its default. Values are parsed by the field's annotation (`int | None`
@@ -278,10 +294,18 @@ def add_config_args(parser: argparse.ArgumentParser,
     return groups
 
 
+# %% [markdown]
+# The help `add_config_args` makes for `Example2` (defined in this notebook's hidden set-up cell like `Example`
+# above, with a `CHOICES` map and one more group):
+
 # %%
+#| exec_doc
 ap = argparse.ArgumentParser(prog='example')
 add_config_args(ap, Example2)
 print(ap.format_help())
+
+# %%
+#| hide
 test_eq(vars(ap.parse_args(['--lr', '1e-3', '--betas', '[0.9, 0.999]', '--limit', 'none', '--no-progress'])),
         {'lr': 1e-3, 'betas': (0.9, 0.999), 'limit': None, 'progress': False})
 assert '[choices: l1, mse] (default: l1)' in ap.format_help() and 'optimisation:' in ap.format_help()
@@ -293,7 +317,7 @@ test_fail(lambda: parse_value('dict', '[1, 2]'), contains='expected a JSON objec
 
 
 # %% [markdown]
-# ## Outputs that cannot destroy inputs -
+# ## Outputs that cannot destroy inputs
 #
 # The rule for every command that writes a folder: the output may not be an input, contain one, or lie inside one
 # (restoring `val/LQ` into `val/GT` would overwrite the ground truth and score it against itself), and an output
@@ -379,6 +403,7 @@ def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
 
 
 # %%
+#| hide
 for d in ('lq', 'gt', 'out'): (tmp/d).mkdir(parents=True, exist_ok=True)
 (tmp/'gt'/'00000.png').write_bytes(b'gt'); (tmp/'out'/'00000.png').write_bytes(b'old')
 test_fail(lambda: check_output_dir(tmp/'gt', [tmp/'lq', tmp/'gt']), contains='is the input')
@@ -397,7 +422,7 @@ test_fail(lambda: check_output_path(tmp/'lq'/'scores.csv', [tmp/'lq']), contains
 test_eq((tmp/'gt'/'00000.png').read_bytes(), b'gt')                                  # nothing was touched
 
 # %% [markdown]
-# ## One line per mistake -
+# ## One line per mistake
 #
 # `run_cli` runs a command's body and maps what a user can cause to one line on stderr: `UserError`, missing
 # files, unreadable images or checkpoints, bad values (`ValueError`, `KeyError` from a registry lookup) and
@@ -450,7 +475,7 @@ test_fail(lambda: run_cli('demo', boom(ZeroDivisionError())))       # a bug keep
 
 
 # %% [markdown]
-# ## Output files, writable folders and help that teaches -
+# ## Output files, writable folders and help that teaches
 #
 # The same rules hold for an output *file* (`--csv`, `--json`, `--plot`, a zip): it may not be an input, lie inside
 # an input folder or contain one; it may not be a folder; its folder must be writable — checked before any work, so
@@ -491,6 +516,7 @@ def check_output_file(out: PathLike,  # an output file (it may not exist yet)
 
 
 # %%
+#| hide
 (tmp/'ro').mkdir(); (tmp/'notes.csv').write_text('my notes')
 test_fail(lambda: check_output_file(tmp/'gt'/'scores.csv', [tmp/'gt'], '--csv'), contains='--csv')
 test_fail(lambda: check_output_file(tmp/'out', [tmp/'gt'], '--csv'), contains='is a folder')
@@ -579,6 +605,7 @@ def is_matplotlib_png(path: PathLike) -> bool:
 
 
 # %%
+#| hide
 Figure(figsize=(1, 1)).savefig(tmp/'fig.png')
 Image.new('RGB', (4, 4)).save(tmp/'photo.png')
 test_eq((is_matplotlib_png(tmp/'fig.png'), is_matplotlib_png(tmp/'photo.png'), is_matplotlib_png(tmp/'nope.png')), (True, False, False))

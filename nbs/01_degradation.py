@@ -21,9 +21,16 @@ import torch.nn.functional as F
 # %%
 #| hide
 import json
+import textwrap
+
+import matplotlib.pyplot as plt
 from fastcore.test import test_eq, test_fail, test_close, test_ne
+from nbdev.showdoc import show_doc
+
+import blindsr.degradation as packaged          # this notebook's exported module: the picture at the top uses it
 from blindsr.core import img_to_tensor, tensor_to_img
 from blindsr.metrics import bicubic_psnr, psnr
+from blindsr.samples import astronaut_face
 
 
 def test_face(h=128, w=128, seed=0):
@@ -34,6 +41,37 @@ def test_face(h=128, w=128, seed=0):
     img += 0.2 * (((xx - 0.5) ** 2 + (yy - 0.45) ** 2) < 0.08)[..., None] * np.array([0.9, 0.6, 0.5])
     img += 0.05 * cv2.GaussianBlur(r.standard_normal((h, w, 3)), (0, 0), 1.5)
     return np.clip(img * 255, 0, 255).astype(np.uint8)
+
+
+def show_images(images, titles, size: float = 2.2, fontsize: int = 8):
+    "A row of images (nearest-neighbour, so LQ pixels stay visible), each with its title."
+    fig, axes = plt.subplots(1, len(images), figsize=(size * len(images), size + 0.5), squeeze=False)
+    for ax, img, title in zip(axes[0], images, titles):
+        ax.imshow(img, interpolation='nearest', cmap='magma'); ax.set_title(title, fontsize=fontsize); ax.axis('off')
+    fig.tight_layout()
+
+
+def wrap(text: str, width: int = 34) -> str: return '\n'.join(textwrap.wrap(text, width))
+
+
+# %% [markdown]
+# Use it to make LQ faces the way the organisers made theirs: draw the random parameters of a degradation with
+# `sample`, then apply them with `degrade_image` (one image, numpy, on the CPU) or `degrade_batch` (a batch, torch,
+# on any device):
+#
+# ```python
+# params = sample('ai6126_2024', np.random.default_rng(0))   # one draw of the 2024 course pipeline
+# lq = degrade_image(hq, params)                             # (512, 512, 3) uint8 -> (128, 128, 3) uint8
+# ```
+#
+# One face through each preset (seed 0), the LQ shown at the HQ's size:
+
+# %%
+#| exec_doc
+#| echo: false
+hq = astronaut_face(512)
+show_images([hq] + [packaged.degrade_image(hq, packaged.sample(name, np.random.default_rng(0))) for name in packaged.PRESETS],
+            ['HQ 512×512'] + [f'{name}: LQ 128×128' for name in packaged.PRESETS], size=2.6)
 
 
 # %% [markdown]
@@ -53,7 +91,7 @@ def test_face(h=128, w=128, seed=0):
 # `(B, 3, H, W)` float32 RGB in [0, 1]; `hq` is the sharp input, `lq` the degraded output at a quarter of its size.
 
 # %% [markdown]
-# ## Blur kernels -
+# ## Blur kernels
 #
 # Every kernel lives on a centred grid of odd size (21 for the 2024 pipeline, 41 for 2023): a kernel of size
 # `k < pad_to` is zero outside its own `k × k` window, exactly as BasicSR pads a `k × k` kernel with zeros.
@@ -68,12 +106,11 @@ def test_face(h=128, w=128, seed=0):
 #
 # All kernels are computed in float64 with torch, vectorised over a batch of parameter sets (no Python loop, no
 # per-pixel host work), on any device, normalised to sum 1 and returned as float32. The batched degradation builds
-# them on the host and copies them over once: the ~90 operations on a (16, 21, 21) array take ~1 ms of CPU (on
-# this project's slow 2-core test machine), where on a GPU each would be a kernel launch, and the H200 profile
-# showed the torch degradation bound by its launches (host time), not by the GPU. For the same reason a stage
-# blurs its whole batch in one FFT even when some images draw no blur (they are put back unchanged): cuFFT plans
-# are then keyed by the image size alone, and 3,000 batches of 16 of the 2024 preset need 44 distinct FFT shapes
-# instead of 330 (counted from the sampled sizes), so the plan cache fills early in a run instead of throughout.
+# them on the host and copies them over once: a few dozen small array operations, cheap on a CPU, where on a GPU
+# each would be a kernel launch — and the torch degradation is bound by its launches, not by the GPU. For the same
+# reason a stage blurs its whole batch in one FFT even when some images draw no blur (they are put back
+# unchanged): cuFFT plans are then keyed by the image size alone, so the plan cache fills early in a run. (The
+# measurements behind both choices are in `08_bench`.)
 
 # %%
 #| export
@@ -152,11 +189,28 @@ def make_kernels(kind: Sequence[str],  # one of KERNEL_KINDS per kernel
 
 
 # %% [markdown]
-# A direct, one-kernel-at-a-time reference written from the formulas (the covariance matrix built and inverted
-# explicitly, the Bessel function from its integral definition, zero padding by `np.pad`) agrees to float32
-# precision for every kind:
+# One kernel of every kind, each on the 21×21 grid:
 
 # %%
+#| exec_doc
+kernels = make_kernels(KERNEL_KINDS, size=[1, 15, 21, 15, 21, 15, 21, 21], sigma_x=[0, 2, 3, 2, 3, 2, 3, 0],
+                       sigma_y=[0, 2, 1, 2, 1, 2, 1, 0], theta=[0, 0, 0.6, 0, 0.6, 0, 0.6, 0],
+                       beta=[1, 1, 1, 0.6, 3, 1.5, 1.5, 1], cutoff=[0, 0, 0, 0, 0, 0, 0, 1.2])
+kernels.shape, kernels.sum((1, 2))
+
+# %%
+#| exec_doc
+#| echo: false
+show_images(list(kernels.numpy()), KERNEL_KINDS, size=1.6)
+
+
+# %% [markdown]
+# A direct, one-kernel-at-a-time reference written from the formulas (the covariance matrix built and inverted
+# explicitly, the Bessel function from its integral definition, zero padding by `np.pad`) agrees to float32
+# precision for every kind.
+
+# %%
+#| hide
 def ref_kernel(kind, k, sx, sy, th, beta, wc, pad_to=21):
     ax = np.arange(-(k // 2), k // 2 + 1, dtype=np.float64); xx, yy = np.meshgrid(ax, ax)
     if kind in ('iso', 'generalized_iso', 'plateau_iso'): sy, th = sx, 0.0
@@ -191,7 +245,7 @@ test_eq(make_kernels(['none'], [7], [0], [0], [0], [0], [0])[0, 10, 10].item(), 
 test_fail(lambda: make_kernels(['box'], [7], [1], [1], [0], [1], [0]), contains='box')
 
 # %% [markdown]
-# ## Presets are data -
+# ## Presets are data
 #
 # A preset is a `DegradationConfig`: one `StageConfig` per order (blur → resize → noise → JPEG), a
 # `FinalConfig`, and the two codecs that are part of what made the organisers' LQ: which JPEG (`'torch'`, the
@@ -333,7 +387,15 @@ def get_preset(name: str | DegradationConfig = 'ai6126_2024') -> DegradationConf
     return PRESETS[name]
 
 
+# %% [markdown]
+# A preset is plain data to read: the 2024 pipeline's second-order noise, and the presets there are.
+
 # %%
+#| exec_doc
+list(PRESETS), get_preset('ai6126_2024').stages[1].noise
+
+# %%
+#| hide
 test_eq(get_preset().name, 'ai6126_2024')
 test_eq(len(get_preset('ai6126_2024').stages), 2)
 test_fail(lambda: get_preset('ai6126_2025'), contains='ai6126_2023')
@@ -341,7 +403,7 @@ test_fail(lambda: replace(AI6126_2024, jpeg_codec='pil'), contains='jpeg_codec')
 
 
 # %% [markdown]
-# ## Parameters, typed -
+# ## Parameters, typed
 #
 # Everything random about a degradation is decided before any pixel is touched, and written down in small
 # dataclasses, one per step, whose fields are numpy columns with one value per image: `n` images' blur kernels
@@ -447,10 +509,24 @@ class FinalParams(ParamColumns):
 # builds them.
 
 # %%
+#| exec_doc
 blur = BlurParams(kind=np.array(['iso', 'sinc']), size=np.array([7, 13]), pad_to=np.array([21, 21]),
                   sigma_x=np.array([1.5, np.nan]), sigma_y=np.array([1.5, np.nan]), theta=np.array([0.0, np.nan]),
                   beta=np.array([np.nan, np.nan]), cutoff=np.array([np.nan, 1.2]))
+print(len(blur), blur[1].kind, blur.kernels().shape)
 print(blur.record(1))
+
+# %%
+show_doc(ParamColumns.record)
+
+# %%
+show_doc(BlurParams.kernels)
+
+# %%
+show_doc(ResizeParams.out_size)
+
+# %%
+#| hide
 test_eq(len(blur), 2); test_eq(len(blur[1]), 1); test_eq(blur[1].record(0), blur.record(1))
 test_eq(blur.record(1), {'kind': 'sinc', 'size': 13, 'pad_to': 21, 'sigma_x': None, 'sigma_y': None, 'theta': None,
                          'beta': None, 'cutoff': 1.2})
@@ -505,8 +581,15 @@ class DegParams:
         return ', '.join(parts)
 
 
+# %%
+show_doc(DegParams.records)
+
+# %%
+show_doc(DegParams.caption)
+
+
 # %% [markdown]
-# ## Sampling -
+# ## Sampling
 #
 # `sample(cfg, rng, n)` draws every random choice of `n` degradations at once from one `numpy.random.Generator`
 # and returns their `DegParams`. Nothing random happens after this point: `degrade_image` and `degrade_batch`
@@ -615,15 +698,17 @@ def sample(cfg: DegradationConfig | str,  # a preset or its name
 # One image's draw, as a record (what `blindsr_degrade` writes to `degradation.json`) and as a caption:
 
 # %%
+#| exec_doc
 p = sample('ai6126_2024', np.random.default_rng(0), 8, group=4)
-print(json.dumps(p.records()[0], indent=1))
 print(p.caption(0))
+print(json.dumps(p.records()[0], indent=1))
 
 # %% [markdown]
 # Indexing takes images like an array indexes rows; the same generator state gives the same draws; the records are
-# plain JSON:
+# plain JSON.
 
 # %%
+#| hide
 test_eq(len(p), 8); test_eq(len(p[3]), 1); test_eq(len(p[2:6]), 4); test_eq(len(p[np.array([0, 7])]), 2)
 test_eq(p[3].stages[1].noise.level, p.stages[1].noise.level[3:4])
 test_eq(p[np.arange(8) % 2 == 0].final.jpeg_quality, p.final.jpeg_quality[::2])
@@ -643,6 +728,7 @@ test_eq((v.via_hq.all(), set(v.mode), set(v.via_hq_mode) <= set(MODES)), (True, 
 # training run resumed from an old checkpoint replays its batches only while they stay the same.
 
 # %%
+#| hide
 def fingerprint(d):
     "Sums of every drawn column (NaN as 0), stage by stage, then the final step's."
     out = []
@@ -667,9 +753,10 @@ test_eq(list(d.final.via_hq_mode), ['bicubic'] * 3 + ['area'] * 3)
 
 # %% [markdown]
 # Over many draws the sampled values follow the handout's numbers: kernel families with the right frequencies,
-# resize up/down/keep 20/70/10 in the first order and 30/40/30 in the second, Gaussian vs Poisson 50/50, gray 40 %:
+# resize up/down/keep 20/70/10 in the first order and 30/40/30 in the second, Gaussian vs Poisson 50/50, gray 40 %.
 
 # %%
+#| hide
 big = sample('ai6126_2024', np.random.default_rng(1), 200_000)
 s0, s1 = big.stages
 freq = lambda a, v: float(np.mean(a == v))
@@ -692,7 +779,7 @@ assert wcs[small].min() >= PI / 3 and wcs[~small].min() < PI / 3
 
 
 # %% [markdown]
-# ## Operations, numpy/OpenCV -
+# ## Operations, numpy/OpenCV
 #
 # The CPU backend works on one `(H, W, 3)` float32 image. OpenCV's `filter2D` with `BORDER_REFLECT_101` is the
 # same correlation with the same border as torch's `F.pad(mode='reflect')` + `conv2d` that BasicSR uses; resizing
@@ -767,7 +854,7 @@ def quantize(x):
 
 
 # %% [markdown]
-# ## Operations, torch -
+# ## Operations, torch
 #
 # The batched twins. Blur runs through the FFT: with reflect padding of `k//2`, the circular convolution of the
 # padded image equals the linear one on the valid region, and a 21×21 kernel on a 512² face costs a few FFTs
@@ -856,7 +943,7 @@ def poisson_noise_pt(x: torch.Tensor,  # (B, 3, H, W) float in [0, 1]
 
 
 # %% [markdown]
-# ### JPEG in torch (the DiffJPEG mathematics) -
+# ### JPEG in torch (the DiffJPEG mathematics)
 #
 # The organisers' 2024 LQ went through BasicSR's `DiffJPEG(differentiable=False)`, which is not libjpeg:
 # RGB → YCbCr (JFIF matrix) on the float image ×255 without rounding to integers, 4:2:0 chroma by 2×2 averaging,
@@ -931,6 +1018,7 @@ def jpeg_pt(x: torch.Tensor,  # (B, 3, H, W) float RGB in [0, 1] (clamp first, a
 # rounding (≤ 2e-4 of a level), except where a coefficient sits on a rounding boundary.
 
 # %%
+#| hide
 def ref_jpeg(img, q):
     "img (3, H, W) float64 in [0,1], H, W multiples of 16."
     img = img * 255
@@ -977,10 +1065,26 @@ test_eq(jpeg_pt(two[..., :30, :45], torch.tensor([90.0, 40.0])).shape, (2, 3, 30
 assert (out[0] - two[0]).abs().mean() < (out[1] - two[1]).abs().mean()     # lower quality, larger error
 
 # %% [markdown]
+# Each operation on its own, on a 128×128 crop of a face (noise and JPEG exaggerated so that they show):
+
+# %%
+#| exec_doc
+#| echo: false
+crop = torch.from_numpy(astronaut_face(128)).permute(2, 0, 1)[None].float() / 255       # (1, 3, 128, 128) in [0, 1]
+ops = {'input': crop,
+       'blur_pt (aniso, σ 3 and 1)': blur_pt(crop, make_kernels(['aniso'], [21], [3.0], [1.0], [0.6], [1], [0])),
+       'resize_pt to 32², bicubic': resize_pt(crop, (32, 32), 'bicubic'),
+       'gaussian_noise_pt σ=25': crop + gaussian_noise_pt(crop, torch.tensor([25.0]), torch.tensor([False]), torch.Generator().manual_seed(0)),
+       'poisson_noise_pt ×3, gray': crop + poisson_noise_pt(crop, torch.tensor([3.0]), torch.tensor([True]), torch.Generator().manual_seed(0)),
+       'jpeg_pt quality 15': jpeg_pt(crop, torch.tensor([15.0]))}
+show_images([tensor_to_img(x.clamp(0, 1))[0] for x in ops.values()], list(ops), size=1.9, fontsize=7)
+
+# %% [markdown]
 # Checks of the other ops against direct references: FFT blur vs grouped `conv2d` with reflect padding (the
 # BasicSR formulation) and vs OpenCV; the two noises' statistics; resize semantics; quantisation.
 
 # %%
+#| hide
 img = torch.rand(2, 3, 40, 36, generator=torch.Generator().manual_seed(0))
 ks = sample('ai6126_2024', np.random.default_rng(2), 2).stages[0].blur.kernels()
 direct = F.conv2d(F.pad(img, (10,) * 4, mode='reflect').view(1, 6, 60, 56), ks.repeat_interleave(3, 0)[:, None], groups=6).view(2, 3, 40, 36)
@@ -1019,7 +1123,7 @@ for q in (95, 60):
 
 
 # %% [markdown]
-# ## Applying parameters, one image (numpy/OpenCV) -
+# ## Applying parameters, one image (numpy/OpenCV)
 #
 # `degrade_once_np` is one order; the CPU backend calls it once per stage of the preset (twice for second
 # order), then the final step. The HQ side must be divisible by the scale (4): the LQ is exactly a quarter.
@@ -1035,6 +1139,7 @@ def check_hq_size(h: int, w: int, scale: int = 4) -> tuple[int, int]:
 
 
 # %%
+#| hide
 test_eq(check_hq_size(512, 512), (128, 128))
 test_fail(lambda: check_hq_size(512, 510), contains='510x512')
 
@@ -1098,17 +1203,31 @@ def degrade_image(hq: np.ndarray,  # (H, W, 3) uint8, or float in [0, 1]; H, W d
 # One face through the 2024 preset: a 128×128 face becomes 32×32, and the same parameters give the same bytes.
 
 # %%
+#| exec_doc
 face = test_face(128, 128, 0)
 one = sample('ai6126_2024', np.random.default_rng(4))
 lq = degrade_image(face, one)
 print(one.caption(0), '->', lq.shape, lq.dtype)
+
+# %% [markdown]
+# Six draws of the 2024 preset on one face: how far apart two LQ of the same preset can be.
+
+# %%
+#| exec_doc
+#| echo: false
+hq = astronaut_face(256)
+six = sample('ai6126_2024', np.random.default_rng(1), 6)
+show_images([degrade_image(hq, six[i]) for i in range(6)], [wrap(six.caption(i)) for i in range(6)], size=2.2, fontsize=6)
+
+# %%
+#| hide
 test_eq(lq.shape, (32, 32, 3)); test_eq(lq.tobytes(), degrade_image(face, one).tobytes())
 test_fail(lambda: degrade_image(face, sample('ai6126_2024', np.random.default_rng(4), 2)), contains='one image')
 test_fail(lambda: degrade_image(face[..., 0], one), contains='read_image')
 
 
 # %% [markdown]
-# ## Applying parameters, a batch (torch, any device) -
+# ## Applying parameters, a batch (torch, any device)
 #
 # The same steps on a `(B, 3, H, W)` batch: kernels, noise levels, gray flags and JPEG qualities per image;
 # images that share their resize draws are processed together (one group per distinct resize), everything
@@ -1224,16 +1343,21 @@ def degrade_batch(hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device;
 # A batch of four faces, two resize draws (`group=2`), with a seeded noise generator:
 
 # %%
+#| exec_doc
 hq4 = img_to_tensor(np.stack([test_face(64, 64, i) for i in range(4)]))
 p4 = sample('ai6126_2024', np.random.default_rng(3), 4, group=2)
 lq4 = degrade_batch(hq4, p4, torch.Generator().manual_seed(0))
-print(tuple(lq4.shape), lq4.dtype, [p4.caption(i) for i in range(4)])
+print(tuple(lq4.shape), lq4.dtype)
+for i in range(4): print(p4.caption(i))
+
+# %%
+#| hide
 test_eq(lq4.shape, (4, 3, 16, 16))
 test_eq(lq4, torch.round(lq4 * 255) / 255)                              # on 8-bit levels
 
 
 # %% [markdown]
-# ## The two backends agree -
+# ## The two backends agree
 #
 # Fed the same parameters, the CPU backend (`degrade_image`) and the torch backend (`degrade_batch`) must give
 # nearly the same LQ. They cannot be bit-identical, by design:
@@ -1248,6 +1372,7 @@ test_eq(lq4, torch.round(lq4 * 255) / 255)                              # on 8-b
 # and the LQ-vs-LQ PSNR above 45 dB (a ±1-level difference on every pixel would be 48 dB).
 
 # %%
+#| hide
 def noiseless(p):
     for stage in p.stages: stage.noise.kind[:] = 'none'
     return p
@@ -1266,6 +1391,7 @@ for preset in PRESETS:
 # bicubic PSNR (LQ upsampled vs HQ) agrees within 0.3 dB.
 
 # %%
+#| hide
 n = 240
 hqs = np.stack([test_face(64, 64, i) for i in range(n)])
 p = sample('ai6126_2024', np.random.default_rng(11), n)
@@ -1276,9 +1402,10 @@ print(f'mean bicubic PSNR: CPU {np.mean(cpu):.3f} dB, torch {np.mean(pt):.3f} dB
 assert abs(np.mean(cpu) - np.mean(pt)) < 0.3
 
 # %% [markdown]
-# Determinism: the same seed gives byte-identical LQ on the CPU backend (and on the torch backend on the CPU):
+# Determinism: the same seed gives byte-identical LQ on the CPU backend (and on the torch backend on the CPU).
 
 # %%
+#| hide
 h = test_face(96, 64, 3)
 a = degrade_image(h, sample('ai6126_2024', np.random.default_rng(5))[0])
 b = degrade_image(h, sample('ai6126_2024', np.random.default_rng(5))[0])
@@ -1292,7 +1419,7 @@ test_fail(lambda: degrade_image(test_face(98, 64), sample('ai6126_2024', np.rand
 test_fail(lambda: degrade_batch(x4, pp[:2]), contains='2 parameter sets')
 
 # %% [markdown]
-# ## Speed -
+# ## Speed
 #
 # How fast each backend degrades is measured in `08_bench` (`bench_cpu_degradation`, `bench_degradation`;
 # `blindsr_bench speed --parts degradation`), with the numbers it found.

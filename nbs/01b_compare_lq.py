@@ -2,6 +2,11 @@
 # # Comparing LQ sets
 # > Does my training degradation match their test set? Per-image statistics of two LQ sets, a two-sample test per statistic, a plain verdict, and `blindsr_compare_lq`.
 
+# %% [markdown]
+# Use it to check that the LQ you train on look like the LQ you will be tested on:
+# `blindsr_compare_lq runs/val_LQ_ours data/val/LQ --gt data/val/GT` measures both sets image by image and says
+# "same degradation" (exit 0) or which statistics differ and in which direction (exit 1), with histograms.
+
 # %%
 #| default_exp compare_lq
 
@@ -34,6 +39,7 @@ import tempfile
 import time
 from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close
+from nbdev.showdoc import show_doc
 from PIL import Image
 from blindsr.metrics import psnr
 from scipy.stats import ks_2samp
@@ -55,6 +61,7 @@ rng = np.random.default_rng(0)
 
 # %%
 #| hide
+#| exec_doc
 def fake_gt(rng, size=128):
     "A smooth random colour field with three hard-edged discs and bars: (size, size, 3) uint8."
     img = cv2.resize(rng.uniform(40, 215, (6, 6, 3)), (size, size), interpolation=cv2.INTER_CUBIC)
@@ -80,7 +87,7 @@ gt0 = fake_gt(rng)
 test_eq((gt0.shape, gt0.dtype), ((128, 128, 3), np.uint8))
 
 # %% [markdown]
-# ## Statistics from the LQ alone -
+# ## Statistics from the LQ alone
 #
 # All statistics work on luma `Y = 0.299 R + 0.587 G + 0.114 B` (JFIF's, so JPEG's own Y) in gray levels 0–255.
 
@@ -378,7 +385,7 @@ test_close(tone(np.full((4, 4, 3), 80, np.uint8)), {'brightness': 80.0, 'contras
 
 
 # %% [markdown]
-# ## Statistics against the GT -
+# ## Statistics against the GT
 #
 # With the GT of each LQ (paired by file stem), we can measure the degradation itself. `ref` is the GT
 # area-downscaled to the LQ's size, the clean LQ; `err = lq − ref` is what the degradation added.
@@ -427,7 +434,7 @@ test_fail(lambda: gt_stats(area_down(gt0), gt0[:, :64]), contains='aspect ratio'
 
 
 # %% [markdown]
-# ## All statistics of one image -
+# ## All statistics of one image
 #
 # `STATS` names every statistic with one line on what it measures and the words for "ours is higher / lower",
 # which the verdict uses. It is the one list the table, the JSON and the picture follow.
@@ -497,7 +504,7 @@ t0 = time.time(); lq_stats(lq0, fake_gt(rng, 512)); print(f'one 128x128 LQ with 
 
 
 # %% [markdown]
-# ## Collecting a set -
+# ## Collecting a set
 #
 # A set is a folder (or zip) of LQ images; with GT, each LQ is paired with the GT of the same stem, and a missing
 # partner is an error listing the stems (extra GT images are fine: one GT folder serves two halves of a split).
@@ -566,6 +573,7 @@ def collect_stats(src: PathLike,  # folder or zip of LQ images
 # faces, and one from another pipeline with a similar PSNR (area-downscale, then colour Gaussian noise σ 3–7):
 
 # %%
+#| exec_doc
 def make_set(name, degrade, n=40, seed=0):
     r = np.random.default_rng(seed)
     (tmp/name).mkdir(parents=True, exist_ok=True); (tmp/'gt').mkdir(exist_ok=True)
@@ -594,6 +602,7 @@ test_eq(tAg['noise'], tA['noise'])
 # An LQ without its GT partner is named:
 
 # %%
+#| hide
 (tmp/'orphan').mkdir(); Image.fromarray(area_down(gt0)).save(tmp/'orphan'/'99999.png')
 test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False), contains='no GT partner in')
 test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False), contains='99999')
@@ -602,6 +611,7 @@ test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False), contain
 # A set of mixed sizes is refused, naming the odd image (its statistics would mix scales):
 
 # %%
+#| hide
 (tmp/'mixed').mkdir()
 for p in sorted(jA.iterdir())[:12]: (tmp/'mixed'/p.name).write_bytes(p.read_bytes())
 Image.fromarray(area_down(gt0, 48)).save(tmp/'mixed'/'01099.png')
@@ -609,7 +619,7 @@ test_fail(lambda: collect_stats(tmp/'mixed', progress=False), contains='12 are 6
 
 
 # %% [markdown]
-# ## The two-sample test -
+# ## The two-sample test
 #
 # For each statistic, the Kolmogorov–Smirnov distance is the largest gap between the two empirical CDFs: 0 for
 # identical samples, 1 for samples that do not overlap. It needs no assumption about the distributions (ours are
@@ -650,7 +660,7 @@ test_close(ks_critical(200, 200), 1.3581 * 0.1, eps=1e-4)
 
 
 # %% [markdown]
-# ## Comparing two sets -
+# ## Comparing two sets
 
 # %%
 #| export
@@ -727,6 +737,7 @@ class CompareResult:
                 'per_image': {'ours': per(self.ours), 'theirs': per(self.theirs)}}
 
     def to_json(self, path: PathLike) -> Path:
+        "Write `to_dict()` as JSON to `path` (folders created); returns the path."
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=1))
@@ -758,6 +769,19 @@ class CompareResult:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=90)
         return path
+
+
+# %%
+show_doc(CompareResult.table)
+
+# %%
+show_doc(CompareResult.to_dict)
+
+# %%
+show_doc(CompareResult.to_json)
+
+# %%
+show_doc(CompareResult.plot)
 
 
 # %%
@@ -806,6 +830,7 @@ def compare_lq(ours: PathLike,  # folder or zip of our LQ images
 # colour, the JPEG grid), both from the LQ alone and with GT:
 
 # %%
+#| exec_doc
 r_same = compare_lq(jA, jB, progress=False)
 print(r_same.table())
 test_eq(r_same.passed, True)
@@ -816,7 +841,16 @@ differ = {r.name for r in r_diff.rows if r.differs}
 assert {'noise', 'jpeg_quality', 'blockiness'} <= differ, differ
 assert 'cleaner' in r_diff.verdict and r_diff.verdict.startswith('different:')
 
+# %% [markdown]
+# The histograms of the two sets that differ, as `blindsr_compare_lq` draws them:
+
 # %%
+#| exec_doc
+r_diff.plot(tmp/'histograms.png', 'jpeg', 'noise')
+Image.open(tmp/'histograms.png')
+
+# %%
+#| hide
 rg_same, rg_diff = compare_lq(jA, jB, gt=tmp/'gt', progress=False), compare_lq(nA, jA, gt=tmp/'gt', progress=False)
 test_eq((rg_same.passed, rg_diff.passed), (True, False))
 test_eq(len(rg_diff.rows), len(STATS))
@@ -827,6 +861,7 @@ assert 'noisier' in rg_diff.verdict
 # Sets of different sizes are fine; too few images to decide is an error, and so is GT for one side only:
 
 # %%
+#| hide
 (tmp/'few').mkdir()
 for p in sorted(jB.iterdir())[:3]: (tmp/'few'/p.name).write_bytes(p.read_bytes())
 test_fail(lambda: compare_lq(jA, tmp/'few', progress=False), contains='too few images')
@@ -846,7 +881,7 @@ test_eq(Image.open(tmp/'cmp.png').format, 'PNG')
 
 
 # %% [markdown]
-# ## The command -
+# ## The command
 #
 # `blindsr_compare_lq OURS THEIRS [--gt GT]` prints the table and the verdict, writes the histograms beside OURS
 # (`OURS_vs_THEIRS.png`, or `--plot`) and optionally a JSON; the exit code is 0 when the sets match, 1 when they
@@ -951,6 +986,7 @@ test_eq(_default_plot(Path('a/ours'), Path('b/sub.zip')), Path('a/ours_vs_sub.pn
 # its GT partners, an impossible level, and outputs that would land in an input or over a user's file.
 
 # %%
+#| hide
 (tmp/'photo.png').write_bytes((jB/sorted(p.name for p in jB.iterdir())[0]).read_bytes())
 with redirect_stderr(io.StringIO()) as err:
     for args in ([str(tmp/'nope'), str(jB)], [str(tmp/'orphan'), str(jB), '--gt', str(tmp/'gt')],
@@ -963,7 +999,7 @@ test_eq(len([l for l in err.getvalue().splitlines() if 'error:' in l]), 6)
 assert not (jA/'stats.json').exists() and not is_matplotlib_png(tmp/'photo.png')
 
 # %% [markdown]
-# ## On real faces -
+# ## On real faces
 #
 # The 200 FFHQ faces beside the checkout (`../shared/data/ffhq200`, never part of the repo) come with LQ from the
 # organisers' 2023 pipeline and from the reference 2024 pipeline. The check: 2023 vs 2024 must differ, with GT and

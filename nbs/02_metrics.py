@@ -2,6 +2,11 @@
 # # Metrics
 # > The organisers' PSNR to the last bit, SSIM, and `blindsr_evaluate` for folders and submission zips.
 
+# %% [markdown]
+# Use it to know your score before CodaLab does: `blindsr_evaluate results/val data/val/GT` (a folder or the
+# submission zip against the GT) prints the leaderboard's PSNR, and SSIM, and writes a CSV row per image; in
+# Python, `psnr(sr, gt)` scores one uint8 image and `bicubic_psnr(lq, hq)` gives the baseline to beat.
+
 # %%
 #| default_exp metrics
 
@@ -33,6 +38,7 @@ from blindsr.core import IMAGE_EXTS, PathLike, check_image_types, read_image
 import tempfile
 from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close
+from nbdev.showdoc import show_doc
 from blindsr.core import tensor_to_img
 
 tmp = Path(tempfile.mkdtemp())
@@ -40,7 +46,7 @@ rng = np.random.default_rng(0)
 
 
 # %% [markdown]
-# ## PSNR, as scored -
+# ## PSNR, as scored
 #
 # The organisers read prediction and ground truth with PIL as RGB uint8, compute the MSE over every pixel and
 # channel in floating point (no border crop, no Y channel), turn it into `20·log10(255/√MSE)` per image, and
@@ -99,7 +105,7 @@ test_eq(psnr_tensor(x, x).tolist(), [math.inf] * 3)
 
 
 # %% [markdown]
-# ## SSIM -
+# ## SSIM
 #
 # SSIM comes from scikit-image (maintained, widely cited) with the settings of Wang et al. 2004 that BasicSR and
 # most SR papers use: Gaussian window σ = 1.5, population covariance, data range 255, on RGB, averaged over
@@ -128,7 +134,7 @@ assert 0 < ssim(noisy, img) < 0.5                                          # hea
 
 
 # %% [markdown]
-# ## Image sets: folders and submission zips -
+# ## Image sets: folders and submission zips
 #
 # An image set maps each file stem (`00000`) to where its bytes are: a file in a folder, or a member of a zip.
 # A CodaLab submission is a zip holding one folder of PNGs; we accept the images at the zip's root or in exactly
@@ -144,18 +150,31 @@ class ImageRef:
     member: str | None = None  # the zip member name, if any
 
     def read_bytes(self) -> bytes:
+        "The file's encoded bytes (from the folder, or from the zip)."
         if self.member is None: return self.path.read_bytes()
         with zipfile.ZipFile(self.path) as zf: return zf.read(self.member)
 
     def read(self) -> np.ndarray:  # (H, W, 3) uint8 RGB
+        "The decoded image; a broken file is named in the error."
         return read_image(self.path) if self.member is None else read_image(self.read_bytes(), name=self.label)
 
     def size(self) -> tuple[int, int]:  # (width, height) from the header, without decoding pixels
+        "The image's size, read from its header only."
         try:
             with Image.open(self.path if self.member is None else io.BytesIO(self.read_bytes())) as im:
                 return im.size
         except Exception as e:
             raise ValueError(f'cannot read the image header of {self.label}: {e}') from e
+
+
+# %%
+show_doc(ImageRef.read_bytes)
+
+# %%
+show_doc(ImageRef.read)
+
+# %%
+show_doc(ImageRef.size)
 
 
 # %%
@@ -214,6 +233,7 @@ test_fail(lambda: image_set(tmp/'two.zip'), contains='several folders')
 # An image of a type blindsr does not read (here a GIF) is never skipped silently: the set would lose a face.
 
 # %%
+#| hide
 Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp/'00003.gif')
 test_fail(lambda: image_set(tmp), contains='00003.gif')
 with zipfile.ZipFile(tmp/'gif.zip', 'w') as zf: zf.write(tmp/'00003.gif', 'results/00003.gif')
@@ -222,7 +242,7 @@ test_fail(lambda: image_set(tmp/'gif.zip'), contains='00003.gif')
 
 
 # %% [markdown]
-# ## Evaluating a prediction set -
+# ## Evaluating a prediction set
 #
 # Predictions and ground truth are paired by stem. Before any pixel is decoded, the sets are compared: missing
 # predictions, extra predictions and wrongly sized predictions are each listed in one error, because a silently
@@ -263,12 +283,20 @@ class EvalResult:
         return path
 
     def summary(self) -> str:
+        "For people: the mean PSNR (and SSIM) and the image count, and a second line when some images equal their GT."
         s = f'PSNR {self.psnr:.4f} dB'
         if self.ssim is not None: s += f'  SSIM {self.ssim:.4f}'
         s += f'  ({self.n} images)'
         n_inf = sum(not math.isfinite(r['psnr']) for r in self.rows)
         if n_inf: s += f'\n{n_inf} image(s) identical to ground truth (PSNR = inf); mean over the others: {self.psnr_finite:.4f} dB'
         return s
+
+
+# %%
+show_doc(EvalResult.to_csv)
+
+# %%
+show_doc(EvalResult.summary)
 
 
 # %%
@@ -320,6 +348,7 @@ def evaluate(pred: PathLike,  # folder or submission zip of predictions
 # the mean equals the organisers' formula computed by hand to 1e-9 dB:
 
 # %%
+#| exec_doc
 gtd, prd = tmp/'gt', tmp/'pred'
 gtd.mkdir(); prd.mkdir()
 by_hand = []
@@ -342,6 +371,7 @@ print(rz.summary())
 # Missing, extra and wrongly sized predictions are all listed in one error:
 
 # %%
+#| hide
 bad = tmp/'bad'; bad.mkdir()
 Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(bad/'00000.png')
 Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(bad/'00001.png')
@@ -355,13 +385,14 @@ for part in ['missing prediction(s): 00002', 'no ground truth: 00007', 'wrong si
 # Identical images give `inf` for that image (as the formula does) and the summary says so:
 
 # %%
+#| hide
 same = evaluate(gtd, gtd, with_ssim=False, progress=False)
 test_eq(same.psnr, math.inf); test_eq(same.psnr_finite, math.inf)
 assert 'identical' in same.summary()
 
 
 # %% [markdown]
-# ## The baseline to beat: bicubic -
+# ## The baseline to beat: bicubic
 #
 # Every score in blindsr is read against one number: the organisers' PSNR of the LQ upsampled 4× with PIL's
 # bicubic filter (what a trivial submission would score). The trainer logs it beside each validation, `blindsr_val`
@@ -404,7 +435,7 @@ test_fail(lambda: bicubic_baseline(bl/'lq', bl/'gt', stems=['00001']), contains=
 
 
 # %% [markdown]
-# ## The command -
+# ## The command
 #
 # `blindsr_evaluate PRED GT` prints the mean PSNR (and SSIM) and writes one row per image to a CSV. Everything it
 # can check is checked before the first image is decoded: the two sets (names, counts, sizes, file types) and the

@@ -18,8 +18,21 @@ from torch import nn
 from fastcore.test import test_eq, test_fail, test_close
 
 
+def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
 # %% [markdown]
-# ## Initialisation -
+# `MSRResNet` is blindsr's default generator: `blindsr_train --generator msrresnet` (1.5 M parameters, the
+# organisers' baseline) or `msrresnet_deep` (24 blocks, 2.1 M) builds it through `blindsr.models.build_generator`,
+# and the organisers' BasicSR checkpoints load into it as they are (`blindsr.checkpoint.load_basicsr_weights`).
+# Built directly, it takes a batch of LQ faces and returns them 4× larger:
+#
+# ```python
+# net = MSRResNet()                          # 64 features, 16 blocks, x4
+# sr = net(lq)                               # (B, 3, 128, 128) -> (B, 3, 512, 512)
+# ```
+#
+# ## Initialisation
 #
 # BasicSR starts every convolution of MSRResNet from Kaiming-normal weights scaled by 0.1 and zero biases. The
 # small scale keeps each residual block close to the identity at the start, so a deep stack of them trains
@@ -42,6 +55,7 @@ def default_init_weights(modules: nn.Module | list[nn.Module],  # modules whose 
 
 
 # %%
+#| hide
 conv = nn.Conv2d(64, 64, 3)
 torch.manual_seed(0); default_init_weights(conv, 0.1)
 test_close(conv.weight.std().item(), 0.1 * (2 / (64 * 9)) ** 0.5, eps=2e-4)
@@ -49,7 +63,7 @@ test_eq(conv.bias.abs().sum().item(), 0.0)
 
 
 # %% [markdown]
-# ## The residual block -
+# ## The residual block
 #
 # `conv → ReLU → conv`, added to the input; no batch norm (EDSR showed BN hurts SR by squashing the range of
 # features). The names `conv1`, `conv2` are BasicSR's, so that checkpoints load without renaming.
@@ -75,6 +89,7 @@ class ResidualBlockNoBN(nn.Module):
 
 
 # %%
+#| hide
 blk = ResidualBlockNoBN(8)
 x = torch.rand(2, 8, 5, 7)
 test_eq(blk(x).shape, x.shape)
@@ -82,7 +97,7 @@ test_eq([k for k in blk.state_dict()], ['conv1.weight', 'conv1.bias', 'conv2.wei
 
 
 # %% [markdown]
-# ## MSRResNet -
+# ## MSRResNet
 #
 # `conv_first` → `num_block` residual blocks (`body.N`) → pixel-shuffle upsampling (`upconv1`, and `upconv2` for
 # ×4: two ×2 stages) → `conv_hr` → `conv_last`, plus the bilinearly upsampled input, so the network only learns
@@ -139,19 +154,28 @@ class MSRResNet(nn.Module):
 
 
 # %% [markdown]
-# The parameter counts are the course's: 1,517,571 for the baseline, 2,108,419 for the 24-block variant. (Built
-# on the `meta` device: no memory, no init time.)
+# A small one at work: 8 features and 2 blocks instead of 64 and 16, on two 9×13 LQ images. The parameter counts
+# of the real sizes are the course's, 1,517,571 for the baseline and 2,108,419 for the 24-block variant (built on
+# the `meta` device: no memory, no init time):
 
 # %%
-def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+#| exec_doc
+lq = torch.rand(2, 3, 9, 13)                     # (B, 3, h, w) in [0, 1]
+small = MSRResNet(num_feat=8, num_block=2)
+with torch.device('meta'): sizes = {'MSRResNet()': n_params(MSRResNet()), 'MSRResNet(num_block=24)': n_params(MSRResNet(num_block=24))}
+small(lq).shape, sizes
+
+# %%
+#| hide
 with torch.device('meta'):
     test_eq(n_params(MSRResNet()), 1_517_571)
     test_eq(n_params(MSRResNet(num_block=24)), 2_108_419)
 
 # %% [markdown]
-# The module names are BasicSR's, in BasicSR's order:
+# The module names are BasicSR's, in BasicSR's order.
 
 # %%
+#| hide
 with torch.device('meta'): keys = list(MSRResNet(num_block=2).state_dict())
 test_eq(keys, ['conv_first.weight', 'conv_first.bias',
                'body.0.conv1.weight', 'body.0.conv1.bias', 'body.0.conv2.weight', 'body.0.conv2.bias',
@@ -160,9 +184,10 @@ test_eq(keys, ['conv_first.weight', 'conv_first.bias',
                'conv_hr.weight', 'conv_hr.bias', 'conv_last.weight', 'conv_last.bias'])
 
 # %% [markdown]
-# Any input size works, for every scale; with every weight at zero the output is exactly the bilinear resize:
+# Any input size works, for every scale; with every weight at zero the output is exactly the bilinear resize.
 
 # %%
+#| hide
 torch.manual_seed(0)
 lq = torch.rand(2, 3, 9, 13)
 for s in (2, 3, 4):

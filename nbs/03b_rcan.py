@@ -18,8 +18,15 @@ from torch import nn
 from fastcore.test import test_eq, test_fail, test_close
 
 
+def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
 # %% [markdown]
-# ## Why RCAN under a parameter cap -
+# Train it with `blindsr_train --generator rcan_lite` (or `TrainConfig(generator='rcan_lite')`): a generator that
+# fills the 2,276,356-parameter cap with channel attention, for the same input and output as MSRResNet, `(B, 3, h, w)`
+# in [0, 1] to `(B, 3, 4h, 4w)`.
+#
+# ## Why RCAN under a parameter cap
 #
 # RCAN (Zhang et al., ECCV 2018) is MSRResNet's residual block plus two cheap ideas:
 #
@@ -34,8 +41,7 @@ from fastcore.test import test_eq, test_fail, test_close
 # MSRResNet it has the same depth in 3×3 convolutions, plus attention and group skips, and it drops MSRResNet's
 # 64-channel `conv_hr` at 512×512: 89 instead of 102 GFLOPs per 128×128 image. The RCAN paper's ablations credit
 # channel attention with +0.1–0.2 dB at equal depth. The price is wall-clock, not FLOPs: the 24 pool-and-gate
-# steps are memory-bound, and on an H200 its training throughput is 14–32 % below the 24-block MSRResNet's (see
-# the table in `03_models`). Every op is a dense 3×3/1×1 convolution, ReLU, sigmoid or mean, safe in fp16 on a T4 and bf16 on
+# steps are memory-bound, so it trains more slowly than the 24-block MSRResNet (measured in `08_bench`). Every op is a dense 3×3/1×1 convolution, ReLU, sigmoid or mean, safe in fp16 on a T4 and bf16 on
 # newer cards.
 #
 # Changes from BasicSR's `RCAN`: the input is not mean-shifted and scaled to [0, 255] (`img_range`); instead,
@@ -59,6 +65,7 @@ class ChannelAttention(nn.Sequential):
 
 
 # %%
+#| hide
 ca = ChannelAttention(16, 4)
 x = torch.rand(2, 16, 5, 3)
 test_eq(ca(x).shape, x.shape)
@@ -101,12 +108,13 @@ class ResidualGroup(nn.Module):
 
 
 # %%
+#| hide
 test_eq(RCAB(8, 4)(x[:, :8]).shape, (2, 8, 5, 3))
 test_eq(ResidualGroup(8, 2, 4)(x[:, :8]).shape, (2, 8, 5, 3))
 
 
 # %% [markdown]
-# ## The network -
+# ## The network
 #
 # `conv_first` → groups (`body.N`) → `conv_after_body` (+ long skip) → `upsample` (conv + pixel shuffle ×2, twice
 # for ×4) → `conv_last`, plus the bilinear base.
@@ -164,14 +172,25 @@ class RCANLite(nn.Module):
         return out + F.interpolate(x, scale_factor=self.upscale, mode='bilinear', align_corners=False)
 
 
+# %% [markdown]
+# A small one at work (8 features, 2 groups of 1 block) on a 7×11 LQ image, and the parameter count of the real
+# size:
+
 # %%
-def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+#| exec_doc
+lq = torch.rand(1, 3, 7, 11)                     # (B, 3, h, w) in [0, 1]
+with torch.device('meta'): full = n_params(RCANLite())
+RCANLite(num_feat=8, num_group=2, num_block=1, squeeze_factor=4)(lq).shape, full
+
+# %%
+#| hide
 with torch.device('meta'): test_eq(n_params(RCANLite()), 2_270_051)
 
 # %% [markdown]
-# Any input size and the scales the upsampler supports; zero weights give exactly the bilinear resize:
+# Any input size and the scales the upsampler supports; zero weights give exactly the bilinear resize.
 
 # %%
+#| hide
 torch.manual_seed(0)
 lq = torch.rand(1, 3, 7, 11)
 for s in (2, 3, 4):

@@ -18,8 +18,15 @@ from torch import nn
 from fastcore.test import test_eq, test_fail, test_close
 
 
+def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
 # %% [markdown]
-# ## Why a large-kernel CNN for blind face SR -
+# Train it with `blindsr_train --generator plksr` (or `TrainConfig(generator='plksr')`): a generator that sees the
+# whole face through large kernels, for the same input and output as MSRResNet, `(B, 3, h, w)` in [0, 1] to
+# `(B, 3, 4h, 4w)`, with `norm=` for the normalised Real-PLKSR variant.
+#
+# ## Why a large-kernel CNN for blind face SR
 #
 # A blind model has to judge from context how blurred, noisy and compressed its input is, and a face's structure
 # spans the whole 128×128 input. A stack of 3×3 convolutions grows its receptive field by 2 pixels per layer: the
@@ -46,11 +53,10 @@ from fastcore.test import test_eq, test_fail, test_close
 # **Normalisation** (`norm`): the default is none, as in the paper, which trained PLKSR entirely in fp16. Real-PLKSR
 # (the author's real-world variant, in neosr) puts a GroupNorm on each residual branch for stability with
 # real-world degradations and GAN losses (`norm='group'`); spandrel marks that variant as not fp16-safe. The
-# traiNNer-redux community replaced it with a per-pixel LayerNorm over channels (`norm='layer'`). On an H200 (bf16,
-# batch 16) either norm cut training throughput by a fifth — 320 (group) and 324 (layer) against 401 images/s
-# without — and at initialisation it inflates the branch outputs to unit variance (the first L1 loss against
-# random targets was 1.11 with GroupNorm, 0.30 without). Both add 2C parameters per block. For L1 training toward
-# PSNR use `'none'`; try a norm only if a GAN stage diverges.
+# traiNNer-redux community replaced it with a per-pixel LayerNorm over channels (`norm='layer'`). Either norm costs
+# about a fifth of the training throughput and, at initialisation, inflates the branch outputs to unit variance
+# (measured in `08_bench`); both add 2C parameters per block. For L1 training toward PSNR use `'none'`; try a norm
+# only if a GAN stage diverges.
 #
 # Sizing: CCM instead of the paper's doubled mixer (3×3 + 3×3) leaves room for 11 blocks instead of 8 under the
 # cap; 2,198,688 parameters at the defaults (2,200,096 with a norm). No re-parameterisation is used (the
@@ -78,12 +84,19 @@ class PartialLargeKernelConv(nn.Module):
 
 
 # %% [markdown]
-# Only the first `pdim` channels change, and the kernel reaches 8 pixels in every direction:
+# Only the first `pdim` channels change, and the kernel reaches 8 pixels in every direction: an impulse in the
+# middle of a 21×21 map spreads over rows and columns 2–18 of a convolved channel, and stays put in the others.
 
 # %%
+#| exec_doc
 plk = PartialLargeKernelConv(8, 2, 17)
 x = torch.zeros(1, 8, 21, 21); x[:, :, 10, 10] = 1.0                # one impulse per channel
 with torch.no_grad(): y = plk(x)
+nz = (y[0, 0] - plk.conv.bias[0]).abs() > 0                         # where channel 0's response reaches
+nz.nonzero().amin(0).tolist(), nz.nonzero().amax(0).tolist(), torch.equal(y[:, 2:], x[:, 2:])
+
+# %%
+#| hide
 test_eq(y[:, 2:], x[:, 2:])
 test_eq(y.shape, x.shape)
 nz = (y[0, 0] - plk.conv.bias[0]).abs() > 0
@@ -144,6 +157,7 @@ class PLKBlock(nn.Module):
 
 
 # %%
+#| hide
 x = torch.rand(2, 8, 6, 4)
 for norm in ('none', 'layer', 'group'): test_eq(PLKBlock(8, 5, 0.25, norm)(x).shape, (2, 8, 6, 4))
 ln = ChannelLayerNorm(8)
@@ -187,16 +201,27 @@ class PLKSR(nn.Module):
         return out + F.interpolate(x, scale_factor=self.upscale, mode='bilinear', align_corners=False)
 
 
+# %% [markdown]
+# A small one at work (8 features, 2 blocks, 7×7 kernels) on a 7×11 LQ image, and the parameter counts of the
+# real size, plain and with a norm:
+
 # %%
-def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+#| exec_doc
+lq = torch.rand(1, 3, 7, 11)                     # (B, 3, h, w) in [0, 1]
+with torch.device('meta'): full = {norm: n_params(PLKSR(norm=norm)) for norm in ('none', 'layer')}
+PLKSR(num_feat=8, num_block=2, kernel_size=7)(lq).shape, full
+
+# %%
+#| hide
 with torch.device('meta'):
     test_eq(n_params(PLKSR()), 2_198_688)
     for norm in ('layer', 'group'): test_eq(n_params(PLKSR(norm=norm)), 2_198_688 + 11 * 128)
 
 # %% [markdown]
-# Odd sizes, inputs smaller than the kernel, other scales; zero weights give the bilinear resize:
+# Odd sizes, inputs smaller than the kernel, other scales; zero weights give the bilinear resize.
 
 # %%
+#| hide
 torch.manual_seed(0)
 for (h, w), s in [((7, 11), 4), ((3, 2), 4), ((5, 9), 2), ((4, 4), 3)]:
     net = PLKSR(num_feat=8, num_block=2, upscale=s, kernel_size=7, norm='layer')

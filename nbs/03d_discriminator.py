@@ -19,8 +19,15 @@ from torch.nn.utils.parametrizations import spectral_norm
 from fastcore.test import test_eq, test_fail, test_close
 
 
+def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
 # %% [markdown]
-# ## The network -
+# The GAN stage's discriminator: `TrainConfig(gan=True)` (`blindsr_train --gan`) trains the generator against it, and
+# `blindsr.train_step.AdversarialLoss` owns it. It takes a batch of faces and says, for every pixel, how real that
+# part of the face looks.
+#
+# ## The network
 #
 # `conv0` (plain) → `conv1..3` (4×4 stride-2, spectral norm: 1/2, 1/4, 1/8 resolution) → `conv4..6` (bilinear ×2
 # then 3×3, spectral norm, each added to the encoder feature of the same size) → `conv7, conv8` (3×3, spectral
@@ -86,19 +93,25 @@ class UNetDiscriminatorSN(nn.Module):
 
 
 # %% [markdown]
-# 1,094,817 trainable parameters at 32 features, as the course states (the power-iteration vectors `_u`, `_v`
-# are buffers, not parameters):
+# One logit per pixel: a small one (4 features) on two 37×53 images. At the course's 32 features it has 1,094,817
+# trainable parameters, as the course states (the power-iteration vectors `_u`, `_v` are buffers, not parameters):
 
 # %%
-def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+#| exec_doc
+faces = torch.rand(2, 3, 37, 53)                 # (B, 3, H, W)
+UNetDiscriminatorSN(num_feat=4)(faces).shape, n_params(UNetDiscriminatorSN(num_feat=32))
+
+# %%
+#| hide
 test_eq(n_params(UNetDiscriminatorSN(num_feat=32)), 1_094_817)
 test_eq(n_params(UNetDiscriminatorSN(num_feat=64)), 4_376_897)
 
 # %% [markdown]
 # One logit per pixel, for square, odd and non-multiple-of-8 sizes; eval mode is deterministic (no power
-# iteration), training mode updates the spectral-norm vectors:
+# iteration), training mode updates the spectral-norm vectors.
 
 # %%
+#| hide
 torch.manual_seed(0)
 d = UNetDiscriminatorSN(num_feat=4)
 for h, w in [(32, 32), (37, 53), (8, 8)]:
@@ -113,6 +126,7 @@ test_fail(lambda: d(torch.rand(1, 3, 7, 16)), contains='at least 8x8')
 # worth of power iterations.
 
 # %%
+#| hide
 d.train()
 for _ in range(30): d(x)
 w = d.conv3.weight.detach().flatten(1)

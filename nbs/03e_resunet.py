@@ -20,8 +20,15 @@ from blindsr.archs.msrresnet import MSRResNet, ResidualBlockNoBN
 from fastcore.test import test_eq, test_fail, test_close
 
 
+def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+
 # %% [markdown]
-# ## Why a U-Net body -
+# Train it with `blindsr_train --generator resunet` (or `TrainConfig(generator='resunet')`): MSRResNet with a body
+# that sees the whole face, for the same input and output, `(B, 3, h, w)` in [0, 1] to `(B, 3, 4h, 4w)`. On this
+# task's 180-face benchmark it did not beat the flat MSRResNet (`08_bench`); it is here for larger face sets.
+#
+# ## Why a U-Net body
 #
 # Every 5-minute recipe with MSRResNet's flat body levelled off at 27.48–27.53 dB on the 20 held-out faces, and
 # neither 45 % more steps nor 39 % more parameters (24 blocks) moved it by more than 0.02 dB (`08_bench`). The
@@ -85,9 +92,16 @@ class UNetBody(nn.Module):
 
 
 # %% [markdown]
-# Shapes survive any size (padding and cropping), and a bad `widths` says what to change:
+# Shapes survive any size (padding and cropping): a small body (8 channels, levels of 8, 16, 16 and 24) on 37×53
+# features.
 
 # %%
+#| exec_doc
+body = UNetBody(8, 1, (1, 2, 2, 3))
+body(torch.rand(2, 8, 37, 53)).shape, [m[1].out_channels for m in body.down]
+
+# %%
+#| hide
 body = UNetBody(8, 1, (1, 2, 2, 3))
 for h, w in [(16, 16), (37, 53), (1, 3)]: test_eq(body(torch.rand(2, 8, h, w)).shape, (2, 8, h, w))
 test_eq([m[1].out_channels for m in body.down], [16, 16, 24])
@@ -116,10 +130,16 @@ class ResUNet(MSRResNet):
 
 
 # %% [markdown]
-# The parameter count at the defaults, under the course's cap of 2,276,356:
+# A small one at work on a 13×7 LQ image, and the parameter count at the defaults, under the course's cap of
+# 2,276,356:
 
 # %%
-def n_params(m): return sum(p.numel() for p in m.parameters() if p.requires_grad)
+#| exec_doc
+with torch.device('meta'): full = n_params(ResUNet())
+ResUNet(num_feat=8, num_block=1)(torch.rand(1, 3, 13, 7)).shape, full
+
+# %%
+#| hide
 with torch.device('meta'): test_eq(n_params(ResUNet()), 2_066_947)
 
 
@@ -129,6 +149,7 @@ with torch.device('meta'): test_eq(n_params(ResUNet()), 2_066_947)
 # pixels; MSRResNet's ±34.) Tiny widths, same depths:
 
 # %%
+#| hide
 def seen(net: nn.Module, size: int = 128) -> float:
     "Share of input pixels with a non-zero gradient of the output pixel at the centre of a size x size LQ face."
     lq = torch.rand(1, 3, size, size, requires_grad=True)
@@ -141,9 +162,10 @@ test_eq(seen(ResUNet(num_feat=8)), 1.0)
 assert seen(MSRResNet(num_feat=8)) < 0.33
 
 # %% [markdown]
-# Zero residual branches and a zero upsampler give the bilinear resize, as for MSRResNet; odd sizes and ×2 work:
+# Zero residual branches and a zero upsampler give the bilinear resize, as for MSRResNet; odd sizes and ×2 work.
 
 # %%
+#| hide
 net = ResUNet(num_feat=8, num_block=1).eval()
 with torch.no_grad():
     for p in net.parameters(): p.zero_()
@@ -152,20 +174,9 @@ with torch.no_grad():
 test_eq(ResUNet(num_feat=8, num_block=1, upscale=2)(torch.rand(1, 3, 5, 9)).shape, (1, 3, 10, 18))
 
 # %% [markdown]
-# ## Measured: not a better 5-minute model on 180 faces -
+# ## Measured
 #
-# One H200 (torch 2.11), the speed issue's setting: 180 faces of `ffhq200/gt-jpg95` to train, 20 held out, the
-# default recipe with `generator='resunet'` (`blindsr_bench recipes FACES --minutes 5 --recipes blindsr_resunet`).
-# It shared the card with a `plksr` run, so its speed is a lower bound; the MSRResNet default ran alone.
-#
-# | 5 minutes | steps | val PSNR | on 20 training faces (fresh degradations) |
-# |---|---|---|---|
-# | `msrresnet`, default recipe | 10,645 | **27.53** | 28.51 |
-# | `resunet`, default recipe (card shared) | 3,633 | 27.41 | 28.25 |
-# | bicubic | | 26.21 | 26.67 |
-#
-# Per step it is behind too: the compiled MSRResNet run was at 27.46–27.47 dB between steps 3,321 and 3,937 with
-# its learning rate still high, where `resunet` ended its decayed schedule at 27.41. Both fit the training faces
-# better than unseen ones (+1.84 and +1.58 dB over bicubic on training faces, +1.33 and +1.20 held out): with 180
-# faces, a whole-face view is one more thing to fit to those faces. It stays registered for larger face sets,
-# where that trade may differ; on this task the default stays `msrresnet`.
+# On one H200, with 180 training faces and 20 held out, five minutes of the default recipe with `resunet` ended at
+# 27.41 dB against 27.53 for the flat MSRResNet, and it was behind per step as well as per minute: on this task the
+# default stays `msrresnet`. The run, its table and what it says about the training faces are in `08_bench`
+# ("A whole-face view, flip TTA and the training faces").

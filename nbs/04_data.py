@@ -26,6 +26,7 @@ from blindsr.metrics import image_set
 #| hide
 import tempfile
 from fastcore.test import test_eq, test_fail, test_close, test_ne
+from nbdev.showdoc import show_doc
 from blindsr.core import write_png
 
 tmp = Path(tempfile.mkdtemp())
@@ -39,7 +40,12 @@ def make_faces(folder, n, size=32, ext='.png', start=0):
 
 
 # %% [markdown]
-# ## HQ faces for training -
+# Use it to read the course's face folders: `HQFaces('data/train/GT')` holds the training faces (decoded once, into
+# memory), `PairedFaces('data/val/GT', 'data/val/LQ')` the validation pairs, `LQFaces('data/test/LQ')` the test
+# faces, and `find_data()` finds those folders wherever a Kaggle dataset or a zip put them. The trainer and the
+# Kaggle and Colab notebooks use exactly these; you need them when you write your own loop or look at the data.
+#
+# ## HQ faces for training
 #
 # Training reads only HQ faces: LQ is synthesised on the fly. Decoding a 512² PNG costs ~10 ms, more than a
 # training step spends on the image, so `HQFaces` decodes every face once (in parallel) into one uint8 tensor
@@ -94,8 +100,13 @@ class HQFaces(Dataset):
 
 
 # %%
-make_faces(tmp/'hq', 5, 32)
+#| exec_doc
+make_faces(tmp/'hq', 5, 32)                               # five 32×32 faces: 00000.png … 00004.png
 ds = HQFaces(tmp/'hq', progress=False)
+len(ds), ds[2].shape, ds[2].dtype, ds.images.shape, ds.nbytes
+
+# %%
+#| hide
 test_eq(len(ds), 5); test_eq(ds.images.shape, (5, 3, 32, 32)); test_eq(ds[2].dtype, torch.uint8)
 test_eq(HQFaces(tmp/'hq', cache=False)[2], ds[2])
 test_eq(ds.nbytes, 5 * 3 * 32 * 32)
@@ -105,7 +116,7 @@ test_fail(lambda: HQFaces(tmp/'hq', progress=False), contains='odd.png')
 
 
 # %% [markdown]
-# ## Paired and LQ-only sets -
+# ## Paired and LQ-only sets
 #
 # Validation pairs `GT/` and `LQ/` images by file stem; a face without its partner is an error that lists the
 # stems, because a silently dropped pair changes the score. Test sets have LQ only.
@@ -158,9 +169,13 @@ class LQFaces(Dataset):
 
 
 # %%
-from blindsr.core import tensor_to_img
+#| exec_doc
 make_faces(tmp/'val'/'GT', 3, 32); make_faces(tmp/'val'/'LQ', 3, 8)
 pv = PairedFaces(tmp/'val'/'GT', tmp/'val'/'LQ')
+len(pv), {k: v.shape if hasattr(v, 'shape') else v for k, v in pv[1].items()}, LQFaces(tmp/'val'/'LQ').stems
+
+# %%
+#| hide
 test_eq(len(pv), 3); test_eq(pv[1]['stem'], '00001'); test_eq(pv[1]['gt'].shape, (3, 32, 32))
 test_eq(len(PairedFaces(tmp/'val'/'GT', tmp/'val'/'LQ', limit=2)), 2)
 make_faces(tmp/'val'/'GT', 1, 32, start=7)
@@ -184,12 +199,17 @@ def holdout_split(folder: PathLike,  # one folder of HQ faces
 
 
 # %%
+#| exec_doc
 tr, va = holdout_split(tmp/'hq', 2)
+[p.name for p in tr], [p.name for p in va]
+
+# %%
+#| hide
 test_eq([p.stem for p in va], ['00003', '00004']); test_eq(len(tr), 3)
 test_fail(lambda: holdout_split(tmp/'hq', 5), contains='hold out 5')
 
 # %% [markdown]
-# ## Finding the data -
+# ## Finding the data
 #
 # On Kaggle the course data is mounted under `/kaggle/input`, and where exactly has changed over the years:
 # `/kaggle/input/<slug>/…` once, `/kaggle/input/datasets/<owner>/<slug>/…` now, and a zip uploaded with a top
@@ -239,6 +259,7 @@ class BoundedWalk:
 
 
 # %%
+#| hide
 make_faces(tmp/'walk'/'a'/'b'/'c'/'d'/'e'/'f', 1, 8); (tmp/'walk'/'.hidden').mkdir(); (tmp/'walk'/'z').mkdir()
 (tmp/'walk'/'loop').symlink_to(tmp/'walk'/'a')                      # seen once, by its real path
 w = BoundedWalk([tmp/'walk'])
@@ -278,6 +299,11 @@ def folder_role(folder: PathLike) -> str | None:
 
 
 # %%
+#| exec_doc
+{p: folder_role(p) for p in ('data/train/GT', 'faces/train', 'x/valid/HQ', 'x/val/LQ', 'test_LR', 'x/val', 'x/test/GT')}
+
+# %%
+#| hide
 test_eq([folder_role(p) for p in ('x/train/GT', 'x/train/HQ', 'train_GT', 'x/train', 'x/Training/hr')], ['train_hq'] * 5)
 test_eq([folder_role(p) for p in ('x/val/GT', 'x/valid/HQ', 'x/val/LQ', 'x/validation/LR', 'val_lq')],
         ['val_gt', 'val_gt', 'val_lq', 'val_lq', 'val_lq'])
@@ -406,11 +432,18 @@ def find_data(roots: Sequence[PathLike] | None = None,  # default: /kaggle/input
     return DataPaths(**picked, searched=tuple(roots), notes=tuple(notes), unnamed=tuple(unnamed))
 
 
+# %%
+show_doc(DataPaths.require)
+
+# %%
+show_doc(DataPaths.report)
+
 # %% [markdown]
 # The layouts Kaggle has used: the old one (`/kaggle/input/<slug>/train/GT`) and the new one, where the dataset
 # sits under `datasets/<owner>/<slug>/` and an uploaded zip's top folder adds a level. Both are found:
 
 # %%
+#| exec_doc
 layouts = {tmp/'old'/'input': 'ai6126-faces',                                   # /kaggle/input/<slug>/…
            tmp/'new'/'input': 'datasets/alice/ai6126-faces/ai6126-data'}        # …/datasets/<owner>/<slug>/<zip top>/…
 for root, rel in layouts.items():
@@ -421,13 +454,14 @@ for root, rel in layouts.items():
     test_eq((dp.train_hq.relative_to(top), dp.val_gt.relative_to(top), dp.val_lq.relative_to(top), dp.test_lq.relative_to(top)),
             (Path('train/GT'), Path('val/GT'), Path('val/LQ'), Path('test/LQ')))
     test_eq(dp.notes, ())
-print(dp.report())
+print(dp.report().replace(str(tmp), '…'))
 
 # %% [markdown]
 # Two candidates for a role: the bigger one wins, and the note says so; on a tie the note says how it was broken.
-# Folders with one image, or images of different sizes, are passed over (and named in the notes):
+# Folders with one image, or images of different sizes, are passed over (and named in the notes).
 
 # %%
+#| hide
 two = tmp/'two'
 make_faces(two/'a'/'train'/'GT', 3, 32); make_faces(two/'b'/'train'/'HQ', 5, 32)
 make_faces(two/'a'/'val'/'GT', 2, 32); make_faces(two/'a'/'val'/'LQ', 2, 8); make_faces(two/'b'/'val'/'LQ', 2, 8)
@@ -443,11 +477,15 @@ assert any('a tie on 5 images at one depth: the first by path' in n for n in fin
 # Nothing usable: the error lists what is there (two levels under each root) and what was expected.
 
 # %%
+#| exec_doc
 junk = tmp/'junk'/'input'
 make_faces(junk/'datasets'/'alice'/'faces'/'GT', 3, 32); (junk/'notebooks'/'alice').mkdir(parents=True)   # GT of what?
 try: find_data([junk]).require('train_hq', 'test_lq')
 except FileNotFoundError as e: msg = str(e)
-print(msg)
+print(msg.replace(str(tmp), '…'))
+
+# %%
+#| hide
 for frag in ('could not find train_hq, test_lq', 'train_hq: HQ training faces: train/GT', 'datasets/alice/ (1 folder, 0 files)',
              'notebooks/ (1 folder, 0 files)', f"named for no role: {junk/'datasets'/'alice'/'faces'/'GT'} (3 images)"):
     assert frag in msg, frag

@@ -24,6 +24,7 @@ from blindsr.models import UNetDiscriminatorSN
 # %%
 #| hide
 from fastcore.test import test_eq, test_fail, test_close, test_ne
+from nbdev.showdoc import show_doc
 from blindsr.models import build_generator
 
 def tiny(seed=0):
@@ -37,12 +38,22 @@ lq = F.avg_pool2d(hq, 4)
 
 
 # %% [markdown]
-# The trainer's loop calls one thing per step: `TrainStep.step(hq, lq, lr, loss_name)`, which returns the step's
-# loss as a tensor on the device (reading it would make the host wait for the GPU; the loop reads it only every
-# `log_every` steps). Everything between the batch and the next batch lives here, so the loop stays readable and
-# each piece is tested on its own.
+# Use it to train a generator in a loop of your own: `TrainStep(generator, device, StepConfig(...))` holds the
+# network, its optimiser, gradient scaler, EMA and (for a GAN) discriminator, and `step(hq, lq, lr, 'l1')` takes one
+# optimiser step on a batch of HQ faces and their LQ. `blindsr.train.Trainer` is such a loop, with data,
+# schedule, validation and checkpoints around it:
 #
-# ## The pixel loss -
+# ```python
+# ts = TrainStep(build_generator('msrresnet'), device, StepConfig(lr=4e-4))
+# for hq, lq in batches: loss = ts.step(hq, lq, lr=4e-4, loss_name='l1')   # a tensor on the device
+# model = ts.averaged                                                     # the weights to validate and export
+# ```
+#
+# The step returns its loss as a tensor on the device (reading it would make the host wait for the GPU; the
+# trainer reads it only every `log_every` steps). Everything between the batch and the next batch lives here, so the
+# loop stays readable and each piece is tested on its own.
+#
+# ## The pixel loss
 #
 # L1 is the default (robust, sharp); Charbonnier is its smooth twin; MSE is what PSNR measures, used to finish a
 # run (`TrainConfig.mse_finish`). Always computed in float32, whatever the forward pass ran in.
@@ -62,13 +73,19 @@ def pixel_loss(name: str,  # 'l1', 'charbonnier' or 'mse'
 
 
 # %%
+#| exec_doc
+sr, target = torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5)
+{name: round(pixel_loss(name, sr, target).item(), 4) for name in ('l1', 'charbonnier', 'mse')}
+
+# %%
+#| hide
 test_close(pixel_loss('charbonnier', torch.zeros(3), torch.ones(3)).item(), 1.0, eps=1e-5)
 test_eq(pixel_loss('mse', torch.zeros(2), torch.full((2,), 3.0)).item(), 9.0)
 test_fail(lambda: pixel_loss('l3', torch.zeros(1), torch.zeros(1)), contains="unknown loss 'l3'")
 
 
 # %% [markdown]
-# ## Mixed precision by card -
+# ## Mixed precision by card
 #
 # bf16 autocast on sm_80+ (A100, H100, L4: no loss scaling needed), fp16 with a gradient scaler on sm_60/sm_70/
 # sm_75 (P100, V100, T4 — the T4 has no bf16 and its tensor cores run fp16), fp32 on the CPU. `channels_last`
@@ -76,7 +93,7 @@ test_fail(lambda: pixel_loss('l3', torch.zeros(1), torch.zeros(1)), contains="un
 #
 # `torch.compile` is on by default for one CUDA process on sm_70+: it fuses the elementwise work around the
 # convolutions (activations, pixel shuffles, the loss), which in eager mode took half of MSRResNet's step on an H200
-# (device time per step 30.9 ms eager, 15.4 ms compiled; a 5-minute run trained at 594 images/s instead of 405).
+# (compiled, the step's device time halves and a 5-minute run trains about 1.5× as many images; `08_bench`).
 # Compiling costs tens of seconds at the first step, inside the run's time budget. It stays off on the CPU (the
 # compile time would dominate short runs and tests), on a P100 (Triton needs sm_70) and under DDP (not yet measured);
 # `compile='on'`/`'off'` overrides, and a compiler that fails at the first step leaves the run eager.
@@ -110,15 +127,23 @@ def use_compile(compile: str,  # TrainConfig.compile: 'auto', 'on' or 'off'
     return world == 1 and is_cuda_sm70_or_newer(device)
 
 
+# %% [markdown]
+# On this machine's CPU, everything falls back to plain float32, eager:
+
 # %%
+#| exec_doc
 cpu = torch.device('cpu')
+amp_policy('auto', cpu), use_channels_last('auto', cpu), use_compile('auto', cpu)
+
+# %%
+#| hide
 test_eq(amp_policy('auto', cpu), (None, False)); test_eq(amp_policy('bf16', cpu), (None, False))
 test_eq(use_channels_last('auto', cpu), False); test_eq(use_channels_last('on', cpu), True)
 test_eq(use_compile('auto', cpu), False); test_eq(use_compile('on', cpu), True)
 
 
 # %% [markdown]
-# ## Adam, fused where it can be -
+# ## Adam, fused where it can be
 #
 # Adam runs fused on CUDA (one kernel for all parameters; with a GradScaler it also reads the inf check on the
 # device, where the plain optimiser would sync to the host every step), and as torch's default elsewhere. Fused
@@ -155,6 +180,7 @@ def step_or_unfuse(optimizer: torch.optim.Optimizer,
 
 
 # %%
+#| hide
 test_eq(adam(nn.Linear(2, 1).parameters(), cpu, lr=1e-3).defaults['fused'], None)
 
 class RefusingAdam(torch.optim.Adam):
@@ -170,14 +196,13 @@ test_fail(lambda: step_or_unfuse(RefusingAdam(lin.parameters(), lr=0.1), lambda 
 
 
 # %% [markdown]
-# ## An EMA of the weights, with warm-up -
+# ## An EMA of the weights, with warm-up
 #
 # The validated and exported generator is an exponential moving average of the trained one:
 # ema ← ema + (1 − d)(w − ema). A fixed d = 0.999 kept the averaged weights near the initial network for the first
 # minute of a short run (the handed-out recipe's curve stays on the bicubic line for a minute); a decay warmed up as
-# d = min(0.999, (1 + step)/(10 + step)) follows the network early and averages late (5-minute runs: 27.14 dB at
-# 1 minute against 26.23; `08_bench` has the curves). The decay is a pure function of the step, so nothing but
-# the step needs saving.
+# d = min(0.999, (1 + step)/(10 + step)) follows the network early and averages late (`08_bench` has the
+# curves). The decay is a pure function of the step, so nothing but the step needs saving.
 
 # %%
 #| export
@@ -190,6 +215,11 @@ def ema_decay(step: int,  # 0-based index of the optimiser step just taken
 
 
 # %%
+#| exec_doc
+{step: round(ema_decay(step, 0.999), 4) for step in (0, 10, 100, 1000, 10_000)}
+
+# %%
+#| hide
 test_close([ema_decay(s, 0.999) for s in (0, 10, 100, 1000, 100_000)], [0.1, 11 / 20, 101 / 110, 1001 / 1010, 0.999], eps=1e-12)
 test_eq(ema_decay(0, 0.999, warmup=False), 0.999)
 
@@ -197,9 +227,9 @@ test_eq(ema_decay(0, 0.999, warmup=False), 0.999)
 # %% [markdown]
 # `torch.optim.swa_utils.AveragedModel` keeps its update count in a CPU tensor and copies it to the GPU on every
 # update: a blocking host-to-device copy, i.e. a full device sync per step, which serialises the host's
-# degradation launches with the GPU's work (H200: 238–260 images/s against 405 without it). `EMA` takes the step
-# from the caller and updates every floating tensor (parameters and buffers) of its copy with one fused lerp, so
-# the step never waits for the GPU.
+# degradation launches with the GPU's work (it cost a third of the H200's training throughput; `08_bench`). `EMA`
+# takes the step from the caller and updates every floating tensor (parameters and buffers) of its copy with one
+# fused lerp, so the step never waits for the GPU.
 
 # %%
 #| export
@@ -228,6 +258,10 @@ class EMA:
 
 
 # %%
+show_doc(EMA.update)
+
+# %%
+#| hide
 lin = nn.Linear(2, 1)
 ema = EMA(lin, 0.5, warmup=False)
 with torch.no_grad(): lin.weight.add_(2.0)
@@ -242,7 +276,7 @@ test_close(warm.model.weight, 0.1 * w1 + 0.9 * lin.weight, eps=1e-6)
 
 
 # %% [markdown]
-# ## The adversarial loss -
+# ## The adversarial loss
 #
 # Off by default. With `TrainConfig.gan` the generator, started from PSNR-trained weights, trains on
 # `pixel_weight`·pixel loss + `weight`·BCE against a `UNetDiscriminatorSN`, and after each generator step the
@@ -305,6 +339,13 @@ class AdversarialLoss:
 
 
 # %%
+show_doc(AdversarialLoss.generator_loss)
+
+# %%
+show_doc(AdversarialLoss.step)
+
+# %%
+#| hide
 torch.manual_seed(0)
 adv = AdversarialLoss(cpu, num_feat=4)
 d0 = [q.detach().clone() for q in adv.discriminator.parameters()]
@@ -317,7 +358,7 @@ test_close(adv.optimizer.param_groups[0]['lr'], 1e-4)
 
 
 # %% [markdown]
-# ## One optimiser step -
+# ## One optimiser step
 #
 # `TrainStep` holds the generator and everything its step needs. Per step: set the learning rate; per
 # micro-batch (`accum` of them, the same maths with less memory), run the generator under autocast, take the pixel
@@ -359,6 +400,7 @@ def compile_or_none(module: nn.Module, device: torch.device, log: Callable[[str]
 
 
 # %%
+#| hide
 assert compile_or_none(nn.Linear(2, 1), cpu) is not None          # compiling waits for the first call
 
 
@@ -459,14 +501,29 @@ class TrainStep:
         self.steps = sd['step']
 
 
-# %% [markdown]
-# A few steps on one batch bring the loss down; the EMA follows the generator; the state carries over, so a
-# `TrainStep` loaded from another's `state_dict` takes the same next step:
+# %%
+show_doc(TrainStep.step)
 
 # %%
+show_doc(TrainStep.state_dict)
+
+# %%
+show_doc(TrainStep.load_state_dict)
+
+# %% [markdown]
+# Twenty steps of a tiny MSRResNet (8 features, 1 block) on one batch of four smooth 32×32 faces and their LQ
+# bring the loss down; the EMA follows the generator; the state carries over, so a `TrainStep` loaded from
+# another's `state_dict` takes the same next step.
+
+# %%
+#| exec_doc
 ts = TrainStep(tiny(), cpu, StepConfig(lr=2e-3, ema=0.9))
 losses = [ts.step(hq, lq, 2e-3, 'l1').item() for _ in range(20)]
 print('losses:', ' '.join(f'{v:.4f}' for v in losses[::2]))
+print('steps:', ts.steps, '| state:', sorted(k for k, v in ts.state_dict().items() if v is not None))
+
+# %%
+#| hide
 assert losses[-1] < 0.95 * losses[0]; test_eq(ts.steps, 20)
 assert any(not torch.equal(a, b) for a, b in zip(ts.ema.model.parameters(), ts.generator.parameters()))
 test_eq(ts.averaged, ts.ema.model)
@@ -478,9 +535,10 @@ test_eq(TrainStep(tiny(), cpu, StepConfig(ema=0)).averaged is not None, True)
 
 # %% [markdown]
 # Accumulating over micro-batches is the same maths as the whole batch (up to float rounding), and with an
-# adversarial loss both networks train and both states are saved:
+# adversarial loss both networks train and both states are saved.
 
 # %%
+#| hide
 one, two = TrainStep(tiny(), cpu, StepConfig(ema=0)), TrainStep(tiny(), cpu, StepConfig(ema=0, accum=2))
 test_close(one.step(hq, lq, 1e-3, 'l1'), two.step(hq, lq, 1e-3, 'l1'), eps=1e-6)
 for a, b in zip(one.generator.parameters(), two.generator.parameters()): test_close(a, b, eps=1e-6)
@@ -493,9 +551,10 @@ test_eq(sorted(k for k, v in gan.state_dict().items() if v is not None),
 # %% [markdown]
 # `torch.compile` compiles at the first call, so a missing or broken compiler shows up there, not when the model is
 # wrapped; the first step then falls back to the eager generator and the run goes on. Likewise fused Adam's
-# refusal (above) at the first step:
+# refusal (above) at the first step.
 
 # %%
+#| hide
 cp = TrainStep(tiny(), cpu, StepConfig(compile='on'), log=lambda m: None)
 assert cp.compiled is not None
 def broken_compiler(x): raise RuntimeError('InductorError: no working C++ compiler')

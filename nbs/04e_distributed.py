@@ -25,9 +25,14 @@ import tempfile
 from pathlib import Path
 
 from fastcore.test import test_eq
+from nbdev.showdoc import show_doc
 
 
 # %% [markdown]
+# Use it when one training loop must run in several processes: `d = init_distributed()` tells a process who it is
+# (`d.rank`, `d.is_main`, `d.device`), and `d.barrier()`, `d.stop_vote(...)` and `d.all_agree(...)` are the moments
+# they meet. With one process (a laptop, one GPU) every meeting is a no-op, so the same loop runs everywhere.
+#
 # `torchrun --nproc_per_node=2 -m blindsr.train …` (Kaggle's T4×2) starts one process per GPU and tells each its
 # place through the environment: `WORLD_SIZE` processes, this one's `RANK`, and its GPU, `LOCAL_RANK`. Each
 # process trains on its share of every batch and DistributedDataParallel averages the gradients; process 0
@@ -89,11 +94,28 @@ def init_distributed(device: str | None = None,  # None: the best available (one
     return dist
 
 
+# %%
+show_doc(Distributed.barrier)
+
+# %%
+show_doc(Distributed.stop_vote)
+
+# %%
+show_doc(Distributed.all_agree)
+
+# %%
+show_doc(Distributed.close)
+
 # %% [markdown]
 # In one process there is nothing to agree on:
 
 # %%
+#| exec_doc
 one = init_distributed('cpu')
+one, one.is_main, one.stop_vote(True), one.all_agree(torch.ones(1))
+
+# %%
+#| hide
 test_eq((one.world, one.rank, one.is_main, one.device), (1, 0, True, torch.device('cpu')))
 one.barrier()
 test_eq((one.stop_vote(False), one.stop_vote(True), one.all_agree(torch.ones(1))), (False, True, True))
@@ -106,16 +128,19 @@ one.close()
 # every line had been printed.
 
 # %%
-script = Path(tempfile.mkdtemp()) / 'two.py'
-script.write_text('''
-import torch
+#| hide
+two = Path(tempfile.mkdtemp())
+(two/'two.py').write_text('''
+import sys, torch
+from pathlib import Path
 from blindsr.distributed import init_distributed
 d = init_distributed('cpu')
 d.barrier()
-print(d.rank, d.is_main, d.stop_vote(d.rank == 1), d.stop_vote(False), d.all_agree(torch.ones(1)),
-      d.all_agree(torch.full((1,), float(d.rank))), flush=True)
+seen = [d.rank, d.is_main, d.stop_vote(d.rank == 1), d.stop_vote(False), d.all_agree(torch.ones(1)),
+        d.all_agree(torch.full((1,), float(d.rank)))]
+Path(sys.argv[1], f'rank{d.rank}.txt').write_text(' '.join(map(str, seen)))   # a file each: prints can interleave
 ''')
-r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(script)],
+r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', str(two/'two.py'), str(two)],
                    capture_output=True, text=True, timeout=120, env={**os.environ, 'OMP_NUM_THREADS': '1'})
 assert r.returncode == 0, r.stderr[-2000:]
-test_eq(sorted(l for l in r.stdout.splitlines() if l[:2] in ('0 ', '1 ')), ['0 True True False True False', '1 False True False True False'])
+test_eq(sorted(p.read_text() for p in two.glob('rank*.txt')), ['0 True True False True False', '1 False True False True False'])

@@ -2,6 +2,11 @@
 # # Inference
 # > Restore faces with a trained generator: `restore()` for tensors and images, overlapping tiles and test-time augmentation, `blindsr_restore` for files and folders, and `blindsr_val` to restore and score a val set in one go.
 
+# %% [markdown]
+# Use it to turn LQ faces into restored ones with a model you have: `restore(model, lq)` in Python (one image, a
+# batch, a PIL image or a tensor), `blindsr_restore LQ_FOLDER OUT --ckpt best.pt` for files, and
+# `blindsr_val data/val/LQ data/val/GT OUT --ckpt best.pt` to restore the val set and print its PSNR in one go.
+
 # %%
 #| default_exp inference
 
@@ -40,6 +45,7 @@ from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close, test_ne
 from blindsr.checkpoint import export_weights
 from blindsr.models import build_generator
+from blindsr.samples import astronaut_face
 
 tmp = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)
@@ -65,7 +71,7 @@ export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, 
 # measured in `08_bench`.
 
 # %% [markdown]
-# ## Loading a generator -
+# ## Loading a generator
 #
 # `blindsr.checkpoint.load_generator` reads any accepted file — blindsr weights (`best.pt`, the shipped
 # `blindsr_default.pt`), a training checkpoint (`last.ckpt`, its EMA weights), a BasicSR `net_g_*.pth` or a bare
@@ -73,7 +79,7 @@ export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, 
 # shipped file.
 
 # %% [markdown]
-# ## Test-time augmentation -
+# ## Test-time augmentation
 #
 # TTA runs the network on transformed copies of the input, undoes each transform on the output, and averages (in
 # float32, before any rounding). `flip` averages the face and its mirror image — a transform the training data is
@@ -149,7 +155,7 @@ test_fail(lambda: forward_tta(net, lq, 'x4'), contains='off, flip, x8')
 for k, f in TTA_MODES['x8']: test_eq(tta_untransform(tta_transform(lq, k, f), k, f), lq)
 
 # %% [markdown]
-# ## Tiles -
+# ## Tiles
 #
 # A 512×512 real-world photo restored to 2048×2048 needs several GB of activations at once (the last layers of
 # MSRResNet hold 64 channels at the output size). So large inputs go through the network in tiles: the image is cut
@@ -222,7 +228,7 @@ assert (no_ctx - whole).abs().max() > 1e-3                    # without context,
 
 
 # %% [markdown]
-# ## `restore` -
+# ## `restore`
 #
 # One call for every kind of input: a float tensor batch `(B, 3, h, w)` in [0, 1] gives a tensor (on the input's
 # device, clamped to [0, 1]); a PIL image gives a PIL image; a uint8 `(h, w, 3)` array (or `(N, h, w, 3)`) gives
@@ -286,7 +292,24 @@ def restore(model: nn.Module,  # generator, (B,3,h,w) -> (B,3,4h,4w); see load_g
     return back(torch.cat(outs))   # outside inference mode: a normal tensor the caller may modify
 
 
+# %% [markdown]
+# The generator shipped with blindsr on a 128×128 copy of a face (left, nearest-neighbour so its pixels show),
+# restored to 512×512 (right) in about a second on a CPU:
+
 # %%
+#| exec_doc
+model = load_generator(default_weights(), device='cpu')                                    # the shipped MSRResNet
+lq_face = np.asarray(Image.fromarray(astronaut_face()).resize((128, 128), Image.BICUBIC))   # (128,128,3) uint8
+sr_face = restore(model, lq_face)                                                           # (512,512,3) uint8
+print(lq_face.shape, '->', sr_face.shape, sr_face.dtype)
+Image.fromarray(np.concatenate([np.asarray(Image.fromarray(lq_face).resize((512, 512), Image.NEAREST)), sr_face], 1))
+
+# %% [markdown]
+# Whatever comes in goes out: a float tensor in [0, 1] gives a float tensor, uint8 arrays give uint8 arrays, a PIL
+# image a PIL image; a float array or a uint8 tensor is refused with the fix:
+
+# %%
+#| hide
 sr = restore(net, torch.rand(3, 3, 10, 14))
 test_eq(sr.shape, (3, 3, 40, 56)); test_eq(sr.requires_grad, False)
 sr.mul_(1.0)                                                              # a normal tensor, not an inference tensor
@@ -323,12 +346,13 @@ test_fail(lambda: restore(net, x, tile=-3), contains="tile must be 'auto'")
 # With autocast the output stays close to float32 (bf16 here, on the CPU; fp16 or bf16 on a GPU):
 
 # %%
+#| hide
 test_close(restore(net, x, amp='bf16'), restore(net, x), eps=0.05)
 test_fail(lambda: restore(net, x, amp='fp8'), contains="amp must be")
 
 
 # %% [markdown]
-# ## Restoring files: `blindsr_restore` -
+# ## Restoring files: `blindsr_restore`
 #
 # `restore_files` restores a list of image files into a folder: the same stems, as PNG, 4× the size. Sizes are
 # read from the file headers first (so an unreadable file stops the run before any work, naming the file), images
@@ -406,6 +430,7 @@ test_eq(read_image(outs[6]), restore(net, read_image(tmp/'lq'/'00006.png')))   #
 # Missing and corrupt inputs stop the run and name the file; two inputs with one stem are refused:
 
 # %%
+#| hide
 bad = tmp/'bad'; rand_imgs(bad, 2)
 (bad/'00001.png').write_bytes(b'\x89PNG\r\n\x1a\n garbage')
 test_fail(lambda: restore_files(net, list_images(bad), tmp/'sr_bad', progress=False), contains='00001.png')
@@ -422,7 +447,7 @@ test_fail(lambda: input_files(tmp/'none'), contains='none')
 
 
 # %% [markdown]
-# ### Flags every restoring command shares -
+# ### Flags every restoring command shares
 #
 # The commands that load a generator (`blindsr_restore` and `blindsr_val` here, `blindsr_submit`, `blindsr_bench
 # tta`) take the same flags for it: `add_generator_args` adds the weights, architecture and device flags and
@@ -496,6 +521,7 @@ def restore_kwargs(args: argparse.Namespace,  # parsed flags of add_restore_args
 CLI_ERRORS = (*USER_ERRORS, CheckpointError, UnsupportedGPUError)   # what a command reports in one line (exit 2)
 
 # %%
+#| hide
 ap = argparse.ArgumentParser()
 add_generator_args(ap); add_restore_args(ap)
 args = ap.parse_args(['--ckpt', str(tmp/'w16.pt'), '--device', 'cpu', '--tta', 'flip', '--tile', '0'])
@@ -513,7 +539,7 @@ for flag in ('--batch', '--workers', '--tile-overlap', '--arch-kwargs', '--arch'
 
 
 # %% [markdown]
-# ### `blindsr_restore` -
+# ### `blindsr_restore`
 #
 # An image or a folder in, PNGs of the same stems out; one image may go to a named `.png` file. Everything is
 # checked before the network runs: the inputs (missing, empty, unread types, corrupt headers), and the output by
@@ -597,6 +623,7 @@ test_eq(read_image(tmp/'one'/'x.png').shape, (48, 80, 3))
 # JPEG name are never written to:
 
 # %%
+#| hide
 rand_imgs(tmp/'gt_folder', 2, 64, 64)
 gt_before = {p.name: p.read_bytes() for p in (tmp/'gt_folder').iterdir()}
 with redirect_stderr(io.StringIO()) as err:
@@ -611,7 +638,7 @@ assert not (tmp/'result.jpg').exists() and not (tmp/'lq'/'sr').exists()
 
 
 # %% [markdown]
-# ## A validation run: `blindsr_val` -
+# ## A validation run: `blindsr_val`
 #
 # Before a submission, the same restoration on the val set, scored by the organisers' metric in one go:
 # `blindsr_val val/LQ val/GT results/val --ckpt best.pt --tta flip` restores into `results/val`, prints the mean
@@ -732,6 +759,7 @@ assert (tmp/'val_sr_metrics.csv').exists()
 # as such, and the val GT can never be the output:
 
 # %%
+#| hide
 shutil.copytree(tmp/'val_gt', tmp/'val_gt_odd'); write_png(tmp/'val_gt_odd'/'00002.png', np.zeros((60, 64, 3), np.uint8))
 test_fail(lambda: check_val_pairs(list_images(tmp/'val_lq'), tmp/'val_gt_odd'), contains='val_gt_odd/00002.png is 64x60, but a GT must be 4x its LQ')
 test_fail(lambda: check_val_pairs(list_images(tmp/'val_gt'), tmp/'val_lq'), contains='look swapped')

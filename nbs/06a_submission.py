@@ -2,6 +2,11 @@
 # # The CodaLab submission
 # > `make_submission` restores the test LQ and writes the zip the leaderboard takes; `check_submission` checks any zip before it is uploaded; `blindsr_submit` does either from the command line.
 
+# %% [markdown]
+# Use it at the end: `blindsr_submit data/test/LQ submission.zip --ckpt runs/x/best.pt` restores the 400 test faces
+# into the zip CodaLab takes, and `blindsr_submit --check submission.zip` tells you, before you upload, whether a zip
+# made any other way would be scored.
+
 # %%
 #| default_exp submission
 
@@ -41,6 +46,14 @@ from blindsr.models import build_generator
 tmp = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)
 
+def png_bytes(w=512, h=512, mode='RGB'):
+    buf = io.BytesIO(); Image.new(mode, (w, h)).save(buf, format='PNG'); return buf.getvalue()
+
+def make_zip(path, members):
+    with zipfile.ZipFile(path, 'w') as zf:
+        for n, data in members.items(): zf.writestr(n, data)
+    return path
+
 def rand_imgs(folder, n, h=16, w=16, start=0):
     "n random uint8 RGB PNGs 00000.png … in `folder`."
     for i in range(start, start + n): write_png(Path(folder) / f'{i:05d}.png', rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
@@ -50,7 +63,7 @@ net = build_generator('msrresnet', num_feat=8, num_block=1).eval().requires_grad
 export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, {'val_psnr': 20.0}, half=True)   # a weights file to load
 
 # %% [markdown]
-# ## Checking a zip -
+# ## Checking a zip
 #
 # The leaderboard takes a zip holding exactly one folder of `00000.png … 00399.png`, each 512×512 RGB. A zip
 # that breaks any of that can fail silently (a missing image, a file at the wrong level), so the layout is
@@ -148,17 +161,20 @@ def check_folder(folder: PathLike,  # a folder of results, about to become the z
 
 
 # %% [markdown]
+# A zip of three 32×32 results put at its top level, without the folder, and expected to hold four, is refused with
+# every problem named:
+
+# %%
+#| exec_doc
+flat = {f'{i:05d}.png': png_bytes(32, 32) for i in range(3)}
+try: check_submission(make_zip(tmp/'flat.zip', flat), 4, size=(32, 32))
+except SubmissionError as e: print(e)
+
+# %% [markdown]
 # A good zip passes, and `blindsr_evaluate` reads it; each way of getting it wrong is caught and named:
 
 # %%
-def png_bytes(w=512, h=512, mode='RGB'):
-    buf = io.BytesIO(); Image.new(mode, (w, h)).save(buf, format='PNG'); return buf.getvalue()
-
-def make_zip(path, members):
-    with zipfile.ZipFile(path, 'w') as zf:
-        for n, data in members.items(): zf.writestr(n, data)
-    return path
-
+#| hide
 good = {f'results/{i:05d}.png': png_bytes(32, 32) for i in range(3)}
 test_eq(check_submission(make_zip(tmp/'ok.zip', good), 3, size=(32, 32)), sorted(good))
 test_eq(len(check_submission(tmp/'ok.zip', size=(32, 32))), 3)
@@ -183,7 +199,7 @@ try: check_submission(make_zip(tmp/'bad.zip', cases['outside any folder']), 4, s
 except SubmissionError as e: print(e); test_eq(len(e.problems), 3)
 
 # %% [markdown]
-# ## Writing the zip -
+# ## Writing the zip
 #
 # Every test LQ restored at 4× into one folder (named like the LQ), the folder checked, zipped without
 # recompression (PNGs are compressed already), and the zip checked again before it replaces `zip_path`. The zip is
@@ -288,8 +304,13 @@ def make_submission(model: nn.Module,  # generator on its device
 # any work:
 
 # %%
+#| exec_doc
 rand_imgs(tmp/'test_lq', 4)
 z = make_submission(net, tmp/'test_lq', tmp/'out'/'submission.zip', size=(64, 64), progress=False, tta='flip')
+zipfile.ZipFile(z).namelist(), check_submission(z, 4, size=(64, 64))
+
+# %%
+#| hide
 test_eq(zipfile.ZipFile(z).namelist(), [f'results/{i:05d}.png' for i in range(4)])
 test_eq(check_submission(z, 4, size=(64, 64))[0], 'results/00000.png')
 test_eq([p.name for p in (tmp/'out').iterdir()], ['submission.zip'])          # no temporary files left behind
@@ -309,6 +330,7 @@ assert not (tmp/'x.zip').exists()
 # (unless `overwrite`, which replaces only the PNGs it writes):
 
 # %%
+#| hide
 (tmp/'keep').mkdir(); (tmp/'keep'/'notes.txt').write_text('x')
 test_fail(lambda: make_submission(net, tmp/'test_lq', tmp/'k.zip', size=(64, 64), keep=tmp/'keep', progress=False), contains='notes.txt')
 test_eq(list((tmp/'keep').glob('*.png')), [])
@@ -317,7 +339,7 @@ test_eq(len(list((tmp/'keep').glob('*.png'))), 4); test_eq((tmp/'keep'/'notes.tx
 
 
 # %% [markdown]
-# ## `blindsr_submit` -
+# ## `blindsr_submit`
 #
 # `blindsr_submit TEST_LQ OUT.zip --ckpt best.pt` writes the zip; `blindsr_submit [TEST_LQ] --check ZIP` checks one
 # made any other way: against the LQ stems when TEST_LQ is given (the only check that sees a missing last image or
@@ -402,6 +424,7 @@ def submit_cli(argv: list[str] | None = None) -> int:
 
 
 # %%
+#| hide
 with redirect_stderr(io.StringIO()):
     test_eq(submit_cli([str(tmp/'test_lq'), str(tmp/'sub2.zip'), '--ckpt', str(tmp/'w16.pt'), '--size', '64', '--no-progress',
                         '--folder-name', 'preds']), 0)

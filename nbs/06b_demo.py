@@ -2,6 +2,10 @@
 # # Pictures and the demo
 # > `comparison_grid` puts an LQ face, its bicubic upscale, restorations and the ground truth side by side with their PSNRs; `blindsr_demo` degrades a public-domain face, restores it with the generator shipped in the package and draws that picture.
 
+# %% [markdown]
+# Use it to see what a model does to a face: `blindsr_demo` is the first command to run on a fresh machine (no data,
+# no GPU), and `comparison_grid(lq, {'name': sr, …}, gt)` draws your own results the same way in a notebook.
+
 # %%
 #| default_exp demo
 
@@ -47,7 +51,7 @@ write_png(tmp/'face16.png', rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))  
 
 
 # %% [markdown]
-# ## Side by side -
+# ## Side by side
 #
 # `comparison_grid` puts an LQ face (nearest-neighbour upscaled, so its pixels show), its bicubic upscale, one or
 # more restorations and the ground truth side by side, with the organisers' PSNR in each caption; `zoom` adds a
@@ -126,12 +130,20 @@ def comparison_grid(lq,  # LQ image (h,w,3) uint8 / PIL / tensor, or a list of t
     return fig
 
 
+# %% [markdown]
+# A tiny random network on a random 16×16 "face", with and without flip TTA; the close-up row zooms into the centre:
+
 # %%
+#| exec_doc
 lq_img = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
 sr_img = restore(net, lq_img)
 gt_img = np.clip(sr_img.astype(int) + rng.integers(-5, 6, sr_img.shape), 0, 255).astype(np.uint8)
 fig = comparison_grid(lq_img, {'off': sr_img, 'flip': restore(net, lq_img, 'flip')}, gt_img, zoom=(0.25, 0.25, 0.5, 0.5),
                       title='a tiny random network', path=tmp/'grid.png')
+fig
+
+# %%
+#| hide
 test_eq(len(fig.axes), 2 * 5)
 assert f'PSNR {psnr(sr_img, gt_img):.2f} dB' in fig.axes[2].get_title()
 test_eq(read_image(tmp/'grid.png').shape[2], 3)
@@ -140,7 +152,7 @@ test_fail(lambda: comparison_grid(lq_img, sr_img, gt_img[:-1]), contains='GT is 
 
 
 # %% [markdown]
-# ## The demo: `blindsr_demo` -
+# ## The demo: `blindsr_demo`
 #
 # What a newcomer runs first, on any machine, with no data and no GPU: a public-domain portrait that scikit-image
 # ships (NASA's photo of the astronaut Eileen Collins), cropped to the face and framed roughly as FFHQ frames
@@ -253,7 +265,16 @@ def demo_cli(argv: list[str] | None = None) -> int:
 
 
 # %% [markdown]
-# Here with a tiny random network (a trained one is what the demo is for):
+# What `blindsr_demo` draws, with the generator shipped in the package (about a second on a CPU):
+
+# %%
+#| exec_doc
+shipped = demo(tmp/'shipped', device='cpu')
+print(f"{shipped['degradation'][:90]}…\nbicubic {shipped['bicubic_psnr']:.2f} dB, model {shipped['model_psnr']:.2f} dB")
+Image.open(shipped['png'])
+
+# %% [markdown]
+# The same with a tiny random network and any face (`--image`), from Python and as the command:
 
 # %%
 r = demo(tmp/'demo', weights=tmp/'w16.pt', device='cpu')
@@ -267,6 +288,7 @@ test_eq(demo_cli(['--out', str(tmp/'demo2'), '--weights', str(tmp/'w16.pt'), '--
 # picture itself (the demo would draw over its own input); a photo called `demo.png` is never replaced.
 
 # %%
+#| hide
 write_png(tmp/'mine'/'demo.png', rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
 mine = (tmp/'mine'/'demo.png').read_bytes()
 with redirect_stderr(io.StringIO()) as err:

@@ -1143,3 +1143,30 @@ test_eq(bench_cli(['tta', str(val_lq), str(val_gt), '--ckpt', str(tmpc/'nope.pt'
 #| export
 if __name__ == '__main__' and '__file__' in globals():   # python -m blindsr.bench …
     sys.exit(bench_cli())
+
+# %% [markdown]
+# ## Measured: the figures behind design notes in other notebooks
+#
+# The API notebooks state their design choices briefly and point here; these are the measurements behind them.
+#
+# - **Blur kernels built on the host** (`01_degradation`): the ~90 array operations that build a batch of 16
+#   kernels, (16, 21, 21), take ~1 ms of CPU on the 2-core development machine, where on a GPU each would be a
+#   kernel launch; the H200 profile showed the torch degradation bound by its launches (host time), not by the GPU.
+#   One FFT per stage over the whole batch: 3,000 batches of 16 of the 2024 preset need 44 distinct FFT shapes
+#   instead of 330 (counted from the sampled sizes), so cuFFT's plan cache fills early in a run (throughput in
+#   "Throughput" above).
+# - **PLKSR's residual norms** (`03c_plksr`): on the H200 (bf16, batch 16) either norm cut training throughput by a
+#   fifth — 320 images/s with `norm='group'`, 324 with `'layer'`, against 401 without — and at initialisation it
+#   inflates the branch outputs to unit variance: the first L1 loss against random targets was 1.11 with GroupNorm,
+#   0.30 without.
+# - **RCAN-lite's speed** (`03b_rcan`): its training throughput is 14–32 % below the 24-block MSRResNet's ("Generators
+#   on an H200", above): the 24 pool-and-gate steps are memory-bound.
+# - **`torch.compile`** (`04d_train_step`): the step's device time went from 30.9 ms eager to 15.4 ms compiled, and a
+#   5-minute run trained at 594 images/s instead of 405 ("Where a step's time goes", "Equal time", above).
+# - **A sync-free EMA** (`04d_train_step`): `torch.optim.swa_utils.AveragedModel`'s blocking copy of its update count
+#   held the default recipe at 238–260 images/s on the H200; `train_step.EMA` and fused Adam took it to 405.
+# - **The EMA's warm-up** (`04d_train_step`): 5-minute runs of the default recipe, whose decay warms up, reached
+#   27.14 dB at 1 minute (eager) against 26.23 for the handed-out recipe, whose fixed 0.999 kept the validated
+#   weights on the bicubic line for that first minute ("Equal time", above).
+# - **ResUNet** (`03e_resunet`): 27.41 dB after 5 minutes against 27.53 for the flat MSRResNet, and behind per step
+#   too ("A whole-face view, flip TTA and the training faces", above).

@@ -6,6 +6,15 @@
 #| default_exp cuda_guard
 
 # %% [markdown]
+# Use it as the first code cell of a notebook that may land on a GPU older than its torch — the Kaggle kernel and
+# the Colab notebook do, before anything imports torch:
+#
+# ```python
+# from blindsr.cuda_guard import ensure_torch, machine_description
+# print(machine_description())     # e.g. '2 x Tesla T4 (sm_75)'
+# ensure_torch()                   # 'cpu', 'ok', or swaps torch for the last build that runs the card
+# ```
+#
 # Kaggle's "GPU P100" is a Pascal card, compute capability 6.0, and the torch in Kaggle's current image is a CUDA
 # 12.8/13.0 build without `sm_60` kernels: `torch.cuda.is_available()` says True and the first kernel dies with "no
 # kernel image is available for execution on the device". `blindsr.device.get_device` catches that and names the
@@ -38,12 +47,17 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+
+import torch                                   # the tests compare with the torch of this environment
 from fastcore.test import test_eq, test_fail
+
+import blindsr.cuda_guard
+import blindsr.device
 
 tmp = Path(tempfile.mkdtemp())
 
 # %% [markdown]
-# ## Which builds run which cards -
+# ## Which builds run which cards
 #
 # The rule is CUDA's, the same as `blindsr.device.cuda_arch_supported` (tested below to agree on a grid of cases):
 # a cubin `sm_XY` runs on cards of the same major version with an equal or higher minor (`sm_80` runs on an A10,
@@ -78,8 +92,16 @@ def arch_supported(capability: Tuple[int, int],  # (major, minor), e.g. (6, 0) f
     return False
 
 
+# %% [markdown]
+# Kaggle's current torch, a CUDA 12.8 build, runs every card from the T4 on, but not the P100:
+
 # %%
+#| exec_doc
 CU128 = ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']     # Kaggle's current torch
+{card: arch_supported(cap, CU128) for card, cap in [('P100', (6, 0)), ('V100', (7, 0)), ('T4', (7, 5)), ('A100', (8, 0)), ('H100', (9, 0))]}
+
+# %%
+#| hide
 test_eq([arch_supported(c, CU128) for c in [(6, 0), (7, 5), (8, 0), (8, 6), (9, 0)]], [False, True, True, True, True])
 test_eq([arch_supported(c, LEGACY_ARCHES) for c in [(6, 0), (7, 0), (7, 5), (9, 0), (12, 0)]], [True, True, True, True, False])
 test_eq(arch_supported((9, 0), ['sm_80', 'compute_80']), True)
@@ -87,16 +109,16 @@ test_eq(arch_supported((7, 0), []), False)
 
 # %% [markdown]
 # `blindsr.device` uses this very rule and these constants for `get_device`'s check and its error message (one
-# definition, so the kernel's first cell and the library cannot disagree):
+# definition, so the kernel's first cell and the library cannot disagree).
 
 # %%
-import blindsr.device, blindsr.cuda_guard
+#| hide
 test_eq(blindsr.device.cuda_arch_supported, blindsr.cuda_guard.arch_supported)
 test_eq((blindsr.device.LEGACY_TORCH, blindsr.device.LEGACY_INDEX), (blindsr.cuda_guard.LEGACY_TORCH, blindsr.cuda_guard.LEGACY_INDEX))
 test_eq([arch_supported(c, ['sm_61', 'compute_70']) for c in [(6, 0), (6, 1), (6, 2), (7, 0), (8, 6)]], [False, True, True, True, True])
 
 # %% [markdown]
-# ## Asking the machine -
+# ## Asking the machine
 #
 # nvidia-smi prints one line per GPU (`6.0`, or `7.5` twice on Kaggle's T4×2). Drivers older than 510 do not know
 # the `compute_cap` field; then the card's name is looked up in a short table of the cards Kaggle and Colab lend.
@@ -158,7 +180,15 @@ def machine_description(smi: str = 'nvidia-smi', timeout: float = 60) -> str:
     return ' + '.join(f'{n} x {name} ({sm})' if n > 1 else f'{name} ({sm})' for (name, sm), n in groups.items())
 
 
+# %% [markdown]
+# On this machine:
+
 # %%
+#| exec_doc
+gpu_capabilities(), machine_description()
+
+# %%
+#| hide
 test_eq(parse_compute_caps('6.0\n'), [(6, 0)])
 test_eq(parse_compute_caps('7.5\n7.5\n'), [(7, 5), (7, 5)])
 test_eq(parse_compute_caps('[N/A]\n\n'), [])
@@ -168,9 +198,10 @@ test_eq(caps_from_names('Tesla P100-PCIE-16GB\nTesla T4\nNVIDIA A100-SXM4-40GB\n
 
 # %% [markdown]
 # With a stand-in `nvidia-smi` (a shell script that prints what a P100 prints, and one from an old driver that
-# only knows the name), and with none at all:
+# only knows the name), and with none at all, every answer is read right.
 
 # %%
+#| hide
 def fake_smi(path, caps_out, names_out='Tesla P100-PCIE-16GB', cap_rc=0):
     path.write_text('#!/bin/sh\ncase "$1" in\n'
                     f'  --query-gpu=compute_cap) printf "{caps_out}"; exit {cap_rc};;\n'
@@ -207,13 +238,13 @@ def installed_torch(python: str = sys.executable,  # the interpreter whose torch
 
 
 # %%
-import torch
+#| hide
 test_eq(installed_torch(), (torch.__version__, torch.cuda.get_arch_list()))
 test_eq(installed_torch(str(tmp/'no-python')), None)
 
 
 # %% [markdown]
-# ## What to do -
+# ## What to do
 #
 # Four outcomes: no GPU (`'cpu'`), the installed torch runs every card (`'ok'`), the legacy build would
 # (`'install legacy'`), or neither does (`'unsupported'`: a card newer than the legacy build under an old torch,
@@ -236,8 +267,16 @@ def legacy_install_command(python: str = sys.executable) -> List[str]:
     return [python, '-m', 'pip', 'install', '-q', *LEGACY_TORCH.split(), '--index-url', LEGACY_INDEX]
 
 
+# %% [markdown]
+# Under Kaggle's current torch:
+
 # %%
+#| exec_doc
 P100, T4, A100, H100 = [(6, 0)], [(7, 5), (7, 5)], [(8, 0)], [(9, 0)]
+{name: decide(caps, CU128) for name, caps in {'no GPU': [], 'P100': P100, 'T4 x2': T4, 'H100': H100, 'K80': [(3, 7)]}.items()}
+
+# %%
+#| hide
 test_eq([decide(c, CU128) for c in ([], P100, T4, A100, H100)], ['cpu', 'install legacy', 'ok', 'ok', 'ok'])
 test_eq([decide(c, LEGACY_ARCHES) for c in (P100, T4, A100, H100)], ['ok'] * 4)
 test_eq(decide(P100, None), 'install legacy')                                 # torch missing altogether
@@ -249,7 +288,7 @@ test_eq(cmd[-4:], ['torch==2.14.1+cu126', 'torchvision==0.29.1+cu126', '--index-
 assert '--force-reinstall' not in cmd and '--no-deps' not in cmd and '--extra-index-url' not in cmd
 
 # %% [markdown]
-# ## Nothing left half-swapped -
+# ## Nothing left half-swapped
 #
 # Kaggle's image also carries packages compiled against *its* torch: torchaudio and torchcodec, and on some images
 # others whose version names a CUDA build (`+cu128`) or that pin one exact torch. Under the swapped torch they would
@@ -293,12 +332,20 @@ def uninstall_command(names: Sequence[str], python: str = sys.executable) -> Lis
     return [python, '-m', 'pip', 'uninstall', '-y', *names]
 
 
+# %% [markdown]
+# What an image like Kaggle's would lose to the swap:
+
 # %%
+#| exec_doc
 image = {'torch': ('2.14.1+cu130', []), 'torchvision': ('0.29.1+cu130', ['torch==2.14.1']),
          'torchaudio': ('2.14.1+cu130', ['torch==2.14.1']), 'torchcodec': ('0.10.0', []),
          'torch-scatter': ('2.1.2+pt25cu124', ['torch']), 'xformers': ('0.0.29', ['torch==2.6.0', 'numpy']),
          'timm': ('1.0.9', ['torch', 'torchvision']), 'fastai': ('2.7.18', ['torch<2.7,>=1.10']), 'numpy': ('1.26.4', []),
          'torchmetrics': ('1.4.0', ['torch>=2.0.0; extra == "all"'])}
+torch_companions(image)
+
+# %%
+#| hide
 test_eq(torch_companions(image), [('torch-scatter', '2.1.2+pt25cu124', 'built for one CUDA torch build'),
                                   ('torchaudio', '2.14.1+cu130', 'built against the torch it came with'),
                                   ('torchcodec', '0.10.0', 'built against the torch it came with'),
@@ -308,7 +355,7 @@ assert isinstance(installed_distributions()['torch'][0], str)
 
 # %% [markdown]
 # The swap is proved the only way that counts: a fresh interpreter imports the new torch and runs one CUDA kernel
-# (`1 + 1` on two elements). Here, without a GPU, it reports what failed:
+# (`1 + 1` on two elements). Without a GPU it reports what failed (checked below).
 
 # %%
 #| export
@@ -327,13 +374,14 @@ def run_cuda_kernel(python: str = sys.executable, timeout: float = 600) -> Tuple
 
 
 # %%
+#| hide
 ok, msg = run_cuda_kernel()
 print(ok, msg)
 if not torch.cuda.is_available(): test_eq(ok, False)
 
 
 # %% [markdown]
-# ## Acting on it -
+# ## Acting on it
 #
 # `ensure_torch` does the whole job and prints one line per step, so the Kaggle log says what happened. The ways it
 # touches the machine — nvidia-smi, the torch probe, pip, the CUDA kernel and the package list — are arguments, so
@@ -403,22 +451,27 @@ def ensure_torch(dry_run: bool = False,  # print what would be done, change noth
 # build once "pip" has run:
 
 # %%
+#| exec_doc
 calls, builds = [], [('2.14.1+cu130', CU128)]
 def fake_pip(cmd):
     calls.append(cmd[3:])
     if cmd[3] == 'install': builds.append(('2.14.1+cu126', list(LEGACY_ARCHES)))
     return 0
-test_eq(ensure_torch(caps=P100, probe=lambda: builds[-1], install=fake_pip, kernel_check=lambda: (True, 'ran'), dists=image),
-        'install legacy')
+action = ensure_torch(caps=P100, probe=lambda: builds[-1], install=fake_pip, kernel_check=lambda: (True, 'ran'), dists=image)
+
+# %%
+#| hide
+test_eq(action, 'install legacy')
 test_eq(calls, [['install', '-q', 'torch==2.14.1+cu126', 'torchvision==0.29.1+cu126', '--index-url', LEGACY_INDEX],
                 ['uninstall', '-y', 'torch-scatter', 'torchaudio', 'torchcodec', 'xformers']])
 
 # %% [markdown]
 # A T4×2 (Kaggle's other GPU), an A100 and an H100 need nothing; no GPU prints so and asks nothing; a dry run only
 # says what it would do; a card nothing covers, or a pip that fails, installs the wrong thing or leaves a torch that
-# cannot run a kernel, stops with a message:
+# cannot run a kernel, stops with a message.
 
 # %%
+#| hide
 no_pip = lambda cmd: 1 / 0
 for caps in (T4, A100, H100): test_eq(ensure_torch(caps=caps, probe=lambda: ('2.14.1+cu128', CU128), install=no_pip), 'ok')
 test_eq(ensure_torch(caps=[], probe=lambda: 1 / 0, install=no_pip), 'cpu')
@@ -438,5 +491,6 @@ test_fail(lambda: ensure_torch(caps=P100, probe=lambda: ('2.14.1+cu126', list(LE
 # On this machine, for real (without a GPU it says so and touches nothing):
 
 # %%
+#| exec_doc
 ensure_torch(dry_run=True)
 print(machine_description())

@@ -37,6 +37,10 @@ from contextlib import redirect_stdout
 from io import StringIO
 from unittest import mock
 from fastcore.test import test_eq, test_fail
+from nbdev.showdoc import show_doc
+from blindsr.core import list_images, read_image
+from blindsr.data import find_data
+from blindsr.train import TrainConfig, Trainer
 
 tmp = Path(tempfile.mkdtemp())
 
@@ -219,8 +223,6 @@ def make_smoke_data(root: Path | str,  # created; holds train/GT, val/GT, val/LQ
 
 
 # %%
-from blindsr.core import list_images, read_image
-from blindsr.data import find_data
 dp = make_smoke_data(tmp/'smoke')
 test_eq([len(list_images(d)) for d in (dp.train_hq, dp.val_gt, dp.val_lq, dp.test_lq)], [12, 4, 4, 4])
 test_eq(read_image(list_images(dp.test_lq)[0]).shape, (16, 16, 3))
@@ -316,7 +318,6 @@ def adopt_previous_run(ckpt: Path | str,  # a previous run's last.ckpt
 # more steps, resumes at step 4 and ends at 8.
 
 # %%
-from blindsr.train import TrainConfig, Trainer
 tiny = dict(train_hq=str(dp.train_hq), val_gt=str(dp.val_gt), val_lq=str(dp.val_lq), generator='msrresnet',
             generator_kwargs={'num_feat': 8, 'num_block': 1}, batch_size=4, log_every=2, val_every=2, ckpt_every=1000,
             degrade_on='cpu', workers=0, progress=False)
@@ -441,6 +442,9 @@ class LogFollower:
     def __exit__(self, *exc):
         self._stop.set(); self._t.join()
 
+
+# %%
+show_doc(LogFollower.line)
 
 # %%
 with open(tmp/'session2'/'run'/'log.csv') as f: print(f.read().splitlines()[-1])

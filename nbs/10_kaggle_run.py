@@ -3,6 +3,11 @@
 # > The notebook the Kaggle kernel is built from: fix torch for the GPU, install the blindsr it carries, find the faces, train within Kaggle's 12-hour limit (continuing the previous version), validate, and write the submission.
 
 # %% [markdown]
+# You do not open this notebook to train: `blindsr_kaggle build --user YOU --dataset YOU/ai6126-faces` turns it into
+# the Kaggle kernel, `blindsr_kaggle push` runs it on Kaggle's GPU, and `blindsr_kaggle output` downloads its
+# checked `submission.zip`, curves and scores (the user guide, `nbs/12_guide.ipynb`, has every step). You run it
+# here to try the whole kernel on a CPU in seconds, or read it to see what the kernel does, cell by cell.
+#
 # `blindsr_kaggle build` turns this notebook into `kaggle_kernel/blindsr-train.ipynb` (see
 # `nbs/09a_kaggle_build.ipynb`): the parameters cell gets the build's arguments, the CUDA guard's source and
 # `install_blindsr`'s source are pasted in, and a wheel of the checkout is packed into the notebook. Everything else

@@ -3,6 +3,10 @@
 # > The notebook the Colab notebook is built from: a torch that runs the GPU, the blindsr it carries, the data from Google Drive (or an uploaded zip), training whose checkpoint lives on Drive so that a new runtime resumes it, then validation, the submission zip and pictures.
 
 # %% [markdown]
+# On Colab you open the notebook built from this one (the README's "Open in Colab" badge), put the course data in
+# your Google Drive, and *Run all*: it trains, resumes after a disconnect, and downloads a checked `submission.zip`
+# (the user guide, `nbs/12_guide.ipynb`, has the steps). You run this source here to try it all on a CPU in seconds.
+#
 # `blindsr_colab build` turns this notebook into `colab/blindsr-colab.ipynb`, which the README's "Open in Colab"
 # badge opens (or which you upload to Colab by hand: it carries everything it needs). The build pastes in the
 # CUDA guard and `install_blindsr` and packs a wheel of the checkout, as for the Kaggle kernel

@@ -9,12 +9,16 @@
 # cap on a Kaggle/Colab GPU (or a laptop CPU, slowly), scores it with the organisers' PSNR, and writes the
 # CodaLab submission.
 #
-# ![blindsr_demo: a public-domain face degraded with the 2024 course pipeline, bicubic vs blindsr's shipped 5-minute model](docs/demo.jpg)
+# ![blindsr_demo: a public-domain face degraded with the 2024 course pipeline, bicubic vs blindsr's shipped 5-minute model](images/demo.jpg)
 #
 # *What `blindsr_demo` prints and draws on a fresh machine: scikit-image's public-domain astronaut portrait,
 # degraded with the 2024 course pipeline, upscaled by bicubic (24.79 dB) and by the model shipped with blindsr
 # (25.24 dB). That model is the default recipe's 5 minutes on one H200 with 180 training faces (27.53 dB on 20
 # held-out faces, bicubic 26.21); the course gives you 5,000 faces — train your own (below).*
+#
+# **New here? [The user guide](12_guide.ipynb)** walks through the three things people do with blindsr, with
+# commands you can copy: make LQ like the organisers', train on Kaggle or Colab and submit, and use blindsr from your
+# own notebook (degrade, restore and score a face in ten lines).
 
 # %% [markdown]
 # ## Install and run
