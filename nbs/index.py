@@ -30,10 +30,11 @@
 # pip install -e . && blindsr_demo
 # ```
 #
-# The tests (what CI runs, on a CPU in a few minutes):
+# The tests (what CI runs, on a 2-core CPU in about ten minutes; `.ci/run` does all of it in a fresh virtual
+# environment, with the checks that `blindsr/`, the notebook pairs, README.md and the docs processing are in step):
 #
 # ```bash
-# pip install -e ".[dev]" && nbdev_test && pytest tests
+# pip install -e ".[dev]" && nbdev_test --n_workers 2 && pytest tests -n 2
 # ```
 #
 # `pip install -e .` pulls PyTorch from PyPI (a CUDA build on Linux). For a CPU-only machine install torch first
