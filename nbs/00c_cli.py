@@ -14,6 +14,7 @@ import ast
 import inspect
 import io
 import json
+import linecache
 import math
 import os
 import sys
@@ -21,9 +22,9 @@ import textwrap
 import tokenize
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, Union
 
-from blindsr.core import PathLike
+PathLike = Union[str, os.PathLike]   # as blindsr.core's: this module imports no torch, so blindsr_kaggle starts in a second
 
 # %%
 #| hide
@@ -32,6 +33,8 @@ import tempfile
 from contextlib import redirect_stderr
 
 from fastcore.test import test_eq, test_fail
+from matplotlib.figure import Figure
+from PIL import Image
 
 tmp = Path(tempfile.mkdtemp())
 
@@ -47,6 +50,15 @@ tmp = Path(tempfile.mkdtemp())
 # 4. **One line per mistake**: `run_cli` turns the errors a user can cause into `prog: error: …` and exit code 2,
 #    and Ctrl-C into one line saying how to resume (exit code 130) — no traceback.
 #
+# A mistake a user can make is a `UserError`: its message names the flag or file and says what to do.
+
+# %%
+#| export
+class UserError(ValueError):
+    "A mistake in what the user asked for; the message names the flag or file and says what to do."
+
+
+# %% [markdown]
 # ## Help from field comments -
 #
 # A config dataclass documents each field with a comment on its line (continued on comment-only lines below it),
@@ -71,10 +83,27 @@ class FieldDoc:
     group: str          # the comment-only heading above it ('' before the first heading)
 
 
+def _class_source(cls: type) -> str:
+    "The source of a class; for one defined in a notebook cell, found through a method's code (raises OSError if none)."
+    try: return inspect.getsource(cls)
+    except (OSError, TypeError): pass
+    for v in vars(cls).values():
+        f = getattr(v, '__func__', v)
+        if not (inspect.isfunction(f) and f.__qualname__.startswith(cls.__qualname__ + '.')): continue
+        lines = linecache.getlines(f.__code__.co_filename)
+        try: tree = ast.parse(''.join(lines))
+        except SyntaxError: continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                return ''.join(lines[first - 1:node.end_lineno])
+    raise OSError(f'no source found for {cls.__name__}')
+
+
 def field_docs(cls: type) -> dict[str, FieldDoc]:
     "The comment and heading of every field of a dataclass, read from its source ({} when the source is unavailable)."
-    try: src = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError): return {}
+    try: src = textwrap.dedent(_class_source(cls))
+    except OSError: return {}
     comments = {tok.start[0]: (tok.start[1], tok.string[1:].strip())          # line -> (column of '#', text)
                 for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
     spans = {n.lineno: (n.target.id, n.end_lineno or n.lineno) for n in ast.parse(src).body[0].body
@@ -129,6 +158,14 @@ class Example2:
 (tmp/'example_cfg.py').write_text(example_src)
 sys.path.insert(0, str(tmp))
 from example_cfg import Example, Example2              # field_docs reads a class's source from its module file
+
+@dataclass
+class InCell:
+    "A config defined in a notebook cell (no source file): its docs are found through a method's code."
+    # data
+    faces: str | None = None   # folder of HQ faces
+    def describe(self): return self.faces
+test_eq(field_docs(InCell)['faces'], FieldDoc('faces', 'folder of HQ faces', 'data'))
 
 docs = field_docs(Example)
 for d in docs.values(): print(d)
@@ -195,13 +232,120 @@ test_fail(lambda: names_in(['degradation', 'training'], 'part')('degradaton'), c
 
 
 # %% [markdown]
+# ## Configs that refuse the impossible -
+#
+# A config dataclass is filled from flags, from a JSON/YAML file and from Python, so its own `__post_init__` is
+# the one place its values are checked. `check_config` does the part every config shares, from three class
+# attributes: each field's annotation (`int | None` takes a whole number or None, never `"ten"` or `True`),
+# `CHOICES` (a field's allowed values) and `RANGES` (a field's allowed interval, a `Range`). The same maps give
+# `--help` its choices and ranges, so the documentation and the check cannot disagree.
+
+# %%
+#| export
+@dataclass(frozen=True)
+class Range:
+    "The numbers a field may take: from `lo` to `hi` (None: unbounded), each end closed unless said open."
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False   # lo itself is excluded
+    hi_open: bool = False   # hi itself is excluded
+
+    def __contains__(self, v) -> bool:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v): return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo): return False
+        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi): return False
+        return True
+
+    def __str__(self) -> str:
+        num = lambda x: str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f'{x:g}'
+        if self.hi is None: return f'{">" if self.lo_open else ">="} {num(self.lo)}'
+        if self.lo is None: return f'{"<" if self.hi_open else "<="} {num(self.hi)}'
+        return f'in {"(" if self.lo_open else "["}{num(self.lo)}, {num(self.hi)}{")" if self.hi_open else "]"}'
+
+
+class ConfigError(UserError):
+    "A config field with a value it cannot take; `field` names it (a command turns it into its flag or file)."
+    def __init__(self, msg: str, field: str):
+        super().__init__(msg)
+        self.field = field
+
+
+def _annotation_text(t) -> str:
+    "A field's annotation as text ('float', 'int | None'), whether or not its module postpones annotations."
+    return t if isinstance(t, str) else t.__name__ if isinstance(t, type) else str(t).replace('typing.', '')
+
+
+_KIND = {'int': 'a whole number', 'float': 'a finite number', 'str': 'text', 'bool': 'true or false',
+         'dict': 'a JSON object like {"num_block": 24}', 'tuple': 'a list like [0.9, 0.99]', 'list': 'a list'}
+
+
+def _typed(annotation: str, v):
+    "`v` as the annotation's type (int for float, list for tuple), or raise TypeError."
+    base = annotation.split('|')[0].strip()
+    if v is None:
+        if 'None' in annotation: return None
+        raise TypeError
+    ok = {'bool': isinstance(v, bool), 'int': isinstance(v, int) and not isinstance(v, bool),
+          'float': isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+          'str': isinstance(v, str), 'dict': isinstance(v, dict), 'tuple': isinstance(v, (list, tuple)),
+          'list': isinstance(v, (list, tuple))}.get(base, True)
+    if not ok: raise TypeError
+    return float(v) if base == 'float' else tuple(v) if base == 'tuple' else list(v) if base == 'list' else v
+
+
+def check_config(cfg) -> None:
+    "Check (and normalise) every field of the dataclass instance `cfg` by its annotation, `CHOICES` and `RANGES`."
+    cls = type(cfg)
+    name, choices, ranges = cls.__name__, getattr(cls, 'CHOICES', {}), getattr(cls, 'RANGES', {})
+    for f in fields(cfg):
+        v, ann = getattr(cfg, f.name), _annotation_text(f.type)
+        try: v = _typed(ann, v)
+        except TypeError:
+            what = _KIND.get(ann.split('|')[0].strip(), ann) + (' or null' if 'None' in ann else '')
+            raise ConfigError(f'{name}.{f.name} must be {what}, got {v!r}', f.name) from None
+        setattr(cfg, f.name, v)
+        if v is None: continue
+        if f.name in choices and v not in choices[f.name]:
+            raise ConfigError(f'{name}.{f.name} must be one of {", ".join(map(str, choices[f.name]))}, got {v!r}', f.name)
+        if f.name in ranges and v not in ranges[f.name]:
+            raise ConfigError(f'{name}.{f.name} must be {ranges[f.name]}' + (' (or null)' if 'None' in ann else '') +
+                              f', got {v!r}', f.name)
+
+
+# %%
+test_eq([str(r) for r in (Range(1), Range(0, lo_open=True), Range(0, 1, hi_open=True), Range(hi=5))],
+        ['>= 1', '> 0', 'in [0, 1)', '<= 5'])
+test_eq((1 in Range(1), 0 in Range(1), 0.5 in Range(0, 1, hi_open=True), 1 in Range(0, 1, hi_open=True),
+         float('nan') in Range(0), True in Range(0)), (True, False, True, False, False, False))
+
+@dataclass
+class Limits:
+    CHOICES = {'loss': ('l1', 'mse')}
+    RANGES = {'iters': Range(1), 'ema': Range(0, 1, hi_open=True)}
+    iters: int | None = None
+    ema: float = 0.9
+    loss: str = 'l1'
+    betas: tuple = (0.9, 0.99)
+
+c = Limits(iters=3, ema=0, betas=[0.5, 0.9]); check_config(c)
+test_eq((c.ema, c.betas), (0.0, (0.5, 0.9)))                  # an int is a float; a JSON list a tuple
+for kw, msg in (({'iters': 0}, 'Limits.iters must be >= 1 (or null), got 0'), ({'iters': 'ten'}, "iters must be a whole number or null, got 'ten'"),
+                ({'iters': True}, 'iters must be a whole number'), ({'ema': 1.0}, 'ema must be in [0, 1), got 1.0'),
+                ({'ema': float('nan')}, 'ema must be a finite number'), ({'loss': 'l3'}, "loss must be one of l1, mse, got 'l3'")):
+    test_fail(lambda: check_config(Limits(**kw)), contains=msg)
+try: check_config(Limits(loss='l3'))
+except ConfigError as e: test_eq(e.field, 'loss')
+
+
+# %% [markdown]
 # ## Flags from a config dataclass -
 #
 # `add_config_args` adds one flag per field (`--batch-size` for `batch_size`), grouped under the field headings,
-# each with its comment, its choices and its default. Values are parsed by the field's annotation (`int | None`
-# accepts `none`; dicts, lists and tuples are JSON); a field's choices come from the dataclass's `CHOICES` map, so
-# the config's own validation and the flag's use one list. Defaults are left unset (`SUPPRESS`), so that a config
-# file can fill what the command line does not say.
+# each with its comment, its choices, its range and its default (and, from a `METAVARS` map, the name of its
+# value, e.g. `DIR`). Values are parsed by the field's annotation (`int | None` accepts `none`; dicts, lists and
+# tuples are JSON); choices and ranges come from the dataclass's `CHOICES` and `RANGES`, so the config's own
+# validation and the flag's help use one list. Defaults are left unset (`SUPPRESS`), so that a config file can
+# fill what the command line does not say.
 
 # %%
 #| export
@@ -240,11 +384,6 @@ def _flag_type(annotation: str):
     return parse
 
 
-def _annotation_text(t) -> str:
-    "A field's annotation as text ('float', 'int | None'), whether or not its module postpones annotations."
-    return t if isinstance(t, str) else t.__name__ if isinstance(t, type) else str(t).replace('typing.', '')
-
-
 def _default_of(f) -> Any:
     if f.default is not MISSING: return f.default
     if f.default_factory is not MISSING: return f.default_factory()
@@ -255,8 +394,9 @@ def add_config_args(parser: argparse.ArgumentParser,
                     cls: type,  # a config dataclass with field comments
                     skip: Sequence[str] = (),  # fields not to offer as flags
                    ) -> dict[str, argparse._ArgumentGroup]:  # the argument groups, by heading
-    "One flag per field of `cls`, in groups by the field headings, each with its comment, choices and default."
-    docs, choices = field_docs(cls), getattr(cls, 'CHOICES', {})
+    "One flag per field of `cls`, in groups by the field headings, each with its comment, choices, range and default."
+    docs, choices, ranges = field_docs(cls), getattr(cls, 'CHOICES', {}), getattr(cls, 'RANGES', {})
+    metavars = getattr(cls, 'METAVARS', {})
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in fields(cls):
         if f.name in skip: continue
@@ -266,13 +406,14 @@ def add_config_args(parser: argparse.ArgumentParser,
         ann = _annotation_text(f.type)
         text = doc.help.replace('%', '%%')
         if f.name in choices: text += f" [choices: {', '.join(map(str, choices[f.name]))}]"
+        if f.name in ranges: text += f' [{ranges[f.name]}]'
         text += f' (default: {json.dumps(default) if isinstance(default, (dict, list, tuple)) else default})'
         flag = '--' + f.name.replace('_', '-')
         if isinstance(default, bool):
             g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
             g.add_argument(flag, dest=f.name, type=_flag_type(ann), default=argparse.SUPPRESS, help=text,
-                           metavar=ann.split('|')[0].strip().upper())
+                           metavar=metavars.get(f.name, ann.split('|')[0].strip().upper()))
     return groups
 
 
@@ -304,10 +445,6 @@ test_fail(lambda: parse_value('dict', '[1, 2]'), contains='expected a JSON objec
 
 # %%
 #| export
-class UserError(ValueError):
-    "A mistake in what the user asked for; the message names the flag or file and says what to do."
-
-
 def _inside(a: Path, b: Path) -> bool:
     "Is `a` the path `b` or inside it?"
     try: a.relative_to(b); return True
@@ -419,14 +556,15 @@ def error_line(e: BaseException) -> str:
 def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
             body: Callable[[], int | None],  # the command (after argument parsing); returns its exit code
             errors: tuple[type[BaseException], ...] = USER_ERRORS,  # what counts as a user's mistake
-            resume_hint: str = 'rerun the same command to resume',
+            resume_hint: str | Callable[[], str] = 'rerun the same command to resume',  # or a function saying where
+                                                                                      # it stopped, asked at Ctrl-C
            ) -> int:
     "Run `body`; a user error is one line on stderr and exit code 2, Ctrl-C one line and 130."
     try:
         rc = body()
         return 0 if rc is None else int(rc)
     except KeyboardInterrupt:
-        print(f'\n{prog}: interrupted; {resume_hint}', file=sys.stderr)
+        print(f'\n{prog}: interrupted; {resume_hint() if callable(resume_hint) else resume_hint}', file=sys.stderr)
         return 130
     except errors as e:
         print(f'{prog}: error: {error_line(e)}', file=sys.stderr)
@@ -437,6 +575,9 @@ def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
 def boom(e):
     def body(): raise e
     return body
+with redirect_stderr(io.StringIO()) as err:                          # a command that knows where it stopped says so
+    test_eq(run_cli('demo', boom(KeyboardInterrupt()), resume_hint=lambda: 'at step 7; rerun the same command to resume'), 130)
+test_eq(err.getvalue().strip(), 'demo: interrupted; at step 7; rerun the same command to resume')
 with redirect_stderr(io.StringIO()) as err:
     test_eq(run_cli('demo', boom(UserError('--iters must be > 0'))), 2)
     test_eq(run_cli('demo', boom(KeyError("unknown generator 'x'"))), 2)
@@ -445,3 +586,138 @@ with redirect_stderr(io.StringIO()) as err:
 test_eq(err.getvalue().splitlines(), ['demo: error: --iters must be > 0', "demo: error: unknown generator 'x'", '',
                                       'demo: interrupted; rerun the same command to resume'])
 test_fail(lambda: run_cli('demo', boom(ZeroDivisionError())))       # a bug keeps its traceback
+
+
+# %% [markdown]
+# ## Output files, writable folders and help that teaches -
+#
+# The same rules hold for an output *file* (`--csv`, `--json`, `--plot`, a zip): it may not be an input, lie inside
+# an input folder or contain one; it may not be a folder; its folder must be writable — checked before any work, so
+# that a read-only mount (`/kaggle/input/…`) is found before the scoring, not after; and an existing file there is
+# replaced only when it is one this command wrote (`own`), never a user's file of the same name.
+
+# %%
+#| export
+def check_writable(folder: PathLike,  # a folder the command will create files in (it may not exist yet)
+                   flag: str = 'OUT',  # how the command names the output, for the message
+                  ) -> Path:  # `folder`, absolute
+    "Refuse an output folder that cannot be written: it, or its nearest existing parent, must be a folder we may write."
+    p = Path(folder).expanduser().absolute()
+    q = p
+    while not q.exists() and q.parent != q: q = q.parent
+    if not q.is_dir():
+        raise UserError(f'{flag} {folder}: {q} is a file, not a folder; choose another place for the output')
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise UserError(f'{flag} {folder} cannot be written ({q} is read-only for this user); choose a folder you can '
+                        'write to (on Kaggle: under /kaggle/working)')
+    return p
+
+
+def check_output_file(out: PathLike,  # an output file (it may not exist yet)
+                      inputs: Sequence[PathLike],  # the command's input files and folders
+                      flag: str = 'OUT',  # how the command names the output, for the message
+                      own: Callable[[Path], bool] | None = None,  # is an existing file at `out` one this command wrote?
+                      overwrite: bool | None = None,  # the user passed --overwrite (None: the command has no such flag)
+                     ) -> Path:  # `out`, resolved
+    "Refuse an output file that is/contains/lies inside an input, is a folder, cannot be written, or is a user's file."
+    out_r = check_output_path(out, inputs, flag)
+    if out_r.is_dir(): raise UserError(f'{flag} {out} is a folder; give a file name (e.g. {Path(out) / "out"}…)')
+    check_writable(out_r.parent, flag)
+    if out_r.exists() and own is not None and not overwrite and not own(out_r):
+        how = 'pass --overwrite to replace it' if overwrite is not None else 'delete it first'
+        raise UserError(f'{flag} {out} already exists and was not written by this command; choose another name, or {how}')
+    return out_r
+
+
+# %%
+(tmp/'ro').mkdir(); (tmp/'notes.csv').write_text('my notes')
+test_fail(lambda: check_output_file(tmp/'gt'/'scores.csv', [tmp/'gt'], '--csv'), contains='--csv')
+test_fail(lambda: check_output_file(tmp/'out', [tmp/'gt'], '--csv'), contains='is a folder')
+test_fail(lambda: check_output_file(tmp/'notes.csv'/'x.csv', [tmp/'gt'], '--csv'), contains='is a file, not a folder')
+is_scores = lambda p: p.read_text().startswith('stem,')
+test_fail(lambda: check_output_file(tmp/'notes.csv', [tmp/'gt'], '--csv', own=is_scores), contains='delete it first')
+test_eq(check_output_file(tmp/'new'/'deeper'/'s.csv', [tmp/'gt'], '--csv'), (tmp/'new'/'deeper'/'s.csv').resolve())
+test_eq((tmp/'new'/'deeper').exists(), False)                                        # nothing is created by a check
+if os.geteuid() != 0:                                                                 # root may write anywhere
+    os.chmod(tmp/'ro', 0o555)
+    test_fail(lambda: check_output_file(tmp/'ro'/'s.csv', [tmp/'gt'], '--csv'), contains='read-only')
+    os.chmod(tmp/'ro', 0o755)
+
+
+# %% [markdown]
+# Two more argparse types: a level or fraction strictly between 0 and 1 (`--alpha`), and a JSON object
+# (`--arch-kwargs '{"num_block": 24}'`), each refusing anything else with a message naming what it expected.
+
+# %%
+#| export
+def _open_unit(text: str) -> float:
+    try: v = float(text)
+    except ValueError: v = math.nan
+    if not 0 < v < 1: raise argparse.ArgumentTypeError(f'expected a number between 0 and 1 (exclusive), got {text!r}')
+    return v
+
+
+probability = _open_unit               # argparse type: a float in (0, 1)
+probability.__name__ = 'a number between 0 and 1'
+json_object = _flag_type('dict')       # argparse type: a JSON object, e.g. '{"num_block": 24}'
+json_object.__name__ = 'JSON object'
+
+# %%
+test_eq((probability('0.05'), json_object('{"num_block": 2}')), (0.05, {'num_block': 2}))
+for bad in ('0', '1', '1.5', '-0.5', 'nan', 'inf', 'x'): test_fail(lambda: probability(bad), contains=repr(bad))
+test_fail(lambda: json_object('[1, 2]'), contains='expected a JSON object')
+
+
+# %% [markdown]
+# Help that teaches: every command's `--help` keeps the line breaks of its description and its epilog (the
+# examples stay one per line), and `examples` writes that epilog the same way everywhere — what each example does,
+# then the command.
+
+# %%
+#| export
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    "argparse help that keeps the description's and epilog's line breaks, with room for long flag names."
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 30, width: int | None = None):
+        super().__init__(prog, indent_increment, max_help_position, width or min(110, max(60, _columns())))
+
+
+def _columns() -> int:
+    import shutil
+    return shutil.get_terminal_size((100, 24)).columns
+
+
+def examples(*items: tuple[str, str],  # (what it does, the command line)
+             note: str = '',  # a paragraph before the examples
+            ) -> str:  # an argparse epilog (use with HelpFormatter)
+    "An epilog listing examples: what each does, then the command, indented."
+    lines = [textwrap.fill(note, 100), ''] if note else []
+    lines.append('examples:')
+    for what, cmd in items: lines += [f'  # {what}', f'  {cmd}']
+    return '\n'.join(lines)
+
+
+# %%
+ap = argparse.ArgumentParser(prog='blindsr_x', formatter_class=HelpFormatter,
+                             epilog=examples(('score a folder', 'blindsr_x PRED GT'), note='Exit status 0 or 2.'))
+test_eq(ap.format_help().endswith('examples:\n  # score a folder\n  blindsr_x PRED GT\n'), True)
+
+
+# %% [markdown]
+# A figure a command saved (`--plot`, `demo.png`) may be replaced by its rerun, but a photo that happens to carry the
+# same name may not: matplotlib stamps the PNGs it writes (`Software: Matplotlib …`), so that is how a command
+# recognises its own pictures.
+
+# %%
+#| export
+def is_matplotlib_png(path: PathLike) -> bool:
+    "Is `path` a PNG that matplotlib wrote (a figure a blindsr command saved, which its rerun may replace)?"
+    from PIL import Image
+    try:
+        with Image.open(path) as im: return im.format == 'PNG' and 'matplotlib' in str(im.info.get('Software', '')).lower()
+    except Exception: return False
+
+
+# %%
+Figure(figsize=(1, 1)).savefig(tmp/'fig.png')
+Image.new('RGB', (4, 4)).save(tmp/'photo.png')
+test_eq((is_matplotlib_png(tmp/'fig.png'), is_matplotlib_png(tmp/'photo.png'), is_matplotlib_png(tmp/'nope.png')), (True, False, False))

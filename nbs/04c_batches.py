@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -166,6 +167,11 @@ class Draws:
 
 # %%
 #| export
+def ignore_interrupts(worker_id: int = 0) -> None:
+    "A DataLoader worker's start: leave Ctrl-C to the main process, which saves a checkpoint and stops the workers."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class DegradedFaces(torch.utils.data.Dataset):
     "Items keyed (face index, step, slot, flip) -> (hq (3,H,W), lq (3,H/4,W/4)) uint8 tensors, degraded on the CPU."
     def __init__(self, faces: HQFaces, preset: str, rng: StepRNG):
@@ -351,7 +357,8 @@ class TrainBatches:
         # running can deadlock), so they get the file list and decode on their own instead of a copy of the cache
         faces = self.faces if workers == 0 else HQFaces(self.faces.files, cache=False, progress=False)
         sampler = StepBatches(len(self.faces), cfg.batch_size, self.rng, start, stop, self.world, cfg.hflip)
-        extra = dict(multiprocessing_context='spawn', persistent_workers=True, prefetch_factor=4) if workers else {}
+        extra = dict(multiprocessing_context='spawn', persistent_workers=True, prefetch_factor=4,
+                     worker_init_fn=ignore_interrupts) if workers else {}   # Ctrl-C: one line from the main process
         loader = torch.utils.data.DataLoader(DegradedFaces(faces, cfg.preset, self.rng), batch_sampler=sampler,
                                              num_workers=workers, pin_memory=self.device.type == 'cuda', **extra)
         for hq, lq in loader: yield self._to_device(hq), self._to_device(lq)

@@ -28,6 +28,7 @@ from blindsr.core import IMAGE_EXTS, ImageReadError, PathLike, img_to_tensor, li
 from blindsr.device import UnsupportedGPUError, model_device, usable_device
 from blindsr.metrics import EvalResult, bicubic_baseline, evaluate
 from blindsr.checkpoint import CheckpointError, default_weights, load_generator
+from blindsr.cli import json_object
 from blindsr.models import GENERATORS
 
 # %%
@@ -441,15 +442,24 @@ def _tile_arg(s: str) -> int | str:
     raise argparse.ArgumentTypeError(f"--tile takes a number of LQ pixels, 0 or 'auto', got {s!r}")
 
 
-def add_generator_args(ap: argparse.ArgumentParser) -> None:
+def add_generator_args(ap: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     "Add the flags of a command that loads a generator: --ckpt/--weights, --arch, --arch-kwargs, --no-ema, --device."
-    ap.add_argument('--ckpt', '--weights', dest='weights', default=None, metavar='PATH',
-                    help='generator weights: blindsr best.pt/final.pt/last.ckpt or a BasicSR .pth '
-                         '(default: the pretrained weights shipped with blindsr, when present)')
-    ap.add_argument('--arch', default=None, help=f'architecture of a BasicSR file ({", ".join(GENERATORS)}; default msrresnet)')
-    ap.add_argument('--arch-kwargs', default=None, type=json.loads, metavar='JSON', help='e.g. \'{"num_block": 24}\'')
-    ap.add_argument('--no-ema', action='store_true', help="load a checkpoint's plain weights, not its EMA")
-    ap.add_argument('--device', default=None, help="'cpu', 'cuda', 'cuda:1', 'mps' (default: the best usable)")
+    g = ap.add_argument_group('generator')
+    g.add_argument('--ckpt', '--weights', dest='weights', default=None, metavar='PATH',
+                   help='generator weights: a blindsr best.pt / final.pt, a training checkpoint last.ckpt, or a BasicSR '
+                        'net_g_*.pth (default: the pretrained weights shipped with blindsr, when present)')
+    g.add_argument('--arch', default=None, choices=list(GENERATORS), metavar='NAME',
+                   help=f'architecture of a file that does not name one (BasicSR .pth): {", ".join(GENERATORS)} '
+                        '(default: msrresnet; blindsr files name their own)')
+    g.add_argument('--arch-kwargs', default=None, type=json_object, metavar='JSON',
+                   help='constructor arguments of --arch as a JSON object, e.g. \'{"num_feat": 64, "num_block": 16}\' '
+                        '(default: the architecture\'s defaults; blindsr files carry their own)')
+    g.add_argument('--no-ema', action='store_true',
+                   help="load a training checkpoint's plain weights instead of its EMA weights (default: EMA)")
+    g.add_argument('--device', default=None, metavar='DEVICE',
+                   help='where the network runs: cpu, cuda, cuda:N (GPU number N) or mps (default: the best usable, '
+                        'a GPU this torch can run, else the CPU)')
+    return g
 
 
 def add_restore_args(ap: argparse.ArgumentParser) -> None:
