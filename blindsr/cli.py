@@ -355,7 +355,7 @@ def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
         print(f'{prog}: error: {error_line(e)}', file=sys.stderr)
         return 2
 
-# %% ../nbs/00c_cli.ipynb #57053f3d
+# %% ../nbs/00c_cli.ipynb #fd1c65f8
 def check_writable(folder: PathLike,  # a folder the command will create files in (it may not exist yet)
                    flag: str = 'OUT',  # how the command names the output, for the message
                   ) -> Path:  # `folder`, absolute
@@ -386,7 +386,7 @@ def check_output_file(out: PathLike,  # an output file (it may not exist yet)
         raise UserError(f'{flag} {out} already exists and was not written by this command; choose another name, or {how}')
     return out_r
 
-# %% ../nbs/00c_cli.ipynb #81d9a28b
+# %% ../nbs/00c_cli.ipynb #d0c9ab72
 def _open_unit(text: str) -> float:
     try: v = float(text)
     except ValueError: v = math.nan
@@ -399,7 +399,7 @@ probability.__name__ = 'a number between 0 and 1'
 json_object = _flag_type('dict')       # argparse type: a JSON object, e.g. '{"num_block": 24}'
 json_object.__name__ = 'JSON object'
 
-# %% ../nbs/00c_cli.ipynb #4c9d2d05
+# %% ../nbs/00c_cli.ipynb #eecebdce
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     "argparse help that keeps the description's and epilog's line breaks, with room for long flag names."
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 30, width: int | None = None):
@@ -420,7 +420,7 @@ def examples(*items: tuple[str, str],  # (what it does, the command line)
     for what, cmd in items: lines += [f'  # {what}', f'  {cmd}']
     return '\n'.join(lines)
 
-# %% ../nbs/00c_cli.ipynb #767e0612
+# %% ../nbs/00c_cli.ipynb #04adac58
 def is_matplotlib_png(path: PathLike) -> bool:
     "Is `path` a PNG that matplotlib wrote (a figure a blindsr command saved, which its rerun may replace)?"
     from PIL import Image

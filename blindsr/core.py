@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'PathLike', 'ImageReadError', 'read_image', 'write_png', 'list_images', 'img_to_tensor', 'tensor_to_img',
+__all__ = ['IMAGE_EXTS', 'PathLike', 'OTHER_IMAGE_EXTS', 'ImageReadError', 'read_image', 'read_image_size', 'write_png',
+           'UnsupportedImageError', 'check_image_types', 'list_images', 'img_to_tensor', 'tensor_to_img',
            'seed_everything']
 
 # %% ../nbs/00_core.ipynb #3dc897b3
@@ -73,6 +74,20 @@ def read_image(src: PathLike | bytes,  # a file path, or the encoded bytes of an
     except Exception as e:
         raise ImageReadError(f'cannot decode image {label}: {type(e).__name__}: {e}') from e
 
+# %% ../nbs/00_core.ipynb #106df785
+def read_image_size(path: PathLike,  # an image file
+                    verify: bool = True,  # also check the file's structure (a truncated PNG fails here)
+                   ) -> tuple[int, int]:  # (width, height)
+    "An image file's size from its header, without decoding it; a missing or broken file raises, naming it."
+    if not os.path.isfile(path): raise FileNotFoundError(f'image not found: {path}')
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            if verify: im.verify()
+        return size
+    except Exception as e:
+        raise ImageReadError(f'cannot decode image {path}: {type(e).__name__}: {e}') from e
+
 # %% ../nbs/00_core.ipynb #98fef10e
 def write_png(path: PathLike,  # destination; parent folders are created
               img: np.ndarray,  # (H, W, 3) uint8 RGB
@@ -90,14 +105,40 @@ def write_png(path: PathLike,  # destination; parent folders are created
     os.replace(tmp_path, path)
     return path
 
-# %% ../nbs/00_core.ipynb #ccb58146
+# %% ../nbs/00_core.ipynb #a88dd839
+OTHER_IMAGE_EXTS = ('.tif', '.tiff', '.gif', '.heic', '.heif', '.avif', '.jxl', '.jp2', '.j2k', '.jpe', '.jfif',
+                    '.psd', '.tga', '.ico', '.ppm', '.pgm', '.pbm', '.pnm', '.exr', '.hdr', '.dng', '.cr2', '.nef',
+                    '.arw', '.raw', '.svg')
+
+
+class UnsupportedImageError(ValueError):
+    "Image files of a type blindsr does not read sit among the images; the message lists them and says what to do."
+
+
+def check_image_types(names: Sequence[PathLike],  # file names (or paths) found beside the images
+                      where: PathLike,  # the folder or zip they are in, for the message
+                      exts: Sequence[str] = IMAGE_EXTS,  # the suffixes the caller reads
+                     ) -> None:
+    "Raise UnsupportedImageError naming every image file (by suffix) that blindsr would not read."
+    bad = sorted(Path(n).name for n in names if Path(n).suffix.lower() in OTHER_IMAGE_EXTS
+                 and Path(n).suffix.lower() not in exts and not Path(n).name.startswith('.'))
+    if bad:
+        shown = ', '.join(bad[:5]) + (f' … ({len(bad)} in all)' if len(bad) > 5 else '')
+        raise UnsupportedImageError(
+            f'{where} holds {len(bad)} image file(s) of a type blindsr does not read: {shown}. blindsr reads '
+            f'{", ".join(exts)}; convert them (e.g. PIL: Image.open(f).convert("RGB").save(f.with_suffix(".png"))) '
+            'or move them out of the folder')
+
+# %% ../nbs/00_core.ipynb #a8d690a9
 def list_images(folder: PathLike,  # a folder of images
                 exts: Sequence[str] = IMAGE_EXTS,  # accepted suffixes, lower case
                ) -> list[Path]:  # the image files, sorted by name
-    "The image files directly in `folder`, sorted; raises if the folder is missing or holds none."
+    "The image files directly in `folder`, sorted; raises if the folder is missing, holds none, or holds unread image types."
     folder = Path(folder)
     if not folder.is_dir(): raise FileNotFoundError(f'image folder not found: {folder}')
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts and not p.name.startswith('.'))
+    entries = [p for p in folder.iterdir() if p.is_file()]
+    check_image_types(entries, folder, exts)
+    files = sorted(p for p in entries if p.suffix.lower() in exts and not p.name.startswith('.'))
     if not files: raise FileNotFoundError(f'no images ({", ".join(exts)}) in {folder}')
     return files
 

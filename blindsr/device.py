@@ -35,7 +35,7 @@ def torch_build_hint(capability: tuple[int, int],  # (major, minor) of the unsup
         return f'pip install {LEGACY_TORCH} --index-url {LEGACY_INDEX}'
     return 'pip install -U torch torchvision --index-url https://download.pytorch.org/whl/cu130'
 
-# %% ../nbs/00a_device.ipynb #6f8238a9
+# %% ../nbs/00a_device.ipynb #82ed2634
 def _check_cuda_device(index: int) -> None:
     "Raise UnsupportedGPUError if torch cannot run kernels on CUDA device `index`."
     cap = tuple(torch.cuda.get_device_capability(index))
@@ -53,15 +53,27 @@ def get_device(device: str | torch.device | None = None,  # None: the best avail
               ) -> torch.device:
     """The device to run on: CUDA if present and usable, else Apple MPS, else CPU.
 
-    A CUDA GPU that this torch build cannot run (e.g. a P100 under a build without sm_60) raises
-    `UnsupportedGPUError` naming the build to install, instead of failing later inside a kernel."""
+    A device asked for that is not there (`cuda` without a GPU, `cuda:3` on a one-GPU machine, `mps` off a Mac) or
+    that torch does not know (`gpu`) raises `ValueError` naming the `--device` flag (the commands' name for this
+    argument) and what to use instead. A CUDA GPU that this torch build cannot run (e.g. a P100 under a build
+    without sm_60) raises `UnsupportedGPUError` naming the build to install, instead of failing later inside a kernel."""
     if device is not None:
-        dev = torch.device(device)
+        try: dev = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"--device {device!r} is not a device torch knows; use cpu, cuda, cuda:N (N = a GPU's "
+                             "number) or mps, or leave it out for the best available") from None
         if dev.type == 'cuda':
             if not torch.cuda.is_available():
-                raise RuntimeError(f'device {device!r} asked for, but torch {torch.__version__} sees no CUDA GPU; '
-                                   'use device="cpu" or install a CUDA build of torch')
+                raise ValueError(f'--device {device!r} asked for a GPU, but torch {torch.__version__} sees no CUDA GPU '
+                                 'on this machine; use --device cpu (device="cpu"), leave --device out, or install a '
+                                 'CUDA build of torch')
+            n = torch.cuda.device_count()
+            if dev.index is not None and dev.index >= n:
+                raise ValueError(f'--device {device!r}: this machine has {n} CUDA GPU(s), numbered 0 to {n - 1}; '
+                                 'use one of those, or --device cuda for the first')
             _check_cuda_device(dev.index if dev.index is not None else torch.cuda.current_device())
+        elif dev.type == 'mps' and not (getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()):
+            raise ValueError(f'--device {device!r}: Apple MPS is not available on this machine; use --device cpu')
         return dev
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()): _check_cuda_device(i)

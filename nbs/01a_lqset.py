@@ -13,6 +13,8 @@ import argparse
 import hashlib
 import json
 import os
+import signal
+import threading
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -22,9 +24,9 @@ import cv2
 import numpy as np
 import torch
 
-from blindsr.cli import check_output_dir, run_cli
-from blindsr.core import PathLike, list_images, read_image, write_png
-from blindsr.degradation import PRESETS, DegParams, DegradationConfig, degrade_image, get_preset, sample
+from blindsr.cli import HelpFormatter, check_output_dir, check_writable, examples, non_negative_int, positive_int, run_cli
+from blindsr.core import PathLike, list_images, read_image, read_image_size, write_png
+from blindsr.degradation import PRESETS, DegParams, DegradationConfig, check_hq_size, degrade_image, get_preset, sample
 
 # %%
 #| hide
@@ -34,6 +36,7 @@ import sys
 import tempfile
 
 from fastcore.test import test_eq, test_fail, test_ne
+from blindsr.lqset import degrade_cli as packaged_degrade_cli     # the package's copy: worker processes import from it
 from blindsr.samples import sample_faces, synthetic_faces
 
 tmp = Path(tempfile.mkdtemp())
@@ -163,8 +166,16 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _worker_init():
-    "Each worker process uses one thread (the pool provides the parallelism)."
+    "Each worker process uses one thread (the pool provides the parallelism) and leaves Ctrl-C to the main process."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # a terminal's Ctrl-C reaches the whole group: one message, not one per worker
     cv2.setNumThreads(1); torch.set_num_threads(1)
+
+
+def _check_hq_file(f: Path) -> None:
+    "An HQ file's header and structure, and its size (sides divisible by 4), checked without decoding it."
+    w, h = read_image_size(f)
+    try: check_hq_size(h, w)
+    except ValueError as e: raise ValueError(f'{f}: {e}') from None
 
 
 def _degrade_file(job):
@@ -180,17 +191,20 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
                    out_dir: PathLike,  # where the LQ PNGs go (created)
                    preset: str = 'ai6126_2024',
                    seed: int = 0,
-                   workers: int | None = None,  # processes; default all cores (one process below 48 images)
+                   workers: int | None = None,  # processes (>= 1); default all cores (one process below 48 images)
                    overwrite: bool = False,  # remake a folder that does not match these faces, preset and seed
                    progress: bool = True,
                   ) -> list[Path]:  # the LQ files, in name order
     "Degrade every image of `hq_dir` into `out_dir/<stem>.png`, each face with its own draw (resumable, parallel)."
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
     from tqdm.auto import tqdm
     cfg = get_preset(preset)
+    if workers is not None and workers < 1: raise ValueError(f'workers must be a number of processes >= 1, got {workers}')
+    if seed < 0: raise ValueError(f'seed must be a whole number >= 0, got {seed}')
     files = _unique_stems(list_images(hq_dir), hq_dir)
     if Path(out_dir).resolve() == Path(hq_dir).resolve():
         raise ValueError(f'the LQ folder {out_dir} is the HQ folder: the LQ would replace the faces; choose another folder')
+    with ThreadPoolExecutor(8) as ex: list(ex.map(_check_hq_file, files.values()))   # a bad face stops us before any write
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     meta_path = out_dir / 'degradation.json'
     outs = {stem: out_dir / f'{stem}.png' for stem in files}
@@ -219,8 +233,17 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
         import multiprocessing as mp
         from blindsr import lqset as mod    # fresh (spawned) workers import the job from the package
         # spawn, not fork: a forked child of a process whose OpenMP/CUDA runtime is initialised can deadlock
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=mod._worker_init) as ex:
-            for _ in tqdm(ex.map(mod._degrade_file, todo, chunksize=4), **bar): pass
+        ex = ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=mod._worker_init)
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None   # the workers start (in map) ignoring Ctrl-C
+        try: results = ex.map(mod._degrade_file, todo, chunksize=4)
+        finally:
+            if main: signal.signal(signal.SIGINT, old)
+        try:
+            for _ in tqdm(results, **bar): pass
+        except BaseException:                 # Ctrl-C or a bad face: drop the queued faces instead of finishing them
+            ex.shutdown(wait=True, cancel_futures=True); raise
+        ex.shutdown()
     return [outs[s] for s in sorted(outs)]
 
 
@@ -233,21 +256,46 @@ def lqset_files(out_dir: PathLike) -> set[str]:
     return {'degradation.json'} | {f'{stem}.png' for stem in (meta.get('images') or {})}
 
 
+def degrade_parser() -> argparse.ArgumentParser:
+    "The flags of blindsr_degrade."
+    ap = argparse.ArgumentParser(
+        prog='blindsr_degrade', formatter_class=HelpFormatter,
+        description='Make an LQ set from a folder of HQ faces: every face degraded by a preset of the course\'s pipeline\n'
+                    'to 1/4 of its size, saved as OUT_DIR/<stem>.png, with OUT_DIR/degradation.json recording the preset,\n'
+                    'the seed and each face\'s parameters. Each face\'s degradation depends only on the preset, the seed,\n'
+                    'its file stem and its pixels. Rerunning the same command resumes an interrupted run.',
+        epilog=examples(('a val-like LQ set of the course\'s 2024 pipeline from 512x512 faces',
+                         'blindsr_degrade data/val/GT data/val/LQ_mine --preset ai6126_2024 --seed 0'),
+                        ('remake a folder with another seed (only the LQ files and degradation.json are replaced)',
+                         'blindsr_degrade data/val/GT data/val/LQ_mine --seed 1 --overwrite'),
+                        note='Exit status: 0 done; 2 a mistake (named on one line); 130 interrupted (rerun to resume).'))
+    g = ap.add_argument_group('folders')
+    g.add_argument('hq_dir', metavar='HQ_DIR', help='folder of HQ faces (.png .jpg .jpeg .webp .bmp), sides divisible by 4 '
+                                                    'and at least 64 px, one file per stem')
+    g.add_argument('out_dir', metavar='OUT_DIR', help='where the LQ PNGs and degradation.json go (created); not HQ_DIR, '
+                                                      'not inside it, and empty or made by blindsr_degrade')
+    g.add_argument('--overwrite', action='store_true',
+                   help='write into OUT_DIR although it holds other files, or was made with another preset, seed or '
+                        'faces: replaces only the LQ files and degradation.json (default: refuse)')
+    g = ap.add_argument_group('degradation')
+    g.add_argument('--preset', default='ai6126_2024', choices=sorted(PRESETS), metavar='NAME',
+                   help=f'the degradation pipeline, one of {", ".join(sorted(PRESETS))} (default: ai6126_2024, the '
+                        "course's 2024 pipeline)")
+    g.add_argument('--seed', type=non_negative_int, default=0, metavar='N',
+                   help='seed of the per-face draws, a whole number >= 0; the same seed gives the same files (default: 0)')
+    g = ap.add_argument_group('speed')
+    g.add_argument('--workers', type=positive_int, default=None, metavar='N',
+                   help='processes, a whole number >= 1 (default: all cores; one process below 48 faces)')
+    return ap
+
+
 def degrade_cli(argv: list[str] | None = None) -> int:
     "blindsr_degrade HQ_DIR OUT_DIR: make an LQ set (same stems, PNG, 1/4 size) from a folder of HQ faces."
-    ap = argparse.ArgumentParser(prog='blindsr_degrade', description=degrade_cli.__doc__,
-                                 epilog="Each face's degradation depends only on the preset, the seed, its file stem and its "
-                                        'pixels; OUT_DIR/degradation.json records them. Rerunning resumes.')
-    ap.add_argument('hq_dir'); ap.add_argument('out_dir')
-    ap.add_argument('--preset', default='ai6126_2024', choices=sorted(PRESETS))
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
-    ap.add_argument('--overwrite', action='store_true',
-                    help='remake OUT_DIR when it was made with another preset or seed, or from other faces')
-    a = ap.parse_args(argv)
+    a = degrade_parser().parse_args(argv)
     def body():
         recorded = lqset_files(a.out_dir)              # what an earlier run wrote there: a rerun resumes it
         check_output_dir(a.out_dir, [a.hq_dir], own=lambda p: p.name in recorded, overwrite=a.overwrite, flag='OUT_DIR')
+        check_writable(a.out_dir, 'OUT_DIR')
         outs = degrade_folder(a.hq_dir, a.out_dir, a.preset, a.seed, a.workers, a.overwrite)
         print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
     return run_cli('blindsr_degrade', body)
@@ -271,7 +319,6 @@ test_eq(meta['images']['00001']['hq_sha256'], file_sha256(tmp/'hq'/'00001.png'))
 lq_bytes = {p.name: p.read_bytes() for p in list_images(tmp/'lq')}
 # with 2 worker processes into another folder: the same bytes (the workers import this code from the package, so
 # here we call the package's command)
-from blindsr.lqset import degrade_cli as packaged_degrade_cli
 test_eq(packaged_degrade_cli([str(tmp/'hq'), str(tmp/'lq2'), '--seed', '1', '--workers', '2']), 0)
 test_eq({p.name: p.read_bytes() for p in list_images(tmp/'lq2')}, lq_bytes)
 

@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,14 +23,16 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from blindsr.core import PathLike
-from blindsr.metrics import bicubic_psnr
-from blindsr.metrics import image_set
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, is_matplotlib_png, positive_int, probability, run_cli
+from blindsr.core import ImageReadError, PathLike
+from blindsr.metrics import bicubic_psnr, image_set
 
 # %%
 #| hide
+import io
 import tempfile
 import time
+from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close
 from PIL import Image
 from blindsr.metrics import psnr
@@ -175,13 +176,15 @@ test_eq(math.isnan(noise_corr(np.full((32, 32, 3), 9, np.uint8))), True)
 
 # %%
 #| export
-def blockiness(lq: np.ndarray,  # (H, W, 3) uint8 RGB, at least 10×10
+def blockiness(lq: np.ndarray,  # (H, W, 3) uint8 RGB, at least 10×10, any aspect ratio
               ) -> float:  # log ratio of |Δ| across the 8-px grid to |Δ| one pixel beside it; ~0 without blocks
     "8×8 JPEG grid strength: log(mean |Δ| on block borders / mean |Δ| next to them), both directions."
     g = luma(lq)
-    d = np.concatenate([np.abs(np.diff(g, axis=1)), np.abs(np.diff(g, axis=0)).T], 0)  # d[:, j]: pixel j vs j+1
-    pos = np.arange(d.shape[1]) % 8
-    on, beside = d[:, pos == 7], d[:, (pos == 6) | (pos == 0)]
+    across = np.abs(np.diff(g, axis=1))                  # across[:, j]: column j vs j + 1
+    down = np.abs(np.diff(g, axis=0))                    # down[i]: row i vs i + 1
+    pa, pd = np.arange(across.shape[1]) % 8, np.arange(down.shape[0]) % 8
+    on = np.concatenate([across[:, pa == 7].ravel(), down[pd == 7].ravel()])
+    beside = np.concatenate([across[:, (pa == 6) | (pa == 0)].ravel(), down[(pd == 6) | (pd == 0)].ravel()])
     return float(np.log(on.mean() + 1e-3) - np.log(beside.mean() + 1e-3))
 
 
@@ -190,6 +193,15 @@ faces = [area_down(fake_gt(rng)) for _ in range(30)]
 blk = {q: np.mean([blockiness(jpeg(f, q) if q else f) for f in faces]) for q in [0, 60, 20]}
 test_close(blk[0], 0, eps=0.15)
 assert blk[20] > blk[60] + 0.1 > blk[0] + 0.2, blk
+
+# %% [markdown]
+# Faces need not be square: a 96×128 LQ is measured along both directions, and a picture turned a quarter
+# reads the same.
+
+# %%
+tall = jpeg(cv2.resize(fake_gt(rng), (96, 128), interpolation=cv2.INTER_AREA), 20)
+test_close(blockiness(tall), blockiness(np.ascontiguousarray(tall.transpose(1, 0, 2))), eps=1e-9)
+assert blockiness(tall) > 0.2
 
 # %% [markdown]
 # ### JPEG quality
@@ -500,6 +512,7 @@ class StatTable:
     stems: list[str]              # image stems, sorted
     values: dict[str, np.ndarray] # statistic -> (n,) float64, nan where undefined
     gt: str | None = None         # the GT folder the LQ were measured against, if any
+    size: tuple[int, int] | None = None  # (width, height) shared by every LQ of the set
 
     def __len__(self): return len(self.stems)
     def __getitem__(self, name: str) -> np.ndarray: return self.values[name]
@@ -511,7 +524,9 @@ def collect_stats(src: PathLike,  # folder or zip of LQ images
                   progress: bool = True,  # tqdm bar on stderr
                   desc: str | None = None,  # the bar's label; default: the folder name
                  ) -> StatTable:
-    "Measure every image of an LQ set (against its GT when given)."
+    "Measure every image of an LQ set (against its GT when given); the set must share one size."
+    if workers is not None and workers < 1: raise ValueError(f'workers must be a number of threads >= 1, got {workers}')
+    workers = workers or os.cpu_count() or 1
     lqs = image_set(src)
     gts = image_set(gt) if gt is not None else None
     if gts is not None:
@@ -519,18 +534,31 @@ def collect_stats(src: PathLike,  # folder or zip of LQ images
         if missing:
             shown = ', '.join(missing[:20]) + (f' … ({len(missing)} in all)' if len(missing) > 20 else '')
             raise ValueError(f'{len(missing)} LQ image(s) in {src} have no GT partner in {gt}: {shown}')
+    with ThreadPoolExecutor(workers) as ex: sizes = dict(zip(lqs, ex.map(lambda s: lqs[s].size(), lqs)))   # headers only
+    size = max(set(sizes.values()), key=list(sizes.values()).count)
+    small = [f'{Path(lqs[s].label).name} ({w}x{h})' for s, (w, h) in sizes.items() if min(w, h) < 32]
+    if small:
+        raise ValueError(f'{src} holds {len(small)} LQ image(s) smaller than 32x32, too small to measure noise and JPEG '
+                         f'blocks: {", ".join(small[:5])}{" …" if len(small) > 5 else ""}')
+    odd = [f'{Path(lqs[s].label).name} ({w}x{h})' for s, (w, h) in sizes.items() if (w, h) != size]
+    if odd:
+        shown = ', '.join(odd[:5]) + (f' … ({len(odd)} in all)' if len(odd) > 5 else '')
+        raise ValueError(f'{src} holds LQ images of mixed sizes: {len(sizes) - len(odd)} are {size[0]}x{size[1]}, but '
+                         f'{shown}; every statistic depends on scale, so a set must share one size (an LQ set made by '
+                         'one degradation does) — remove or resize the odd ones')
 
     def one(stem):
         ref = lqs[stem]
         try: return lq_stats(ref.read(), gts[stem].read() if gts is not None else None)
+        except ImageReadError: raise                                  # it names its file already
         except ValueError as e: raise ValueError(f'{ref.label}: {e}') from e
 
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as ex:
+    with ThreadPoolExecutor(workers) as ex:
         rows = list(tqdm(ex.map(one, lqs), total=len(lqs), desc=desc or Path(src).name, unit='img',
                          disable=not progress, leave=False))
     names = stat_names(gts is not None)
     return StatTable(str(src), list(lqs), {k: np.array([r[k] for r in rows], np.float64) for k in names},
-                     None if gt is None else str(gt))
+                     None if gt is None else str(gt), size)
 
 
 # %% [markdown]
@@ -555,7 +583,7 @@ jA, jB, nA = make_set('jpegA', jpeg_pipe, seed=1), make_set('jpegB', jpeg_pipe, 
 t0 = time.time()
 tA = collect_stats(jA, progress=False)
 print(f'40 LQ 64x64 without GT: {time.time() - t0:.2f} s')
-test_eq((len(tA), tA.stems[0], tA.gt), (40, '01000', None))
+test_eq((len(tA), tA.stems[0], tA.gt, tA.size), (40, '01000', None, (64, 64)))
 test_eq(list(tA.values), stat_names(False))
 assert np.all((tA['jpeg_quality'] >= 30) & (tA['jpeg_quality'] <= 60))
 tAg = collect_stats(jA, tmp/'gt', progress=False)
@@ -569,6 +597,15 @@ test_eq(tAg['noise'], tA['noise'])
 (tmp/'orphan').mkdir(); Image.fromarray(area_down(gt0)).save(tmp/'orphan'/'99999.png')
 test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False), contains='no GT partner in')
 test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False), contains='99999')
+
+# %% [markdown]
+# A set of mixed sizes is refused, naming the odd image (its statistics would mix scales):
+
+# %%
+(tmp/'mixed').mkdir()
+for p in sorted(jA.iterdir())[:12]: (tmp/'mixed'/p.name).write_bytes(p.read_bytes())
+Image.fromarray(area_down(gt0, 48)).save(tmp/'mixed'/'01099.png')
+test_fail(lambda: collect_stats(tmp/'mixed', progress=False), contains='12 are 64x64, but 01099.png (48x48)')
 
 
 # %% [markdown]
@@ -661,13 +698,17 @@ class CompareResult:
     def table(self) -> str:
         "The comparison as a text table, headed by the two sets and ending with the verdict."
         o, t = self.ours, self.theirs
-        lines = [f'ours:   {o.src} ({len(o)} images{", GT " + o.gt if o.gt else ""})',
-                 f'theirs: {t.src} ({len(t)} images{", GT " + t.gt if t.gt else ""})',
+        px = lambda s: f', {s.size[0]}x{s.size[1]}' if s.size else ''
+        lines = [f'ours:   {o.src} ({len(o)} images{px(o)}{", GT " + o.gt if o.gt else ""})',
+                 f'theirs: {t.src} ({len(t)} images{px(t)}{", GT " + t.gt if t.gt else ""})',
                  f'KS test per statistic at {self.alpha:g} / {len(self.rows)} (Bonferroni)', '',
                  f'{"statistic":<14}{"mean ours":>11}{"mean theirs":>13}{"KS":>8}{"critical":>10}  result']
         for r in self.rows:
             res = f'DIFFER ({r.direction})' if r.differs else ('pass' if math.isfinite(r.ks) else 'n/a')
             lines.append(f'{r.name:<14}{r.mean_ours:>11.3f}{r.mean_theirs:>13.3f}{r.ks:>8.3f}{r.critical:>10.3f}  {res}')
+        if o.size and t.size and o.size != t.size:
+            lines += ['', f'note: ours are {o.size[0]}x{o.size[1]}, theirs {t.size[0]}x{t.size[1]}: every statistic '
+                          'depends on scale, so sets of different sizes differ whatever made them']
         return '\n'.join(lines + ['', self.verdict])
 
     def to_dict(self) -> dict:
@@ -750,6 +791,7 @@ def compare_lq(ours: PathLike,  # folder or zip of our LQ images
                progress: bool = True,  # tqdm bars on stderr
               ) -> CompareResult:
     "Do two LQ sets come from the same degradation? Statistics per image, a KS test per statistic, a verdict."
+    if not 0 < alpha < 1: raise ValueError(f'alpha is the test level, between 0 and 1 (exclusive), got {alpha}')
     a = collect_stats(ours, gt, workers, progress, desc='ours')
     b = collect_stats(theirs, gt_theirs if gt_theirs is not None else gt, workers, progress, desc='theirs')
     n, m = len(a), len(b)
@@ -808,7 +850,9 @@ test_eq(Image.open(tmp/'cmp.png').format, 'PNG')
 #
 # `blindsr_compare_lq OURS THEIRS [--gt GT]` prints the table and the verdict, writes the histograms beside OURS
 # (`OURS_vs_THEIRS.png`, or `--plot`) and optionally a JSON; the exit code is 0 when the sets match, 1 when they
-# differ, 2 on a usage or input error.
+# differ, 2 on a usage or input error. The outputs are checked before any image is measured: neither may be, or
+# lie inside, an input, or replace a file the command did not write. When the folder beside OURS is read-only (a
+# dataset under `/kaggle/input`), the default picture goes to the current folder instead.
 
 # %%
 #| export
@@ -820,47 +864,103 @@ def _default_plot(ours: Path, theirs: Path) -> Path:
     return ours.parent / f'{a}_vs_{b}.png'
 
 
+def is_compare_json(path: PathLike) -> bool:
+    "Is `path` a JSON that blindsr_compare_lq wrote (so that a rerun may replace it)?"
+    try: d = json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError): return False
+    return isinstance(d, dict) and {'verdict', 'statistics', 'per_image'} <= set(d)
+
+
+def compare_lq_parser() -> argparse.ArgumentParser:
+    "The flags of blindsr_compare_lq."
+    ap = argparse.ArgumentParser(
+        prog='blindsr_compare_lq', formatter_class=HelpFormatter,
+        description='Do two LQ sets come from the same degradation? Measures noise, its colour, JPEG blocks and quality,\n'
+                    'sharpness and tone on every image (and, with GT, the degradation against it), runs a two-sample\n'
+                    'Kolmogorov-Smirnov test per statistic and says which statistics differ and how.',
+        epilog=examples(("is my synthetic val LQ like the competition's test LQ?", 'blindsr_compare_lq data/val/LQ data/test/LQ'),
+                        ('the same, with GT-referenced statistics and every number in a JSON',
+                         'blindsr_compare_lq my_lq data/val/LQ --gt data/val/GT --json cmp.json --no-plot'),
+                        note='Exit status: 0 same degradation; 1 different; 2 a mistake in the inputs or outputs, named '
+                             'on one line. Each set must hold images of one size, at least 32x32, 10 or more per set '
+                             '(100 or more to tell small differences apart).'))
+    g = ap.add_argument_group('the two LQ sets')
+    g.add_argument('ours', metavar='OURS', help='folder or zip of our LQ images, e.g. LQ made by blindsr_degrade')
+    g.add_argument('theirs', metavar='THEIRS', help="folder or zip of their LQ images, e.g. the competition's test/LQ")
+    g.add_argument('--gt', default=None, metavar='DIR',
+                   help='GT folder (or zip) of OURS, paired by stem, and of THEIRS unless --gt-theirs is given: adds 6 '
+                        'statistics measured against the GT (default: none, LQ statistics only)')
+    g.add_argument('--gt-theirs', default=None, metavar='DIR', help='GT folder of THEIRS when it is not --gt (needs --gt) (default: --gt for both)')
+    g = ap.add_argument_group('outputs')
+    g.add_argument('--plot', default=None, metavar='FILE.png',
+                   help='the histogram picture, one panel per statistic (default: OURS_vs_THEIRS.png beside OURS, or in '
+                        'the current folder when that folder is read-only)')
+    g.add_argument('--no-plot', action='store_true', help='do not draw the picture (default: draw it)')
+    g.add_argument('--json', default=None, metavar='FILE.json',
+                   help='also write every number, the verdict and each image\'s values to this JSON (default: none)')
+    g = ap.add_argument_group('test and speed')
+    g.add_argument('--alpha', type=probability, default=0.05, metavar='LEVEL',
+                   help='overall test level, between 0 and 1 (exclusive), split over the statistics (Bonferroni); '
+                        'smaller calls fewer sets different (default: 0.05)')
+    g.add_argument('--workers', type=positive_int, default=None, metavar='N',
+                   help='threads measuring images, a whole number >= 1 (default: all cores)')
+    g.add_argument('--quiet', action='store_true', help='no progress bars (default: bars on stderr)')
+    return ap
+
+
+def _compare_outputs(a: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    "The JSON and picture paths, checked before any image is measured (the picture may fall back to the current folder)."
+    if a.gt_theirs and not a.gt: raise UserError('--gt-theirs needs --gt (the GT of OURS) too; give both, or neither')
+    inputs = [x for x in (a.ours, a.theirs, a.gt, a.gt_theirs) if x]
+    js = check_output_file(a.json, inputs, '--json', own=is_compare_json) if a.json else None
+    if a.no_plot: return js, None
+    if a.plot: return js, check_output_file(a.plot, inputs, '--plot', own=is_matplotlib_png)
+    default = _default_plot(Path(a.ours), Path(a.theirs))
+    try: return js, check_output_file(default, inputs, '--plot', own=is_matplotlib_png)
+    except UserError as beside:
+        try: plot = check_output_file(Path.cwd() / default.name, inputs, '--plot', own=is_matplotlib_png)
+        except UserError: print(f'note: no picture: {beside} (and the current folder cannot take it either); pass --plot FILE.png'); return js, None
+        print(f'note: the picture goes to {plot}, because {beside}')
+        return js, plot
+
+
 def compare_lq_cli(argv: list[str] | None = None) -> int:
     "blindsr_compare_lq OURS THEIRS [--gt GT]: do two LQ sets come from the same degradation?"
-    ap = argparse.ArgumentParser(prog='blindsr_compare_lq', description=compare_lq_cli.__doc__,
-                                 epilog='exit status: 0 same degradation, 1 different, 2 usage or input error')
-    ap.add_argument('ours', help='folder or zip of our LQ images (e.g. LQ made by our degradation)')
-    ap.add_argument('theirs', help="folder or zip of their LQ images (e.g. the competition's test/LQ)")
-    ap.add_argument('--gt', default=None, help='GT folder for OURS (and THEIRS): adds statistics against the GT')
-    ap.add_argument('--gt-theirs', default=None, help='GT folder for THEIRS, if not the same as --gt')
-    ap.add_argument('--json', default=None, help='write every number and per-image value to this JSON file')
-    ap.add_argument('--plot', default=None, help='histogram picture (default: OURS_vs_THEIRS.png beside OURS)')
-    ap.add_argument('--no-plot', action='store_true', help='do not draw the picture')
-    ap.add_argument('--alpha', type=float, default=0.05, help='overall test level (default 0.05)')
-    ap.add_argument('--workers', type=int, default=None, help='threads (default: all cores)')
-    ap.add_argument('--quiet', action='store_true', help='no progress bars')
-    a = ap.parse_args(argv)
-    if a.gt_theirs and not a.gt:
-        print('blindsr_compare_lq: error: --gt-theirs needs --gt for OURS too', file=sys.stderr); return 2
-    try:
+    a = compare_lq_parser().parse_args(argv)
+    def body():
+        js, plot = _compare_outputs(a)
         res = compare_lq(a.ours, a.theirs, a.gt, a.gt_theirs, a.alpha, a.workers, progress=not a.quiet)
-    except (FileNotFoundError, ValueError) as e:
-        print(f'blindsr_compare_lq: error: {e}', file=sys.stderr); return 2
-    print(res.table())
-    try:
-        if a.json: print(f'json: {res.to_json(a.json)}')
-        if not a.no_plot:
-            out = Path(a.plot) if a.plot else _default_plot(Path(a.ours), Path(a.theirs))
-            print(f'histograms: {res.plot(out, Path(a.ours).name, Path(a.theirs).name)}')
-    except OSError as e:
-        print(f'blindsr_compare_lq: error: cannot write {e.filename}: {e.strerror}', file=sys.stderr); return 2
-    return 0 if res.passed else 1
+        print(res.table())
+        if js: print(f'json: {res.to_json(js)}')
+        if plot: print(f'histograms: {res.plot(plot, Path(a.ours).name, Path(a.theirs).name)}')
+        return 0 if res.passed else 1
+    return run_cli('blindsr_compare_lq', body)
 
 
 # %%
 test_eq(compare_lq_cli([str(jA), str(jB), '--quiet']), 0)
 assert (tmp/'jpegA_vs_jpegB.png').exists()
+test_eq(compare_lq_cli([str(jA), str(jB), '--quiet']), 0)                      # its own picture: replaced
 test_eq(compare_lq_cli([str(jA), str(nA), '--gt', str(tmp/'gt'), '--json', str(tmp/'c.json'), '--no-plot', '--quiet']), 1)
 test_eq(json.loads((tmp/'c.json').read_text())['gt_ours'], str(tmp/'gt'))
-test_eq(compare_lq_cli([str(tmp/'nope'), str(jB), '--quiet']), 2)
-test_eq(compare_lq_cli([str(tmp/'orphan'), str(jB), '--gt', str(tmp/'gt'), '--quiet']), 2)
 test_eq(_default_plot(Path('data/val/LQ'), Path('data/test/LQ')), Path('data/val/val-LQ_vs_test-LQ.png'))
 test_eq(_default_plot(Path('a/ours'), Path('b/sub.zip')), Path('a/ours_vs_sub.png'))
+
+# %% [markdown]
+# Every mistake is one line and exit status 2, found before any image is measured: a missing set, a set without
+# its GT partners, an impossible level, and outputs that would land in an input or over a user's file.
+
+# %%
+(tmp/'photo.png').write_bytes((jB/sorted(p.name for p in jB.iterdir())[0]).read_bytes())
+with redirect_stderr(io.StringIO()) as err:
+    for args in ([str(tmp/'nope'), str(jB)], [str(tmp/'orphan'), str(jB), '--gt', str(tmp/'gt')],
+                 [str(jA), str(jB), '--alpha', '1.5'], [str(jA), str(jB), '--json', str(jA/'stats.json')],
+                 [str(jA), str(jB), '--plot', str(tmp/'photo.png')], [str(jA), str(jB), '--gt-theirs', str(tmp/'gt')]):
+        try: test_eq(compare_lq_cli([*args, '--quiet']), 2)
+        except SystemExit as e: test_eq(e.code, 2)                         # argparse's own refusal (--alpha)
+print(err.getvalue())
+test_eq(len([l for l in err.getvalue().splitlines() if 'error:' in l]), 6)
+assert not (jA/'stats.json').exists() and not is_matplotlib_png(tmp/'photo.png')
 
 # %% [markdown]
 # ## On real faces -

@@ -14,23 +14,26 @@ import csv
 import io
 import math
 import os
-import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from blindsr.core import IMAGE_EXTS, PathLike, read_image
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, positive_int, run_cli
+from blindsr.core import IMAGE_EXTS, PathLike, check_image_types, read_image
 
 # %%
 #| hide
 import tempfile
+from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close
+from blindsr.core import tensor_to_img
 
 tmp = Path(tempfile.mkdtemp())
 rng = np.random.default_rng(0)
@@ -90,7 +93,6 @@ def psnr_tensor(sr: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device
 # %%
 x = torch.rand(3, 3, 8, 8)
 y = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
-from blindsr.core import tensor_to_img
 want = [psnr(p, g) for p, g in zip(tensor_to_img(y), tensor_to_img(x))]
 test_close(psnr_tensor(y, x).tolist(), want, eps=1e-9)
 test_eq(psnr_tensor(x, x).tolist(), [math.inf] * 3)
@@ -172,17 +174,20 @@ def _index(refs: list[ImageRef], where: str) -> dict[str, ImageRef]:
 
 def image_set(src: PathLike,  # a folder of images, or a zip holding them at its root or in one folder
              ) -> dict[str, ImageRef]:  # stem -> ImageRef, sorted by stem
-    "Index a folder or a submission zip by file stem."
+    "Index a folder or a submission zip by file stem; image files of types blindsr does not read are an error naming them."
     src = Path(src)
     if not src.exists(): raise FileNotFoundError(f'not found: {src}')
     if src.is_dir():
-        refs = [ImageRef(str(p), p) for p in sorted(src.iterdir())
-                if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.')]
+        entries = [p for p in sorted(src.iterdir()) if p.is_file()]
+        check_image_types(entries, src)
+        refs = [ImageRef(str(p), p) for p in entries if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith('.')]
         return dict(sorted(_index(refs, str(src)).items()))
     if not zipfile.is_zipfile(src): raise ValueError(f'{src} is neither a folder nor a zip archive')
-    with zipfile.ZipFile(src) as zf:
-        names = [n for n in zf.namelist() if not n.endswith('/') and Path(n).suffix.lower() in IMAGE_EXTS
-                 and not n.startswith('__MACOSX/') and not Path(n).name.startswith('.')]
+    try:
+        with zipfile.ZipFile(src) as zf: members = [n for n in zf.namelist() if not n.endswith('/') and not n.startswith('__MACOSX/')]
+    except (zipfile.BadZipFile, OSError) as e: raise ValueError(f'{src} is not a readable zip archive: {e}') from e
+    check_image_types(members, src)
+    names = [n for n in members if Path(n).suffix.lower() in IMAGE_EXTS and not Path(n).name.startswith('.')]
     folders = sorted({str(Path(n).parent) for n in names})
     if len(folders) > 1:
         raise ValueError(f'{src}: images are spread over several folders ({", ".join(folders)}); '
@@ -204,6 +209,16 @@ test_eq(z['00002'].size(), (16, 16))
 with zipfile.ZipFile(tmp/'two.zip', 'w') as zf:
     zf.write(tmp/'00000.png', 'a/00000.png'); zf.write(tmp/'00001.png', 'b/00001.png')
 test_fail(lambda: image_set(tmp/'two.zip'), contains='several folders')
+
+# %% [markdown]
+# An image of a type blindsr does not read (here a GIF) is never skipped silently: the set would lose a face.
+
+# %%
+Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp/'00003.gif')
+test_fail(lambda: image_set(tmp), contains='00003.gif')
+with zipfile.ZipFile(tmp/'gif.zip', 'w') as zf: zf.write(tmp/'00003.gif', 'results/00003.gif')
+test_fail(lambda: image_set(tmp/'gif.zip'), contains='00003.gif')
+(tmp/'00003.gif').unlink()
 
 
 # %% [markdown]
@@ -234,12 +249,17 @@ class EvalResult:
         return float(np.mean(vals)) if vals else math.inf
 
     def to_csv(self, path: PathLike) -> Path:
+        "Write one row per image (stem, psnr, ssim), atomically: an interrupted write never leaves half a file."
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, 'w', newline='') as f:
-            w = csv.DictWriter(f, fieldnames=['stem', 'psnr', 'ssim'])
-            w.writeheader()
-            for r in self.rows: w.writerow({k: ('' if r.get(k) is None else r[k]) for k in ('stem', 'psnr', 'ssim')})
+        tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+        try:
+            with open(tmp_path, 'w', newline='') as f:
+                w = csv.DictWriter(f, fieldnames=['stem', 'psnr', 'ssim'])
+                w.writeheader()
+                for r in self.rows: w.writerow({k: ('' if r.get(k) is None else r[k]) for k in ('stem', 'psnr', 'ssim')})
+            os.replace(tmp_path, path)
+        finally: tmp_path.unlink(missing_ok=True)
         return path
 
     def summary(self) -> str:
@@ -267,7 +287,7 @@ def _check_sets(pred: dict[str, ImageRef], gt: dict[str, ImageRef], workers: int
         gs = list(ex.map(lambda s: gt[s].size(), common))
     wrong = [f'{s} ({p[0]}x{p[1]}, want {g[0]}x{g[1]})' for s, p, g in zip(common, ps, gs) if p != g]
     if wrong: problems.append(f'{len(wrong)} prediction(s) of the wrong size: {short(wrong)}')
-    if problems: raise EvaluationError('prediction set does not match the ground truth:\n  ' + '\n  '.join(problems))
+    if problems: raise EvaluationError('the prediction set does not match the ground truth: ' + '; '.join(problems))
 
 
 # %%
@@ -279,6 +299,7 @@ def evaluate(pred: PathLike,  # folder or submission zip of predictions
              progress: bool = True,  # show a progress bar
             ) -> EvalResult:
     "Score predictions against ground truth by file stem with the organisers' PSNR (and SSIM)."
+    if workers is not None and workers < 1: raise ValueError(f'workers must be a number of threads >= 1, got {workers}')
     workers = workers or os.cpu_count() or 1
     P, G = image_set(pred), image_set(gt)
     _check_sets(P, G, workers)
@@ -384,32 +405,91 @@ test_fail(lambda: bicubic_baseline(bl/'lq', bl/'gt', stems=['00001']), contains=
 
 # %% [markdown]
 # ## The command -
+#
+# `blindsr_evaluate PRED GT` prints the mean PSNR (and SSIM) and writes one row per image to a CSV. Everything it
+# can check is checked before the first image is decoded: the two sets (names, counts, sizes, file types) and the
+# CSV's path — not an input, not inside one, not a folder, in a folder it can write, and not a file of the user's.
+# The CSV goes beside PRED by default; when that folder is read-only (a zip under `/kaggle/input`), it goes to the
+# current folder instead, and the command says so.
 
 # %%
 #| export
+def is_scores_csv(path: PathLike) -> bool:
+    "Is `path` a per-image scores CSV that blindsr wrote (so that a rerun may replace it)?"
+    try:
+        with open(path, 'rb') as f: return f.read(10).startswith(b'stem,psnr')
+    except OSError: return False
+
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    "The flags of blindsr_evaluate."
+    ap = argparse.ArgumentParser(
+        prog='blindsr_evaluate', formatter_class=HelpFormatter,
+        description='Score a prediction folder or submission zip against the ground truth with the organisers\' PSNR\n'
+                    '(RGB, whole image, mean of per-image values) and SSIM, paired by file stem; write a per-image CSV.',
+        epilog=examples(('score a folder of restored val faces', 'blindsr_evaluate results/val data/val/GT'),
+                        ('score a submission zip, PSNR only, scores to a named CSV',
+                         'blindsr_evaluate submission.zip data/val/GT --no-ssim --csv scores.csv'),
+                        note='Exit status: 0 scored; 2 a mistake in the inputs (missing, extra, wrongly sized or '
+                             'unreadable images; a CSV path that cannot be written), named on one line.'))
+    g = ap.add_argument_group('inputs')
+    g.add_argument('pred', metavar='PRED', help='the predictions: a folder of images (.png .jpg .jpeg .webp .bmp), or a '
+                                                'submission zip holding them at its root or in one folder')
+    g.add_argument('gt', metavar='GT', help='the ground truth: a folder (or zip) of images with the same stems and sizes, '
+                                            'e.g. data/val/GT')
+    g = ap.add_argument_group('output')
+    g.add_argument('--csv', metavar='FILE', default=None,
+                   help='where the per-image scores go (columns stem, psnr in dB, ssim) (default: PRED_metrics.csv beside '
+                        "PRED, or in the current folder when PRED's folder is read-only)")
+    g = ap.add_argument_group('scoring')
+    g.add_argument('--no-ssim', action='store_true', help='PSNR only, about 3x faster (default: PSNR and SSIM)')
+    g.add_argument('--workers', type=positive_int, default=None, metavar='N',
+                   help='threads reading and scoring images, a whole number >= 1 (default: all cores)')
+    return ap
+
+
+def scores_csv_path(csv: PathLike | None,  # the path the user gave (--csv), or None
+                    default: Path,  # where the CSV goes by default (beside the predictions)
+                    inputs: Sequence[PathLike],  # the command's inputs: the CSV may not be one or lie inside one
+                   ) -> Path | None:  # the checked path; None (with a note) when no folder can take it
+    "Where the per-image scores go, checked before any work: --csv; else `default`, else the current folder (with a note)."
+    if csv: return check_output_file(csv, inputs, '--csv', own=is_scores_csv)
+    try: return check_output_file(default, inputs, '--csv', own=is_scores_csv)
+    except UserError as beside:
+        try: path = check_output_file(Path.cwd() / default.name, inputs, '--csv', own=is_scores_csv)
+        except UserError:
+            print(f'note: no per-image CSV: {beside} (and the current folder cannot take it either); pass --csv FILE')
+            return None
+        print(f'note: the per-image CSV goes to {path}, because {beside}')
+        return path
+
+
 def evaluate_cli(argv: list[str] | None = None) -> int:
     "blindsr_evaluate PRED GT: mean PSNR/SSIM of a prediction folder or submission zip, plus a per-image CSV."
-    ap = argparse.ArgumentParser(prog='blindsr_evaluate', description=evaluate_cli.__doc__)
-    ap.add_argument('pred', help='folder of predictions, or a CodaLab-style submission zip')
-    ap.add_argument('gt', help='folder of ground-truth images (e.g. val/GT)')
-    ap.add_argument('--csv', default=None, help='per-image CSV (default: PRED_metrics.csv beside PRED)')
-    ap.add_argument('--no-ssim', action='store_true', help='PSNR only (faster)')
-    ap.add_argument('--workers', type=int, default=None, help='threads (default: all cores)')
-    a = ap.parse_args(argv)
-    try:
+    a = evaluate_parser().parse_args(argv)
+    def body():
+        csv_path = scores_csv_path(a.csv, Path(a.pred).parent / f'{Path(a.pred).stem}_metrics.csv', [a.pred, a.gt])
         res = evaluate(a.pred, a.gt, with_ssim=not a.no_ssim, workers=a.workers)
-    except (EvaluationError, FileNotFoundError, ValueError) as e:
-        print(f'blindsr_evaluate: error: {e}', file=sys.stderr)
-        return 2
-    pred = Path(a.pred)
-    out = res.to_csv(a.csv or pred.parent / f'{pred.stem}_metrics.csv')
-    print(res.summary())
-    print(f'per-image scores: {out}')
-    return 0
+        print(res.summary())                          # the scores first: a failing CSV write cannot hide them
+        if csv_path is not None: print(f'per-image scores: {res.to_csv(csv_path)}')
+    return run_cli('blindsr_evaluate', body)
 
 
 # %%
 test_eq(evaluate_cli([str(prd), str(gtd), '--csv', str(tmp/'m.csv'), '--workers', '2']), 0)
 rows = list(csv.DictReader(open(tmp/'m.csv')))
 test_close(float(rows[2]['psnr']), by_hand[2], eps=1e-9)
+test_eq(evaluate_cli([str(prd), str(gtd), '--csv', str(tmp/'m.csv'), '--no-ssim']), 0)        # its own CSV: replaced
 test_eq(evaluate_cli([str(bad), str(gtd)]), 2)
+
+# %% [markdown]
+# Outputs that would destroy an input or a user's file are refused before any scoring, each on one line:
+
+# %%
+(tmp/'notes.csv').write_text('my notes')
+with redirect_stderr(io.StringIO()) as err:
+    for csv_arg in (gtd/'00000.png', gtd/'scores.csv', gtd, tmp/'notes.csv'):
+        test_eq(evaluate_cli([str(prd), str(gtd), '--csv', str(csv_arg)]), 2)
+print(err.getvalue())
+test_eq(len(err.getvalue().splitlines()), 4)
+test_eq((tmp/'notes.csv').read_text(), 'my notes')

@@ -10,9 +10,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -24,16 +22,21 @@ import torch
 from PIL import Image
 from torch import nn
 
-from blindsr.core import IMAGE_EXTS, ImageReadError, PathLike, img_to_tensor, list_images, read_image, tensor_to_img, write_png
+from blindsr.cli import (USER_ERRORS, HelpFormatter, UserError, check_output_dir, check_output_file, check_writable,
+                         examples, json_object, non_negative_int, positive_int, read_manifest, run_cli, write_manifest)
+from blindsr.core import (IMAGE_EXTS, OTHER_IMAGE_EXTS, PathLike, img_to_tensor, list_images, read_image, read_image_size,
+                          tensor_to_img, write_png)
 from blindsr.device import UnsupportedGPUError, model_device, usable_device
-from blindsr.metrics import EvalResult, bicubic_baseline, evaluate
+from blindsr.metrics import EvalResult, bicubic_baseline, evaluate, image_set, scores_csv_path
 from blindsr.checkpoint import CheckpointError, default_weights, load_generator
-from blindsr.cli import json_object
 from blindsr.models import GENERATORS
 
 # %%
 #| hide
+import io
+import shutil
 import tempfile
+from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail, test_close, test_ne
 from blindsr.checkpoint import export_weights
 from blindsr.models import build_generator
@@ -334,22 +337,14 @@ test_fail(lambda: restore(net, x, amp='fp8'), contains="amp must be")
 
 # %%
 #| export
-def _header_size(p: Path) -> tuple[int, int]:
-    "(width, height) from an image file's header; a missing or unreadable file raises, naming it."
-    if not p.is_file(): raise FileNotFoundError(f'image not found: {p}')
-    try:
-        with Image.open(p) as im: return im.size
-    except Exception as e:
-        raise ImageReadError(f'cannot decode image {p}: {type(e).__name__}: {e}') from e
-
-
 def input_files(src: PathLike) -> list[Path]:
-    "An image file, or the images of a folder (sorted); missing paths and empty folders raise, naming them."
+    "An image file, or the images of a folder (sorted); missing paths, empty folders and unread image types raise, naming them."
     src = Path(src)
     if src.is_dir(): return list_images(src)
     if not src.exists(): raise FileNotFoundError(f'input not found: {src}')
     if src.suffix.lower() not in IMAGE_EXTS:
-        raise ValueError(f'{src} is not an image file ({", ".join(IMAGE_EXTS)}) or a folder')
+        raise ValueError(f'{src} is not an image file ({", ".join(IMAGE_EXTS)}) or a folder'
+                         + ('; convert it to PNG first' if src.suffix.lower() in OTHER_IMAGE_EXTS else ''))
     return [src]
 
 
@@ -367,6 +362,7 @@ def restore_files(model: nn.Module,  # generator on its device (see load_generat
                   out_names: Sequence[str] | None = None,  # output file names instead of <stem>.png
                  ) -> list[Path]:  # the written PNGs, in the order of `files`
     "Restore image files into `out_dir` (same stems, PNG), batching images of equal size."
+    if batch < 1 or workers < 1: raise ValueError(f'batch and workers must be >= 1, got batch={batch}, workers={workers}')
     files = [Path(f) for f in files]
     out_dir = Path(out_dir)
     outs = [out_dir / n for n in out_names] if out_names is not None else [out_dir / f'{f.stem}.png' for f in files]
@@ -375,7 +371,7 @@ def restore_files(model: nn.Module,  # generator on its device (see load_generat
         if o.name in seen: raise ValueError(f'{seen[o.name]} and {f} would both be written to {o}; rename one')
         seen[o.name] = f
         if o.resolve() == f.resolve(): raise ValueError(f'{o} would overwrite its input; write to another folder')
-    sizes = [_header_size(f) for f in files]
+    sizes = [read_image_size(f) for f in files]        # headers (and PNG structure) of every file before any work
     by_size: dict[tuple, list[int]] = {}
     for i, s in enumerate(sizes): by_size.setdefault(s, []).append(i)
     jobs = [ix[j:j + batch] for ix in by_size.values() for j in range(0, len(ix), batch)]
@@ -431,8 +427,9 @@ test_fail(lambda: input_files(tmp/'none'), contains='none')
 # The commands that load a generator (`blindsr_restore` and `blindsr_val` here, `blindsr_submit`, `blindsr_bench
 # tta`) take the same flags for it: `add_generator_args` adds the weights, architecture and device flags and
 # `generator_from_args` loads what they name; `add_restore_args` adds the restoration flags and `restore_kwargs`
-# turns them into the keyword arguments of `restore_files`. `CLI_ERRORS` are the errors such a command reports
-# in one line, naming the file or flag, with exit status 2 instead of a traceback.
+# turns them into the keyword arguments of `restore_files`. Every number is range-checked where it is parsed
+# (`--batch 0` stops at the flag), and `--arch-kwargs` must be a JSON object. `CLI_ERRORS` are the errors such a
+# command reports in one line, naming the file or flag, with exit status 2 instead of a traceback.
 
 # %%
 #| export
@@ -462,23 +459,31 @@ def add_generator_args(ap: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return g
 
 
-def add_restore_args(ap: argparse.ArgumentParser) -> None:
+def add_restore_args(ap: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     "Add the flags of a command that restores images: --tta, --tile, --tile-overlap, --batch, --amp, --workers."
-    ap.add_argument('--tta', default='off', choices=list(TTA_MODES), help='test-time augmentation (default: off)')
-    ap.add_argument('--tile', default='auto', type=_tile_arg, help=f"LQ tile side in pixels, 0 for never, or 'auto' (tiles of "
-                                                   f"{AUTO_TILE} above {AUTO_TILE_AREA} LQ pixels; the default)")
-    ap.add_argument('--tile-overlap', type=int, default=32, help='LQ pixels of context around each tile (default 32)')
-    ap.add_argument('--batch', type=int, default=8, help='images of equal size per forward pass (default 8)')
-    ap.add_argument('--amp', default=None, choices=['off', 'bf16', 'fp16'], help='autocast (default: off, float32)')
-    ap.add_argument('--workers', type=int, default=4, help='threads reading and writing images (default 4)')
+    g = ap.add_argument_group('restoration')
+    g.add_argument('--tta', default='off', choices=list(TTA_MODES),
+                   help='test-time augmentation: off (one pass), flip (the face and its mirror image, averaged: 2 '
+                        'passes) or x8 (turns and flips: 8 passes) (default: off)')
+    g.add_argument('--tile', default='auto', type=_tile_arg, metavar='PX',
+                   help=f'restore inputs larger than PX LQ pixels a side in tiles of at most PX, to bound memory; 0 for '
+                        f"never; 'auto': tiles of {AUTO_TILE} for inputs over {AUTO_TILE_AREA} LQ pixels (default: auto)")
+    g.add_argument('--tile-overlap', type=non_negative_int, default=32, metavar='PX',
+                   help='LQ pixels of context around each tile, cropped away after the network (default: 32)')
+    g.add_argument('--batch', type=positive_int, default=8, metavar='N',
+                   help='images of equal size per forward pass, a whole number >= 1 (default: 8)')
+    g.add_argument('--amp', default=None, choices=['off', 'bf16', 'fp16'],
+                   help='mixed precision: off (float32, exact), bf16 or fp16 (autocast; faster on a GPU) (default: off)')
+    g.add_argument('--workers', type=positive_int, default=4, metavar='N',
+                   help='threads reading and writing images, a whole number >= 1 (default: 4)')
+    return g
 
 
 def generator_from_args(args: argparse.Namespace,  # parsed flags of add_generator_args
                        ) -> nn.Module:  # float32 generator in eval mode, on the usable device the flags ask for
     "Load the generator that the flags of `add_generator_args` name (default: the shipped weights)."
     path = Path(args.weights) if args.weights else default_weights()
-    try: dev = usable_device(args.device)
-    except RuntimeError as e: raise ValueError(str(e)) from e
+    dev = usable_device(args.device)                  # a device that is not there: ValueError naming --device
     return load_generator(path, args.arch, args.arch_kwargs, dev, use_ema=not args.no_ema)
 
 
@@ -488,7 +493,7 @@ def restore_kwargs(args: argparse.Namespace,  # parsed flags of add_restore_args
     return dict(tta=args.tta, tile=args.tile, tile_overlap=args.tile_overlap, batch=args.batch, amp=args.amp, workers=args.workers)
 
 
-CLI_ERRORS = (OSError, ValueError, CheckpointError, UnsupportedGPUError)   # what a command reports in one line (exit 2)
+CLI_ERRORS = (*USER_ERRORS, CheckpointError, UnsupportedGPUError)   # what a command reports in one line (exit 2)
 
 # %%
 ap = argparse.ArgumentParser()
@@ -499,48 +504,110 @@ g = generator_from_args(args)
 test_eq((model_device(g).type, g.training, next(g.parameters()).dtype), ('cpu', False, torch.float32))
 test_eq(restore_kwargs(ap.parse_args([]))['tile'], 'auto')
 test_fail(lambda: _tile_arg('big'), contains="--tile takes a number of LQ pixels, 0 or 'auto'")
+with redirect_stderr(io.StringIO()) as err:
+    for bad in (['--batch', '0'], ['--workers', '-3'], ['--tile-overlap', '-10'], ['--arch-kwargs', '[1, 2]'], ['--arch', 'msrresnett']):
+        try: ap.parse_args(bad); raise AssertionError(f'accepted {bad}')
+        except SystemExit as e: test_eq(e.code, 2)
+print(err.getvalue())
+for flag in ('--batch', '--workers', '--tile-overlap', '--arch-kwargs', '--arch'): assert f'argument {flag}' in err.getvalue(), flag
 
 
 # %% [markdown]
 # ### `blindsr_restore` -
 #
-# An image or a folder in, PNGs of the same stems out; one image may go to a named `.png`. A missing or corrupt
-# input, or weights that cannot be read, stop it with one line that names the file.
+# An image or a folder in, PNGs of the same stems out; one image may go to a named `.png` file. Everything is
+# checked before the network runs: the inputs (missing, empty, unread types, corrupt headers), and the output by
+# the rule every command follows — OUT may not be, contain or lie inside the input, and a folder holding files
+# `blindsr_restore` did not write (say, the ground truth) is refused unless `--overwrite` (which then replaces only
+# the names it writes). The command keeps a list of what it wrote in `OUT/.blindsr-restore.json`, so a rerun into
+# the same folder needs no `--overwrite`. An output file name must end in `.png`: `blindsr_restore a.png
+# result.jpg` is refused rather than writing PNG bytes under a JPEG name, or a folder called `result.jpg`.
 
 # %%
 #| export
-def restore_cli(argv: list[str] | None = None) -> int:
-    "blindsr_restore IN OUT: restore an LQ image or a folder of them into OUT (same stems, PNG, 4x)."
-    ap = argparse.ArgumentParser(prog='blindsr_restore', description=restore_cli.__doc__)
-    ap.add_argument('input', help='an LQ image, or a folder of them')
-    ap.add_argument('out', help='output folder; or, for one input image, a .png file name')
+def restore_outputs(src: PathLike,  # the input image or folder
+                    out: PathLike,  # an output folder, or (for one input image) a .png file name
+                    overwrite: bool = False,  # the user passed --overwrite
+                    command: str = 'restore',  # whose manifest marks files as the command's own
+                   ) -> tuple[list[Path], Path, list[str] | None]:  # input files, output folder, output names (or None: <stem>.png)
+    "The inputs and the checked outputs of a restoring command, before any work: refused when they break the output rules."
+    files = input_files(src)
+    out = Path(out)
+    if Path(src).is_file() and not out.is_dir() and out.suffix.lower() in (*IMAGE_EXTS, *OTHER_IMAGE_EXTS):
+        if out.suffix.lower() != '.png':
+            raise UserError(f'OUT {out}: blindsr writes restored images as PNG; name the output file .png '
+                            f'(e.g. {out.with_suffix(".png")}), or give a folder')
+        mine = set(read_manifest(out.parent, command)['files'])
+        check_output_file(out, [src], 'OUT', own=lambda p: p.name in mine, overwrite=overwrite)
+        return files, out.parent, [out.name]
+    check_output_dir(out, [src], command=command, overwrite=overwrite, flag='OUT')
+    check_writable(out, 'OUT')
+    return files, out, None
+
+
+def restore_parser() -> argparse.ArgumentParser:
+    "The flags of blindsr_restore."
+    ap = argparse.ArgumentParser(
+        prog='blindsr_restore', formatter_class=HelpFormatter,
+        description='Restore LQ face images 4x with a trained generator: one image, or every image of a folder, written\n'
+                    'as PNG with the same stems (a 128x128 LQ becomes a 512x512 PNG).',
+        epilog=examples(('restore a folder with the shipped generator', 'blindsr_restore data/test/LQ results/test'),
+                        ('one image to a named PNG, with your weights and flip TTA, on the first GPU',
+                         'blindsr_restore face.png face_sr.png --ckpt runs/blindsr/best.pt --tta flip --device cuda'),
+                        note='Exit status: 0 restored; 2 a mistake (named on one line); 130 interrupted.'))
+    g = ap.add_argument_group('input and output')
+    g.add_argument('input', metavar='INPUT', help='an LQ image (.png .jpg .jpeg .webp .bmp), or a folder of them')
+    g.add_argument('out', metavar='OUT', help='output folder (created; <stem>.png for each input); or, for one input '
+                                               'image, a .png file name')
+    g.add_argument('--overwrite', action='store_true',
+                   help='write into an OUT folder that holds files blindsr_restore did not write, replacing those with '
+                        'the names it writes (default: refuse such a folder)')
+    g.add_argument('--no-progress', action='store_true', help='no progress bar (default: a bar on stderr)')
     add_generator_args(ap)
     add_restore_args(ap)
-    ap.add_argument('--no-progress', action='store_true')
-    a = ap.parse_args(argv)
-    try:
-        files = input_files(a.input)
-        out, names = Path(a.out), None
-        if Path(a.input).is_file() and out.suffix.lower() == '.png': out, names = out.parent, [out.name]
+    return ap
+
+
+def restore_cli(argv: list[str] | None = None) -> int:
+    "blindsr_restore INPUT OUT: restore an LQ image or a folder of them into OUT (same stems, PNG, 4x)."
+    a = restore_parser().parse_args(argv)
+    def body():
+        files, out, names = restore_outputs(a.input, a.out, a.overwrite)
         model = generator_from_args(a)
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, 'restore', names or [f'{f.stem}.png' for f in files])   # before writing: a rerun may resume
         t0 = time.perf_counter()
         outs = restore_files(model, files, out, **restore_kwargs(a), progress=not a.no_progress, out_names=names)
-    except CLI_ERRORS as e:
-        print(f'blindsr_restore: error: {e}', file=sys.stderr)
-        return 2
-    print(f'{len(outs)} image(s) restored into {out} (tta {a.tta}, {model_device(model)}, '
-          f'{time.perf_counter() - t0:.1f} s)')
-    return 0
+        print(f'{len(outs)} image(s) restored into {out} (tta {a.tta}, {model_device(model)}, '
+              f'{time.perf_counter() - t0:.1f} s)')
+    return run_cli('blindsr_restore', body, CLI_ERRORS)
 
 
 # %%
-test_eq(restore_cli([str(tmp/'lq'), str(tmp/'cli'), '--ckpt', str(tmp/'w16.pt'), '--device', 'cpu', '--no-progress',
-                     '--tta', 'flip', '--tile', '8']), 0)
-test_eq(len(list((tmp/'cli').glob('*.png'))), 8)
-test_eq(restore_cli([str(tmp/'lq'/'00005.png'), str(tmp/'one'/'x.png'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 0)
+with redirect_stderr(io.StringIO()):
+    test_eq(restore_cli([str(tmp/'lq'), str(tmp/'cli'), '--ckpt', str(tmp/'w16.pt'), '--device', 'cpu', '--no-progress',
+                         '--tta', 'flip', '--tile', '8']), 0)
+    test_eq(len(list((tmp/'cli').glob('*.png'))), 8)
+    test_eq(restore_cli([str(tmp/'lq'), str(tmp/'cli'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 0)   # a rerun: its own files
+    test_eq(restore_cli([str(tmp/'lq'/'00005.png'), str(tmp/'one'/'x.png'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 0)
 test_eq(read_image(tmp/'one'/'x.png').shape, (48, 80, 3))
-test_eq(restore_cli([str(bad), str(tmp/'cli2'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 2)
-test_eq(restore_cli([str(tmp/'lq'), str(tmp/'cli2'), '--ckpt', str(tmp/'nope.pt')]), 2)
+
+# %% [markdown]
+# Each mistake stops before the network runs, on one line; the ground truth, a folder of someone's files, and a
+# JPEG name are never written to:
+
+# %%
+rand_imgs(tmp/'gt_folder', 2, 64, 64)
+gt_before = {p.name: p.read_bytes() for p in (tmp/'gt_folder').iterdir()}
+with redirect_stderr(io.StringIO()) as err:
+    for args in ([str(bad), str(tmp/'cli2')], [str(tmp/'lq'), str(tmp/'cli2'), '--ckpt', str(tmp/'nope.pt')],
+                 [str(tmp/'lq'), str(tmp/'gt_folder')], [str(tmp/'lq'), str(tmp/'lq'/'sr')],
+                 [str(tmp/'lq'/'00005.png'), str(tmp/'result.jpg')], [str(tmp/'lq'), str(tmp/'cli'), '--device', 'gpu']):
+        test_eq(restore_cli([*args, '--ckpt', str(tmp/'w16.pt'), '--no-progress'] if '--ckpt' not in args else args), 2)
+print(err.getvalue())
+test_eq(len(err.getvalue().strip().splitlines()), 6)
+test_eq({p.name: p.read_bytes() for p in (tmp/'gt_folder').iterdir()}, gt_before)
+assert not (tmp/'result.jpg').exists() and not (tmp/'lq'/'sr').exists()
 
 
 # %% [markdown]
@@ -549,9 +616,40 @@ test_eq(restore_cli([str(tmp/'lq'), str(tmp/'cli2'), '--ckpt', str(tmp/'nope.pt'
 # Before a submission, the same restoration on the val set, scored by the organisers' metric in one go:
 # `blindsr_val val/LQ val/GT results/val --ckpt best.pt --tta flip` restores into `results/val`, prints the mean
 # PSNR/SSIM next to bicubic's, and writes the per-image CSV beside the folder (`results/val_metrics.csv`).
+#
+# The ground truth is checked before anything is restored, because a problem there would otherwise surface only
+# after the whole set had been restored: every LQ has its GT and every GT its LQ (same stems), every GT is 4× its
+# LQ — a GT of the wrong size is blamed on the GT, naming both files — and every GT file is readable.
 
 # %%
 #| export
+def check_val_pairs(lq_files: Sequence[Path],  # the val LQ images
+                    val_gt: PathLike,  # folder (or zip) of the GT images
+                    workers: int = 4,  # threads reading headers
+                   ) -> None:
+    "Refuse a val set whose GT does not pair with the LQ: missing or extra stems, GT not 4x its LQ, unreadable GT files."
+    gt = image_set(val_gt)
+    lq = {f.stem: f for f in lq_files}
+    short = lambda xs: ', '.join(xs[:10]) + (f' … ({len(xs)} in all)' if len(xs) > 10 else '')
+    no_gt, no_lq = [s for s in lq if s not in gt], [s for s in gt if s not in lq]
+    if no_gt or no_lq:
+        raise UserError(f'VAL_GT {val_gt} does not pair with VAL_LQ by file stem: '
+                        + '; '.join(([f'{len(no_gt)} LQ image(s) without a GT: {short(no_gt)}'] if no_gt else [])
+                                    + ([f'{len(no_lq)} GT image(s) without an LQ: {short(no_lq)}'] if no_lq else [])))
+    gt_size = lambda ref: read_image_size(ref.path) if ref.member is None else ref.size()
+    with ThreadPoolExecutor(max(1, workers)) as ex:
+        lq_sizes = dict(zip(lq, ex.map(read_image_size, lq.values())))
+        gt_sizes = dict(zip(lq, ex.map(lambda s: gt_size(gt[s]), lq)))
+    wrong = [s for s in lq if gt_sizes[s] != (4 * lq_sizes[s][0], 4 * lq_sizes[s][1])]
+    if wrong:
+        s = wrong[0]
+        (w, h), (gw, gh) = lq_sizes[s], gt_sizes[s]
+        swapped = len(wrong) == len(lq) and all(gt_sizes[t][0] < lq_sizes[t][0] for t in lq)
+        raise UserError(f'VAL_GT {gt[s].label} is {gw}x{gh}, but a GT must be 4x its LQ {lq[s]} ({w}x{h}), so '
+                        f'{4 * w}x{4 * h}' + (f'; {len(wrong)} GT image(s) have the wrong size' if len(wrong) > 1 else '')
+                        + ('; VAL_LQ and VAL_GT look swapped' if swapped else '; check VAL_GT'))
+
+
 def validate(model: nn.Module,  # generator on its device
              val_lq: PathLike,  # folder of LQ images
              val_gt: PathLike,  # folder of GT images, same stems
@@ -560,35 +658,64 @@ def validate(model: nn.Module,  # generator on its device
              progress: bool = True,
              **kwargs,  # tta, tile, tile_overlap, batch, amp, workers: see restore_files
             ) -> EvalResult:  # scores, as blindsr.metrics.evaluate gives them
-    "Restore a val LQ folder and score it against its GT with `blindsr.metrics.evaluate`."
-    restore_files(model, list_images(val_lq), out_dir, progress=progress, **kwargs)
+    "Check the val pairs, restore the val LQ folder and score it against its GT with `blindsr.metrics.evaluate`."
+    files = list_images(val_lq)
+    check_val_pairs(files, val_gt, kwargs.get('workers', 4))
+    restore_files(model, files, out_dir, progress=progress, **kwargs)
     return evaluate(out_dir, val_gt, with_ssim=with_ssim, progress=progress)
+
+
+def val_parser() -> argparse.ArgumentParser:
+    "The flags of blindsr_val."
+    ap = argparse.ArgumentParser(
+        prog='blindsr_val', formatter_class=HelpFormatter,
+        description="Restore the val LQ into OUT and score it against the val GT with the organisers' PSNR (and SSIM),\n"
+                    'beside the bicubic baseline; write the per-image scores to a CSV. The GT is checked before anything\n'
+                    'is restored.',
+        epilog=examples(('score your best weights on the val set, with flip TTA',
+                         'blindsr_val data/val/LQ data/val/GT results/val --ckpt runs/blindsr/best.pt --tta flip'),
+                        ('PSNR only, scores to a named CSV', 'blindsr_val data/val/LQ data/val/GT results/val --no-ssim --csv val.csv'),
+                        note='Exit status: 0 scored; 2 a mistake (named on one line); 130 interrupted.'))
+    g = ap.add_argument_group('input and output')
+    g.add_argument('val_lq', metavar='VAL_LQ', help='folder of val LQ images (.png .jpg .jpeg .webp .bmp)')
+    g.add_argument('val_gt', metavar='VAL_GT', help='folder (or zip) of their GT, same stems, each 4x its LQ')
+    g.add_argument('out', metavar='OUT', help='folder for the restored PNGs (created); not VAL_LQ or VAL_GT, nor inside them')
+    g.add_argument('--csv', default=None, metavar='FILE',
+                   help='where the per-image scores go (columns stem, psnr in dB, ssim) (default: OUT_metrics.csv beside OUT)')
+    g.add_argument('--overwrite', action='store_true',
+                   help='write into an OUT folder that holds files blindsr_val did not write, replacing those with the '
+                        'names it writes (default: refuse such a folder)')
+    g.add_argument('--no-ssim', action='store_true', help='PSNR only, about 3x faster scoring (default: PSNR and SSIM)')
+    g.add_argument('--no-progress', action='store_true', help='no progress bars (default: bars on stderr)')
+    add_generator_args(ap)
+    add_restore_args(ap)
+    return ap
 
 
 def val_cli(argv: list[str] | None = None) -> int:
     "blindsr_val VAL_LQ VAL_GT OUT: restore the val LQ into OUT and score it against VAL_GT (PSNR, SSIM, per-image CSV)."
-    ap = argparse.ArgumentParser(prog='blindsr_val', description=val_cli.__doc__)
-    ap.add_argument('val_lq'); ap.add_argument('val_gt'); ap.add_argument('out', help='folder for the restored PNGs')
-    ap.add_argument('--csv', default=None, help='per-image scores (default: OUT_metrics.csv beside OUT)')
-    ap.add_argument('--no-ssim', action='store_true', help='PSNR only (faster)')
-    add_generator_args(ap)
-    add_restore_args(ap)
-    ap.add_argument('--no-progress', action='store_true')
-    a = ap.parse_args(argv)
-    try:
+    a = val_parser().parse_args(argv)
+    def body():
+        inputs = [a.val_lq, a.val_gt]
+        out = check_output_dir(a.out, inputs, command='val', overwrite=a.overwrite, flag='OUT')
+        check_writable(out, 'OUT')
+        csv_path = scores_csv_path(a.csv, out.parent / f'{out.name}_metrics.csv', [*inputs, out])
+        files = list_images(a.val_lq)
+        stems = {f.stem for f in files}
+        strays = sorted(p.name for p in out.glob('*') if p.suffix.lower() in IMAGE_EXTS and p.stem not in stems) if out.is_dir() else []
+        if strays: raise UserError(f'OUT {a.out} holds images that are not restorations of VAL_LQ ({", ".join(strays[:5])}): '
+                                   'they would be scored as extra predictions; choose an empty or new folder')
+        check_val_pairs(files, a.val_gt, a.workers)
         model = generator_from_args(a)
-        res = validate(model, a.val_lq, a.val_gt, a.out, with_ssim=not a.no_ssim, progress=not a.no_progress,
-                       **restore_kwargs(a))
+        out.mkdir(parents=True, exist_ok=True)
+        write_manifest(out, 'val', [f'{f.stem}.png' for f in files])
+        restore_files(model, files, out, progress=not a.no_progress, **restore_kwargs(a))
+        res = evaluate(out, a.val_gt, with_ssim=not a.no_ssim, progress=not a.no_progress)
         bic = bicubic_baseline(a.val_lq, a.val_gt, workers=a.workers)
-    except CLI_ERRORS as e:                      # EvaluationError is a ValueError
-        print(f'blindsr_val: error: {e}', file=sys.stderr)
-        return 2
-    out = Path(a.out)
-    csv_path = res.to_csv(a.csv or out.parent / f'{out.name}_metrics.csv')
-    print(res.summary())
-    print(f'bicubic: PSNR {bic:.4f} dB  (model {res.psnr - bic:+.4f} dB; tta {a.tta})')
-    print(f'per-image scores: {csv_path}')
-    return 0
+        print(res.summary())
+        print(f'bicubic: PSNR {bic:.4f} dB  (model {res.psnr - bic:+.4f} dB; tta {a.tta})')
+        if csv_path is not None: print(f'per-image scores: {res.to_csv(csv_path)}')
+    return run_cli('blindsr_val', body, CLI_ERRORS)
 
 
 # %%
@@ -597,5 +724,20 @@ restore_files(net, list_images(tmp/'val_lq'), tmp/'val_gt', tta='flip', progress
 test_eq(validate(net, tmp/'val_lq', tmp/'val_gt', tmp/'val_flip', with_ssim=False, progress=False, tta='flip').psnr, math.inf)
 test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt'), str(tmp/'val_sr'), '--ckpt', str(tmp/'w16.pt'), '--no-progress',
                  '--tta', 'off', '--no-ssim']), 0)
-test_eq(len(list((tmp/'val_sr').iterdir())), 4); assert (tmp/'val_sr_metrics.csv').exists()
-test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'lq'), str(tmp/'val_sr2'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 2)
+test_eq(sorted(p.name for p in (tmp/'val_sr').iterdir()), ['.blindsr-val.json'] + [f'{i:05d}.png' for i in range(4)])
+assert (tmp/'val_sr_metrics.csv').exists()
+
+# %% [markdown]
+# The GT is checked before any restoration: a GT of the wrong size is blamed on the GT, swapped folders are named
+# as such, and the val GT can never be the output:
+
+# %%
+shutil.copytree(tmp/'val_gt', tmp/'val_gt_odd'); write_png(tmp/'val_gt_odd'/'00002.png', np.zeros((60, 64, 3), np.uint8))
+test_fail(lambda: check_val_pairs(list_images(tmp/'val_lq'), tmp/'val_gt_odd'), contains='val_gt_odd/00002.png is 64x60, but a GT must be 4x its LQ')
+test_fail(lambda: check_val_pairs(list_images(tmp/'val_gt'), tmp/'val_lq'), contains='look swapped')
+test_fail(lambda: check_val_pairs(list_images(tmp/'lq'), tmp/'val_gt'), contains='4 LQ image(s) without a GT: 00004, 00005, 00006, gray')
+with redirect_stderr(io.StringIO()) as err:
+    test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt_odd'), str(tmp/'val_sr3'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 2)
+    test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt'), str(tmp/'val_gt'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 2)
+print(err.getvalue())
+assert not (tmp/'val_sr3').exists() and 'is the input' in err.getvalue()

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Mapping
@@ -19,18 +18,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from blindsr.core import PathLike, tensor_to_img
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, is_matplotlib_png, non_negative_int, run_cli
+from blindsr.core import IMAGE_EXTS, PathLike, read_image_size, tensor_to_img
 from blindsr.device import model_device
 from blindsr.metrics import bicubic_psnr, psnr
 from blindsr.samples import astronaut_face, face_from_file
 from blindsr.checkpoint import TrainingRecord, default_weights, load_generator, weights_info
-from blindsr.degradation import degrade_image, sample
+from blindsr.degradation import PRESETS, degrade_image, get_preset, sample
 from blindsr.inference import CLI_ERRORS, TTA_MODES, restore
 
 # %%
 #| hide
+import io
 import math
 import tempfile
+from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail
 from blindsr.checkpoint import export_weights
 from blindsr.core import read_image, write_png
@@ -150,20 +152,41 @@ test_fail(lambda: comparison_grid(lq_img, sr_img, gt_img[:-1]), contains='GT is 
 
 # %%
 #| export
+def demo_inputs(out_dir: PathLike = '.',  # where demo.png goes
+                weights: PathLike | None = None,  # generator weights (default: the shipped ones)
+                image: PathLike | None = None,  # an HQ face image (default: the astronaut)
+               ) -> tuple[Path, Path]:  # (the weights file, demo.png's path), checked
+    "Check the demo's face, weights and output before any work: the picture never replaces an input or a user's file."
+    weights = Path(weights) if weights is not None else default_weights()
+    if image is not None:
+        image = Path(image)
+        if image.is_dir(): raise UserError(f'--image {image} is a folder; give one face image (.png .jpg .jpeg .webp .bmp)')
+        if not image.is_file(): raise FileNotFoundError(f'image not found: {image} (--image)')
+        if image.suffix.lower() not in IMAGE_EXTS:
+            raise UserError(f'--image {image}: blindsr reads {", ".join(IMAGE_EXTS)}; convert the image to PNG first')
+        read_image_size(image)                                   # a broken file is named before any work
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir(): raise UserError(f'--out {out_dir} is a file; give a folder for demo.png (it is created if missing)')
+    png = check_output_file(out / 'demo.png', [p for p in (image, weights) if p is not None], '--out', own=is_matplotlib_png)
+    return weights, png
+
+
 def demo(out_dir: PathLike = '.',  # where demo.png goes
          weights: PathLike | None = None,  # generator weights (default: the shipped ones)
          image: PathLike | None = None,  # an HQ face image (default: the astronaut)
          preset: str = 'ai6126_2024',  # degradation preset
-         seed: int = 0,  # seed of the degradation draw
+         seed: int = 0,  # seed of the degradation draw (>= 0)
          tta: str = 'off',
          device: str | torch.device | None = None,  # None: the best usable (a CPU is fine)
         ) -> dict:  # {'png', 'bicubic_psnr', 'model_psnr', 'weights', 'degradation', ...}
     "Degrade a face, restore it, and write demo.png: LQ | bicubic | restored | HQ, with PSNRs."
-    weights = Path(weights) if weights is not None else default_weights()
+    weights, png = demo_inputs(out_dir, weights, image)
+    cfg = get_preset(preset)                                      # an unknown preset: KeyError naming the choices
+    if seed < 0: raise ValueError(f'seed must be a whole number >= 0 (--seed), got {seed}')
     model = load_generator(weights, device=device)
     info = weights_info(weights)
     hq = face_from_file(image) if image is not None else astronaut_face()
-    params = sample(preset, np.random.default_rng(seed), 1)
+    params = sample(cfg, np.random.default_rng(seed), 1)
     lq = degrade_image(hq, params)
     t0 = time.perf_counter()
     sr = restore(model, lq, tta=tta)
@@ -173,38 +196,60 @@ def demo(out_dir: PathLike = '.',  # where demo.png goes
            'degradation': params.caption(0), 'source': str(image) if image else 'scikit-image astronaut (public domain)',
            'seconds': seconds, 'device': str(model_device(model))}
     name = f"{res['arch']} ({weights.name})"
-    res['png'] = str(Path(out_dir) / 'demo.png')
-    comparison_grid(lq, {name: sr}, hq, zoom=(0.28, 0.3, 0.28, 0.4), path=res['png'],
+    res['png'] = str(png)
+    comparison_grid(lq, {name: sr}, hq, zoom=(0.28, 0.3, 0.28, 0.4), path=png,
                     title=f'{preset}, seed {seed}: {res["degradation"][:110]}')
     return res
 
 
+def demo_parser() -> argparse.ArgumentParser:
+    "The flags of blindsr_demo."
+    ap = argparse.ArgumentParser(
+        prog='blindsr_demo', formatter_class=HelpFormatter,
+        description="Degrade a public-domain face with the course's pipeline, restore it with blindsr's pretrained\n"
+                    'generator (or yours) and write demo.png: LQ | bicubic | restored | original, with their PSNRs.\n'
+                    'Needs no data and no GPU: one 128->512 face takes about a second on a CPU.',
+        epilog=examples(('the demo, picture in the current folder', 'blindsr_demo'),
+                        ('your own face photo and weights, picture into results/',
+                         'blindsr_demo --image me.jpg --weights runs/blindsr/best.pt --out results'),
+                        note='Exit status: 0 done; 2 a mistake (named on one line).'))
+    g = ap.add_argument_group('face and degradation')
+    g.add_argument('--image', default=None, metavar='FILE',
+                   help="an HQ face image (.png .jpg .jpeg .webp .bmp), centre-cropped to a square and resized to 512x512 "
+                        "(default: scikit-image's astronaut, a public-domain photo)")
+    g.add_argument('--preset', default='ai6126_2024', choices=sorted(PRESETS), metavar='NAME',
+                   help=f'degradation preset, one of {", ".join(sorted(PRESETS))} (default: ai6126_2024)')
+    g.add_argument('--seed', type=non_negative_int, default=0, metavar='N',
+                   help='seed of the degradation draw, a whole number >= 0 (default: 0)')
+    g = ap.add_argument_group('generator')
+    g.add_argument('--weights', '--ckpt', dest='weights', default=None, metavar='PATH',
+                   help='generator weights: best.pt / final.pt / last.ckpt or a BasicSR .pth (default: the ones shipped '
+                        'with blindsr)')
+    g.add_argument('--tta', default='off', choices=list(TTA_MODES),
+                   help='test-time augmentation: off, flip (2 passes, averaged) or x8 (8 passes) (default: off)')
+    g.add_argument('--device', default=None, metavar='DEVICE',
+                   help='cpu, cuda, cuda:N or mps (default: the best usable; a CPU is fine)')
+    g = ap.add_argument_group('output')
+    g.add_argument('--out', default='.', metavar='DIR',
+                   help='folder for demo.png (created); an existing demo.png is replaced only if it is a picture '
+                        'matplotlib drew (default: the current folder)')
+    return ap
+
+
 def demo_cli(argv: list[str] | None = None) -> int:
     "blindsr_demo: degrade a public-domain face, restore it with blindsr's pretrained generator, write demo.png."
-    ap = argparse.ArgumentParser(prog='blindsr_demo', description=demo_cli.__doc__)
-    ap.add_argument('--out', default='.', help='folder for demo.png (default: the current folder)')
-    ap.add_argument('--weights', '--ckpt', dest='weights', default=None,
-                    help='generator weights (default: the ones shipped with blindsr)')
-    ap.add_argument('--image', default=None, help="an HQ face image (default: scikit-image's astronaut)")
-    ap.add_argument('--preset', default='ai6126_2024', help='degradation preset (default: ai6126_2024)')
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--tta', default='off', choices=list(TTA_MODES))
-    ap.add_argument('--device', default=None, help="'cpu', 'cuda', … (default: the best usable)")
-    a = ap.parse_args(argv)
-    try:
+    a = demo_parser().parse_args(argv)
+    def body():
         r = demo(a.out, a.weights, a.image, a.preset, a.seed, a.tta, a.device)
-    except (*CLI_ERRORS, KeyError) as e:
-        print(f'blindsr_demo: error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)
-        return 2
-    trained = TrainingRecord.from_meta(r['meta']).summary()
-    print(f"face: {r['source']}, 512x512; degraded with {a.preset} (seed {a.seed}) to 128x128")
-    print(f"model: {r['weights']}: {r['arch']}, {r['params']:,} parameters{'; ' + trained if trained else ''}")
-    if (r['meta'] or {}).get('limits'): print(f"note: {r['meta']['limits']}")
-    print(f"restored in {r['seconds']:.2f} s on {r['device']} (tta {a.tta})")
-    print(f"PSNR against the 512x512 original:\n  bicubic  {r['bicubic_psnr']:.2f} dB\n"
-          f"  model    {r['model_psnr']:.2f} dB ({r['model_psnr'] - r['bicubic_psnr']:+.2f} dB)")
-    print(f"picture: {r['png']}")
-    return 0
+        trained = TrainingRecord.from_meta(r['meta']).summary()
+        print(f"face: {r['source']}, 512x512; degraded with {a.preset} (seed {a.seed}) to 128x128")
+        print(f"model: {r['weights']}: {r['arch']}, {r['params']:,} parameters{'; ' + trained if trained else ''}")
+        if (r['meta'] or {}).get('limits'): print(f"note: {r['meta']['limits']}")
+        print(f"restored in {r['seconds']:.2f} s on {r['device']} (tta {a.tta})")
+        print(f"PSNR against the 512x512 original:\n  bicubic  {r['bicubic_psnr']:.2f} dB\n"
+              f"  model    {r['model_psnr']:.2f} dB ({r['model_psnr'] - r['bicubic_psnr']:+.2f} dB)")
+        print(f"picture: {r['png']}")
+    return run_cli('blindsr_demo', body, CLI_ERRORS)
 
 
 # %% [markdown]
@@ -216,4 +261,20 @@ assert (tmp/'demo'/'demo.png').exists() and math.isfinite(r['model_psnr']) and 1
 test_eq(face_from_file(tmp/'demo'/'demo.png', 96).shape, (96, 96, 3))
 test_eq(demo_cli(['--out', str(tmp/'demo2'), '--weights', str(tmp/'w16.pt'), '--image', str(tmp/'face16.png'),
                   '--device', 'cpu']), 0)
-test_eq(demo_cli(['--weights', str(tmp/'nope.pt')]), 2)
+
+# %% [markdown]
+# Mistakes stop before any work, on one line: missing weights, a device that is not there, and a face that is the
+# picture itself (the demo would draw over its own input); a photo called `demo.png` is never replaced.
+
+# %%
+write_png(tmp/'mine'/'demo.png', rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+mine = (tmp/'mine'/'demo.png').read_bytes()
+with redirect_stderr(io.StringIO()) as err:
+    test_eq(demo_cli(['--weights', str(tmp/'nope.pt')]), 2)
+    test_eq(demo_cli(['--weights', str(tmp/'w16.pt'), '--device', 'gpu', '--out', str(tmp/'d3')]), 2)
+    test_eq(demo_cli(['--weights', str(tmp/'w16.pt'), '--image', str(tmp/'demo'/'demo.png'), '--out', str(tmp/'demo')]), 2)
+    test_eq(demo_cli(['--weights', str(tmp/'w16.pt'), '--out', str(tmp/'mine')]), 2)
+print(err.getvalue())
+test_eq(len(err.getvalue().strip().splitlines()), 4)
+test_eq((tmp/'mine'/'demo.png').read_bytes(), mine)
+test_eq(demo_cli(['--out', str(tmp/'demo'), '--weights', str(tmp/'w16.pt'), '--device', 'cpu']), 0)   # its own picture: replaced

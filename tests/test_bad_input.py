@@ -354,14 +354,23 @@ class C:
 # --------------------------------------------------------------------------------------------------------------------
 ALL = os.environ.get('BLINDSR_BADINPUT_ALL', '') not in ('', '0')
 EXTENDED = {
-    'blindsr_evaluate': {'gt_missing', 'gt_is_a_text_file', 'pred_empty_folder', 'gt_garbage_png', 'gt_empty_png',
-                         'pred_missing_one', 'pred_extra_one', 'pred_has_gif', 'gt_has_tif', 'pred_zip_two_folders',
-                         'csv_inside_pred_folder', 'workers_not_a_number', 'unknown_flag', 'missing_gt_argument'},
-    'blindsr_degrade': {'hq_is_a_file', 'hq_truncated_png', 'hq_has_gif', 'out_made_with_other_preset', 'seed_not_int',
-                        'workers_zero', 'preset_typo'},
-    'blindsr_compare_lq': {'non_square_with_gt_works', 'theirs_is_a_file', 'ours_truncated_png', 'theirs_has_gif',
-                           'ours_too_small_16px', 'gt_missing', 'gt_theirs_without_gt', 'alpha_negative', 'alpha_above_one',
-                           'alpha_inf', 'workers_zero', 'plot_inside_theirs'},
+    'blindsr_evaluate': {'gt_missing', 'pred_is_a_png_file', 'gt_is_a_text_file', 'pred_empty_folder',
+                         'gt_empty_folder', 'pred_garbage_png', 'gt_garbage_png', 'gt_empty_png', 'pred_wrong_size',
+                         'pred_missing_one', 'pred_extra_one', 'pred_has_gif', 'gt_has_tif', 'pred_duplicate_stem',
+                         'pred_zip_garbage', 'pred_zip_two_folders', 'csv_inside_gt_folder',
+                         'csv_inside_pred_folder', 'csv_is_a_users_file', 'workers_negative', 'workers_not_a_number',
+                         'unknown_flag'},
+    'blindsr_degrade': {'hq_is_a_file', 'hq_empty_folder', 'hq_garbage_png', 'hq_truncated_png',
+                        'hq_side_not_divisible_by_4', 'hq_has_gif', 'hq_bad_last_face_nothing_written', 'out_is_hq',
+                        'out_inside_hq', 'out_contains_hq', 'out_is_an_existing_file',
+                        'out_holds_foreign_same_names', 'out_made_with_other_preset',
+                        'overwrite_replaces_only_its_names', 'seed_not_int', 'workers_negative', 'workers_zero'},
+    'blindsr_compare_lq': {'non_square_with_gt_works', 'theirs_is_a_file', 'theirs_empty_folder', 'ours_garbage_png',
+                           'ours_truncated_png', 'theirs_has_gif', 'ours_too_small_16px', 'too_few_images',
+                           'gt_lacks_partners', 'gt_missing', 'alpha_zero', 'alpha_negative', 'alpha_above_one',
+                           'alpha_inf', 'workers_negative', 'workers_zero', 'plot_inside_theirs',
+                           'plot_over_a_users_png', 'json_over_a_users_file',
+                           'default_plot_beside_readonly_ours_falls_back'},
     'blindsr_train': {'iters_nan', 'time_budget_nan_alone', 'time_budget_inf', 'accum_negative', 'lr_nan', 'warmup_above_one',
                       'mse_finish_negative', 'grad_clip_negative', 'val_holdout_negative', 'val_holdout_all_faces',
                       'val_limit_negative', 'degrade_group_negative', 'batch_not_divisible_by_accum',
@@ -371,21 +380,34 @@ EXTENDED = {
                       'val_lq_not_quarter_size', 'val_gt_and_holdout', 'out_dir_has_unrelated_files', 'last_ckpt_empty',
                       'last_ckpt_is_a_weights_file', 'last_ckpt_is_a_folder', 'last_ckpt_other_generator',
                       'init_from_missing', 'init_from_other_generator', 'device_cuda1_without_gpu', 'device_typo'},
-    'blindsr_restore': {'input_text_file', 'input_tif_file', 'input_truncated_png', 'input_folder_has_gif',
-                        'out_is_input_folder', 'out_is_an_existing_file', 'single_png_onto_itself',
-                        'single_png_into_own_folder', 'batch_negative', 'tile_negative', 'workers_zero', 'tta_typo',
-                        'arch_typo_for_basicsr_file', 'arch_kwargs_negative', 'arch_kwargs_not_json', 'weights_missing',
-                        'weights_is_a_folder', 'weights_is_an_image', 'weights_basicsr_wrong_arch_size',
-                        'training_ckpt_works', 'device_typo'},
-    'blindsr_val': {'out_inside_val_lq', 'csv_inside_val_lq', 'val_gt_missing', 'val_gt_empty', 'val_gt_is_a_file',
-                    'val_gt_truncated_png', 'val_gt_has_gif', 'val_gt_wrong_size', 'lq_and_gt_swapped',
-                    'tile_overlap_negative', 'weights_garbage'},
-    'blindsr_submit': {'check_zip_adds_image_no_n', 'check_zip_gap_detected', 'check_n_expected_zero',
+    'blindsr_restore': {'input_empty_folder', 'input_text_file', 'input_tif_file', 'input_truncated_png',
+                        'input_folder_has_gif', 'input_duplicate_stems', 'out_is_input_folder',
+                        'out_is_input_folder_of_jpgs', 'out_contains_input', 'out_is_an_existing_file',
+                        'out_png_is_a_users_file', 'single_png_to_tif_name', 'single_png_onto_itself',
+                        'single_png_into_own_folder', 'rerun_into_its_own_folder_works', 'batch_zero',
+                        'tile_negative', 'workers_negative', 'workers_zero', 'tta_typo',
+                        'arch_typo_for_basicsr_file', 'arch_kwargs_wrong_key', 'arch_kwargs_negative',
+                        'arch_kwargs_not_json', 'weights_missing', 'weights_truncated', 'weights_is_a_folder',
+                        'weights_is_an_image', 'weights_basicsr_wrong_arch_size', 'training_ckpt_works',
+                        'device_typo'},
+    'blindsr_val': {'out_is_val_lq', 'out_inside_val_gt', 'out_inside_val_lq', 'out_contains_inputs',
+                    'csv_overwrites_a_gt_image', 'csv_inside_val_lq', 'csv_is_a_users_file', 'val_lq_missing',
+                    'val_gt_missing', 'val_gt_empty', 'val_gt_is_a_file', 'val_lq_garbage_png', 'val_gt_has_gif',
+                    'unpaired_stems', 'tile_overlap_negative', 'workers_negative', 'weights_garbage',
+                    'arch_kwargs_json_list', 'device_cuda_without_gpu'},
+    'blindsr_submit': {'check_zip_adds_image_vs_test_lq', 'check_zip_adds_image_no_n', 'check_zip_gap_detected',
+                       'check_n_expected_zero', 'check_n_expected_disagrees_with_test_lq', 'check_and_out_zip_both',
                        'check_wrong_image_size', 'check_corrupt_member', 'check_truncated_zip', 'check_zip_missing',
-                       'check_a_folder', 'zip_is_an_existing_folder', 'keep_is_test_lq', 'keep_holds_unrelated_file',
-                       'test_lq_empty', 'test_lq_is_a_file', 'test_lq_badly_named', 'size_negative', 'folder_name_escapes',
-                       'weights_truncated', 'zip_argument_missing'},
-    'blindsr_demo': {'weights_missing', 'weights_truncated', 'image_missing', 'image_truncated', 'tta_typo', 'device_typo'},
+                       'check_a_folder', 'zip_overwrites_a_test_image', 'zip_is_an_existing_folder',
+                       'zip_is_a_users_file', 'zip_name_without_zip_suffix', 'keep_is_test_lq',
+                       'keep_inside_test_lq', 'keep_holds_unrelated_file', 'keep_rerun_works', 'test_lq_missing',
+                       'test_lq_empty', 'test_lq_is_a_file', 'test_lq_garbage_png', 'test_lq_badly_named',
+                       'lq_wrong_size_for_size', 'size_negative', 'size_not_multiple_of_4', 'batch_zero',
+                       'workers_negative', 'folder_name_escapes', 'weights_truncated', 'device_cuda_without_gpu',
+                       'zip_argument_missing'},
+    'blindsr_demo': {'weights_missing', 'weights_truncated', 'weights_is_a_folder', 'image_missing',
+                     'image_truncated', 'image_tif', 'out_is_an_existing_file', 'out_has_a_users_demo_png',
+                     'out_readonly', 'tta_typo', 'device_typo'},
     'blindsr_bench': {'speed_set_unknown_field', 'speed_set_negative_batch', 'recipes_typo', 'recipes_minutes_nan',
                       'recipes_val_holdout_zero', 'recipes_device_cuda_without_gpu', 'breakdown_steps_negative',
                       'breakdown_faces_missing', 'no_subcommand'},
@@ -487,6 +509,56 @@ def all_(*posts) -> Callable:
     return lambda w, r: [p for f in posts for p in f(w, r)]
 
 
+# helpers of the data commands' cases (blindsr_evaluate … blindsr_demo) ------------------------------------------------
+def no_png_in(*parts, why='late check: images were written before the refusal') -> Callable:
+    "Post-check: the folder holds no PNG (absent is fine)."
+    def post(w, r):
+        p = w.root.joinpath(*parts)
+        made = sorted(q.name for q in p.glob('*.png')) if p.is_dir() else []
+        return [f'{why} ({p.relative_to(w.root)}: {made[:3]})'] if made else []
+    return post
+
+
+def no_submit_work(w, r):
+    "Post-check: a refused blindsr_submit restored nothing (no temporary work folder, no zip, no temporary zip)."
+    left = [q.name for q in w.root.iterdir() if q.name.startswith('.blindsr_submit_') or q.name.endswith('.zip.tmp')
+            or (q.name.startswith('.submission.zip.'))]
+    zipped = (w / 'submission.zip').exists()
+    return ([f'late check: work left behind {left[:3]}'] if left else []) + (['a zip was written'] if zipped else [])
+
+
+def says(*texts, where='stdout') -> Callable:
+    "Post-check: each text appears in the command's stdout (or stderr)."
+    def post(w, r):
+        out = r.stdout if where == 'stdout' else r.stderr
+        return [f'{where} does not say {t!r}' for t in texts if t not in out]
+    return post
+
+
+def exists(*parts) -> Callable:
+    "Post-check: the command wrote this file."
+    def post(w, r):
+        p = w.root.joinpath(*parts)
+        return [] if p.is_file() else [f'{p.relative_to(w.root)} was not written']
+    return post
+
+
+def users_photo(w: WS, *parts) -> Path:
+    "A user's own picture at root/parts (not drawn by matplotlib, not written by any blindsr command)."
+    p = w.root.joinpath(*parts); p.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(face(np.random.default_rng(21), 40, 40)).save(p)
+    return p
+
+
+def readonly_copy(w: WS, src: Path, name: str) -> Path:
+    "A copy of `src` (file or folder) inside the read-only folder RO (a dataset under /kaggle/input, say)."
+    ro = w / 'RO'; ro.mkdir(exist_ok=True)
+    dst = ro / name
+    (shutil.copytree if src.is_dir() else shutil.copyfile)(src, dst)
+    w.readonly(ro)
+    return dst
+
+
 # ==================================================================================================================
 # blindsr_evaluate
 # ==================================================================================================================
@@ -525,6 +597,11 @@ EVALUATE = [
     C('csv_inside_pred_folder', 'data-loss', ev('--csv', lambda w: w.pred / 'scores.csv'), EV_IN, mention=(('--csv', 'PREDimgs'),)),
     C('csv_in_readonly_folder', 'paths', ev('--csv', lambda w: w / 'RO' / 'scores.csv'), EV_IN,
       setup=lambda w: w.readonly(w / 'RO'), mention=(('--csv', 'scores.csv', 'RO'),)),
+    C('csv_is_a_users_file', 'data-loss', ev('--csv', lambda w: w.txt), lambda w: [*EV_IN(w), w.txt], mention=(('--csv', 'notes.txt'),)),
+    C('csv_default_beside_readonly_pred_falls_back', 'paths', lambda w: ['blindsr_evaluate', w / 'RO' / 'sub.zip', w.gt, '--no-ssim'],
+      lambda w: [w / 'RO', w.gt], expect='work',
+      setup=lambda w: readonly_copy(w, make_zip(w / 'sub.zip', {f'results/{q.name}': q.read_bytes() for q in sorted(w.pred.iterdir())}), 'sub.zip'),
+      post=all_(says('PSNR'), exists('sub_metrics.csv'))),     # the scores printed, the CSV in the current folder
     C('workers_negative', 'numbers', ev('--workers', '-3'), EV_IN, mention=('--workers',)),
     C('workers_zero', 'numbers', ev('--workers', '0'), EV_IN, mention=('--workers',)),
     C('workers_not_a_number', 'numbers', ev('--workers', 'two'), EV_IN, mention=('--workers',)),
@@ -563,6 +640,8 @@ DEGRADE = [
     C('hq_side_not_divisible_by_4', 'images', dg(), DG_IN, setup=lambda w: add_bad(w.hq, 'not4', 64), mention=('00002',)),
     C('hq_has_tif', 'images', dg(), DG_IN, setup=lambda w: add_bad(w.hq, 'tif', 64), mention=('00009.tif',)),
     C('hq_has_gif', 'images', dg(), DG_IN, setup=lambda w: add_bad(w.hq, 'gif', 64), mention=('00009.gif',)),
+    C('hq_bad_last_face_nothing_written', 'images', dg(), DG_IN, setup=lambda w: add_bad(w.hq, 'truncated', 64, stem='00009'),
+      mention=('00009.png',), post=no_png_in('OUTdir')),       # every face is checked before the first LQ is written
     C('hq_duplicate_stems_png_jpg', 'images', dg(), DG_IN, setup=lambda w: add_bad(w.hq, 'dupjpg', 64),
       mention=('00002',), post=no_path('OUTdir', '00002.png', why='one of the two 00002 inputs was written anyway')),
     C('out_is_hq', 'data-loss', dg(out=lambda w: w.hq), DG_IN, mention=('HQfaces',)),
@@ -637,6 +716,7 @@ COMPARE = [
     C('ours_truncated_png', 'images', cq(), cq_in, setup=cs(lambda w: add_bad(w / 'OURSlq', 'truncated', 32)), mention=('00002.png',)),
     C('ours_has_tif', 'images', cq(), cq_in, setup=cs(lambda w: add_bad(w / 'OURSlq', 'tif', 32)), mention=('00009.tif',)),
     C('theirs_has_gif', 'images', cq(), cq_in, setup=cs(lambda w: add_bad(w / 'THEIRSlq', 'gif', 32)), mention=('00009.gif',)),
+    C('ours_mixed_sizes', 'images', cq(), cq_in, setup=cs(lambda w: images(w / 'OURSlq', 1, 48, start=20)), mention=('00020',)),
     C('ours_too_small_16px', 'images', cq(), cq_in, setup=lambda w: cmp_sets(w, 16), mention=('32',)),
     C('too_few_images', 'images', cq(), cq_in, setup=lambda w: cmp_sets(w, 32, n=3), mention=(('too few', 'at least'),)),
     C('gt_lacks_partners', 'images', cq('--gt', lambda w: w.gt), cq_in, setup=cs(), mention=(('GTfaces', 'partner'),)),
@@ -659,6 +739,15 @@ COMPARE = [
     C('plot_inside_theirs', 'data-loss',
       lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--plot', w / 'THEIRSlq' / 'hist.png'],
       cq_in, setup=cs(), mention=(('--plot', 'THEIRSlq'),)),
+    C('plot_over_a_users_png', 'data-loss',
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--plot', w / 'photo.png'],
+      lambda w: [*cq_in(w), w / 'photo.png'], setup=cs(lambda w: users_photo(w, 'photo.png')), mention=(('--plot', 'photo.png'),)),
+    C('json_over_a_users_file', 'data-loss', cq('--json', lambda w: w.txt), lambda w: [*cq_in(w), w.txt], setup=cs(),
+      mention=(('--json', 'notes.txt'),)),
+    C('default_plot_beside_readonly_ours_falls_back', 'paths',
+      lambda w: ['blindsr_compare_lq', w / 'RO' / 'OURSlq', w / 'THEIRSlq', '--quiet'], lambda w: [w / 'RO', w / 'THEIRSlq'],
+      expect='work', ok_rc=(0, 1), setup=cs(lambda w: readonly_copy(w, w / 'OURSlq', 'OURSlq')),
+      post=exists('OURSlq_vs_THEIRSlq.png')),                  # the picture in the current folder instead
 ]
 
 
@@ -876,6 +965,13 @@ RESTORE = [
     C('out_is_an_existing_file', 'paths', rs(out=lambda w: w.txt), lambda w: [*RS_IN(w), w.txt], mention=('notes.txt',)),
     C('single_png_to_result_jpg', 'paths', rs(src=lambda w: w.lq / '00000.png', out=lambda w: w / 'result.jpg'), RS_IN,
       expect='either', post=restore_jpg_name_post),
+    C('single_png_to_tif_name', 'paths', rs(src=lambda w: w.lq / '00000.png', out=lambda w: w / 'result.tif'), RS_IN,
+      mention=('result.tif',), post=no_path('result.tif')),
+    C('out_png_is_a_users_file', 'data-loss', rs(src=lambda w: w.lq / '00000.png', out=lambda w: w / 'photo.png'),
+      lambda w: [*RS_IN(w), w / 'photo.png'], setup=lambda w: users_photo(w, 'photo.png'), mention=(('photo.png', '--overwrite'),)),
+    C('rerun_into_its_own_folder_works', 'data-loss', rs(), lambda w: [*RS_IN(w)], expect='work',
+      setup=lambda w: subprocess.run([*command('blindsr_restore'), str(w.lq), str(w.out), '--ckpt', str(w.pt), '--device', 'cpu',
+                                      '--no-progress'], capture_output=True, env=env_for(), check=True)),
     C('single_png_onto_itself', 'data-loss', rs(src=lambda w: w.lq / '00000.png', out=lambda w: w.lq / '00000.png'), RS_IN,
       mention=('00000.png',)),
     C('single_png_into_own_folder', 'data-loss', rs(src=lambda w: w.lq / '00000.png', out=lambda w: w.lq), RS_IN,
@@ -937,16 +1033,22 @@ VAL = [
     C('csv_overwrites_a_gt_image', 'data-loss', vl('--csv', lambda w: w.gt / '00000.png'), VL_IN, mention=(('--csv', '00000.png'),)),
     C('csv_inside_val_lq', 'data-loss', vl('--csv', lambda w: w.lq / 'scores.csv'), VL_IN, mention=(('--csv', 'LQimgs'),)),
     C('csv_is_a_folder', 'paths', vl('--csv', lambda w: w.empty), lambda w: [*VL_IN(w), w.empty], mention=(('--csv', 'EMPTYdir'),)),
+    C('csv_is_a_users_file', 'data-loss', vl('--csv', lambda w: w.txt), lambda w: [*VL_IN(w), w.txt], mention=(('--csv', 'notes.txt'),),
+      post=no_png_in('OUTdir')),
     C('val_lq_missing', 'paths', vl(lq=lambda w: w.missing), VL_IN, mention=('NOSUCHthing',)),
     C('val_gt_missing', 'paths', vl(gt=lambda w: w.missing), VL_IN, mention=('NOSUCHthing',)),
     C('val_gt_empty', 'paths', vl(gt=lambda w: w.empty), VL_IN, mention=('EMPTYdir',)),
     C('val_gt_is_a_file', 'paths', vl(gt=lambda w: w.txt), VL_IN, mention=('notes.txt',)),
     C('val_lq_garbage_png', 'images', vl(), VL_IN, setup=lambda w: add_bad(w.lq, 'garbage'), mention=('00002.png',)),
-    C('val_gt_truncated_png', 'images', vl(), VL_IN, setup=lambda w: add_bad(w.gt, 'truncated', 64), mention=('00002.png',)),
+    C('val_gt_truncated_png', 'images', vl(), VL_IN, setup=lambda w: add_bad(w.gt, 'truncated', 64), mention=('00002.png',),
+      post=no_png_in('OUTdir', why='late check: the val LQ were restored before the GT was checked')),
     C('val_lq_has_tif', 'images', vl(), VL_IN, setup=lambda w: add_bad(w.lq, 'tif'), mention=('00009.tif',)),
     C('val_gt_has_gif', 'images', vl(), VL_IN, setup=lambda w: add_bad(w.gt, 'gif', 64), mention=('00009.gif',)),
-    C('val_gt_wrong_size', 'images', vl(), VL_IN, setup=lambda w: add_bad(w.gt, 'othersize', 64), mention=('00002',)),
-    C('unpaired_stems', 'images', vl(), VL_IN, setup=lambda w: images(w.lq, 1, 16, start=7), mention=('00007',)),
+    C('val_gt_wrong_size', 'images', vl(), VL_IN, setup=lambda w: add_bad(w.gt, 'othersize', 64), mention=(('GTfaces/00002',),),
+      post=all_(no_png_in('OUTdir', why='late check: the val LQ were restored before the GT was checked'),
+                says('VAL_GT', where='stderr'))),      # blamed on the GT, not on the prediction
+    C('unpaired_stems', 'images', vl(), VL_IN, setup=lambda w: images(w.lq, 1, 16, start=7), mention=('00007',),
+      post=no_png_in('OUTdir', why='late check: the val LQ were restored before the GT was checked')),
     C('lq_and_gt_swapped', 'usage', vl(lq=lambda w: w.gt, gt=lambda w: w.lq), VL_IN, mention=(('GTfaces', 'LQimgs', 'size'),)),
     C('batch_zero', 'numbers', vl('--batch', '0'), VL_IN, mention=('--batch',)),
     C('tile_overlap_negative', 'numbers', vl('--tile-overlap', '-10', '--tile', '8'), VL_IN, mention=('--tile-overlap',)),
@@ -1006,6 +1108,10 @@ SUBMIT = [
       setup=lambda w: sub_zip(w, ['00000', '00001', '00002', '00003']), mention=('--n-expected',)),
     C('check_n_expected_zero', 'numbers', check_cmd('--n-expected', '0'), CHK_IN,
       setup=lambda w: sub_zip(w, ['00000', '00001', '00002', '00003']), mention=('--n-expected',)),
+    C('check_n_expected_disagrees_with_test_lq', 'usage', check_cmd('--n-expected', '5', lq=True), CHK_IN,
+      setup=lambda w: sub_zip(w, ['00000', '00001', '00002', '00003']), mention=('--n-expected',)),
+    C('check_and_out_zip_both', 'usage', lambda w: ['blindsr_submit', w.lq, w / 'out.zip', '--check', w / 'check.zip', '--size', '64'],
+      CHK_IN, setup=lambda w: sub_zip(w, ['00000', '00001', '00002', '00003']), mention=('--check',), post=no_path('out.zip')),
     C('check_wrong_image_size', 'images', check_cmd(), CHK_IN,
       setup=lambda w: sub_zip(w, ['00000', '00001'], size=32), mention=('00000.png',)),
     C('check_corrupt_member', 'images', check_cmd(), CHK_IN,
@@ -1021,12 +1127,22 @@ SUBMIT = [
     C('zip_inside_test_lq', 'data-loss', sb(zp=lambda w: w.lq / 'submission.zip'), SB_IN, mention=('LQimgs',)),
     C('zip_overwrites_a_test_image', 'data-loss', sb(zp=lambda w: w.lq / '00000.png'), SB_IN, mention=('00000.png',)),
     C('zip_is_an_existing_folder', 'paths', sb(zp=lambda w: w.gt), lambda w: [*SB_IN(w), w.gt], mention=('GTfaces',)),
+    C('zip_is_a_users_file', 'data-loss', sb(zp=lambda w: w / 'photos.zip'), lambda w: [*SB_IN(w), w / 'photos.zip'],
+      setup=lambda w: make_zip(w / 'photos.zip', {'holiday/beach.jpg': b'not a submission'}), mention=('photos.zip',),
+      post=no_submit_work),
+    C('zip_name_without_zip_suffix', 'paths', sb(zp=lambda w: w / 'submission'), SB_IN, mention=('.zip',),
+      post=no_path('submission')),
     C('keep_is_test_lq', 'data-loss', sb('--keep', lambda w: w.lq), SB_IN, mention=('LQimgs',)),
     C('keep_inside_test_lq', 'data-loss', sb('--keep', lambda w: w.lq / 'sr'), SB_IN, mention=('LQimgs',)),
     C('keep_holds_foreign_pngs', 'data-loss', sb('--keep', lambda w: w.gt), lambda w: [*SB_IN(w), w.gt],
       mention=(('GTfaces', '--keep'),)),
     C('keep_holds_unrelated_file', 'data-loss', sb('--keep', lambda w: w / 'KEEP'), lambda w: [*SB_IN(w), w / 'KEEP'],
-      setup=lambda w: ((w / 'KEEP').mkdir(), (w / 'KEEP' / 'notes.md').write_text('x')), mention=(('KEEP', '--keep'),)),
+      setup=lambda w: ((w / 'KEEP').mkdir(), (w / 'KEEP' / 'notes.md').write_text('x')), mention=(('KEEP', '--keep'),),
+      post=all_(no_submit_work, no_png_in('KEEP'))),
+    C('keep_rerun_works', 'data-loss', sb('--keep', lambda w: w / 'KEEP'), SB_IN, expect='work',
+      setup=lambda w: subprocess.run([*command('blindsr_submit'), str(w.lq), str(w / 'first.zip'), '--keep', str(w / 'KEEP'),
+                                      '--ckpt', str(w.pt), '--size', '64', '--device', 'cpu', '--no-progress'],
+                                     capture_output=True, env=env_for(), check=True)),
     C('test_lq_missing', 'paths', sb(lq=lambda w: w.missing), SB_IN, mention=('NOSUCHthing',)),
     C('test_lq_empty', 'paths', sb(lq=lambda w: w.empty), SB_IN, mention=('EMPTYdir',)),
     C('test_lq_is_a_file', 'paths', sb(lq=lambda w: w.lq / '00000.png'), SB_IN, mention=('00000.png',)),
@@ -1034,9 +1150,12 @@ SUBMIT = [
     C('test_lq_has_tif', 'images', sb(), SB_IN, setup=lambda w: add_bad(w.lq, 'tif'), mention=('00009.tif',)),
     C('test_lq_badly_named', 'images', sb(), SB_IN,
       setup=lambda w: Image.fromarray(face(np.random.default_rng(0), 16, 16)).save(w.lq / 'face.png'), mention=('face.png',)),
-    C('test_lq_mixed_sizes', 'images', sb(), SB_IN, setup=lambda w: add_bad(w.lq, 'othersize'), mention=('00002',)),
+    C('test_lq_mixed_sizes', 'images', sb(), SB_IN, setup=lambda w: add_bad(w.lq, 'othersize'), mention=('00002',),
+      post=no_submit_work),                                # refused before restoring anything
+    C('lq_wrong_size_for_size', 'images', sb('--size', '128'), SB_IN, mention=('--size',), post=no_submit_work),
     C('size_zero', 'numbers', sb('--size', '0'), SB_IN, mention=('--size',)),
     C('size_negative', 'numbers', sb('--size', '-512'), SB_IN, mention=('--size',)),
+    C('size_not_multiple_of_4', 'numbers', sb('--size', '62'), SB_IN, mention=('--size',), post=no_submit_work),
     C('batch_zero', 'numbers', sb('--batch', '0'), SB_IN, mention=('--batch',)),
     C('workers_negative', 'numbers', sb('--workers', '-3'), SB_IN, mention=('--workers',)),
     C('folder_name_escapes', 'usage', sb('--folder-name', '../evil'), SB_IN, mention=(('--folder-name', 'folder_name', 'folder name'),)),
@@ -1078,6 +1197,10 @@ DEMO = [
     C('image_is_the_output_demo_png', 'data-loss', dm('--image', lambda w: w.out / 'demo.png'),
       lambda w: [w.pt, w.out / 'demo.png'], setup=demo_image_is_output, mention=('demo.png',)),
     C('out_is_an_existing_file', 'paths', dm('--out', lambda w: w.txt), lambda w: [w.pt, w.txt], mention=('notes.txt',)),
+    C('out_has_a_users_demo_png', 'data-loss', dm(), lambda w: [w.pt, w.out / 'demo.png'],
+      setup=lambda w: users_photo(w, 'OUTdir', 'demo.png'), mention=('demo.png',)),
+    C('out_readonly', 'paths', dm('--out', lambda w: w / 'RO'), DM_IN, setup=lambda w: w.readonly(w / 'RO'), mention=('RO',)),
+    C('image_tif', 'images', dm('--image', lambda w: add_bad(w.root, 'tif', 64)), DM_IN, mention=('00009.tif',)),
     C('preset_typo', 'names', dm('--preset', 'ai6126_2042'), DM_IN, mention=('ai6126_2042',), one_line=True),
     C('seed_negative', 'numbers', dm('--seed', '-1'), DM_IN, mention=('--seed',)),
     C('tta_typo', 'names', dm('--tta', 'x9'), DM_IN, mention=('--tta',)),

@@ -113,3 +113,38 @@ def test_real_faces_2023_vs_2024(ffhq200, tmp_path):
         assert d['noise']['differs'] and d['jpeg_quality']['differs'] and d['blockiness']['differs']
         r = compare(*halves, *gt, '--no-plot')
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_non_square_sets_get_a_verdict(tmp_path, capsys):
+    "Portrait LQ (96x128): measured along both directions; a verdict (exit 0 or 1), never an error (issue 16's bug)."
+    from blindsr.compare_lq import compare_lq_cli
+    rng = np.random.default_rng(5)
+    for name in ('a', 'b'):
+        (tmp_path / name).mkdir()
+        for i in range(12):
+            gt = cv2.resize(fake_gt(rng), (96, 128), interpolation=cv2.INTER_AREA)   # width 96, height 128
+            Image.fromarray(jpeg(np.ascontiguousarray(gt), rng)).save(tmp_path / name / f'{i:05d}.png')
+    assert compare_lq_cli([str(tmp_path / 'a'), str(tmp_path / 'b'), '--quiet', '--no-plot']) in (0, 1)
+    assert '96x128' in capsys.readouterr().out
+
+
+def test_outputs_never_replace_inputs_or_users_files(sets, tmp_path, capsys):
+    "--json inside OURS, --plot over one of THEIR images or over a user's picture, a set of mixed sizes: one line, nothing written."
+    from blindsr.compare_lq import compare_lq_cli
+    root, ja, jb, _ = sets
+    theirs_first = sorted(jb.iterdir())[0]
+    before = theirs_first.read_bytes()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'photo.png')
+    (tmp_path / 'mixed').mkdir()
+    for p in sorted(ja.iterdir())[:12]: (tmp_path / 'mixed' / p.name).write_bytes(p.read_bytes())
+    Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(tmp_path / 'mixed' / '99999.png')
+    for args, want in [(['--json', str(ja / 'stats.json')], 'lies inside the input'),
+                       (['--plot', str(theirs_first)], 'lies inside the input'),
+                       (['--plot', str(tmp_path / 'photo.png')], 'not written by this command')]:
+        assert compare_lq_cli([str(ja), str(jb), '--quiet', *args]) == 2
+        err = capsys.readouterr().err
+        assert want in err and len(err.strip().splitlines()) == 1, err
+    assert compare_lq_cli([str(tmp_path / 'mixed'), str(jb), '--quiet', '--no-plot']) == 2
+    assert '99999.png (48x48)' in capsys.readouterr().err
+    assert theirs_first.read_bytes() == before and not (ja / 'stats.json').exists()
+    assert Image.open(tmp_path / 'photo.png').size == (8, 8)

@@ -53,3 +53,21 @@ def test_preset_matches_reference_lq(ffhq200, tmp_path, preset, ref):
     res = json.loads(subprocess.run([sys.executable, tool, ffhq200 / 'gt', tmp_path / preset, ffhq200 / ref],
                                     capture_output=True, text=True, check=True).stdout)
     assert res['passed'], res
+
+
+def test_every_face_is_checked_before_the_first_lq_is_written(tmp_path, capsys):
+    "A .tif among the faces, or a broken last face: refused, named, and OUT_DIR is not even created."
+    from blindsr.lqset import degrade_cli
+    rng = np.random.default_rng(0)
+    (tmp_path / 'hq').mkdir()
+    for i in range(3): Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / 'hq' / f'{i:05d}.png')
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / 'hq' / '00003.tif')
+    assert degrade_cli([str(tmp_path / 'hq'), str(tmp_path / 'lq'), '--workers', '1']) == 2
+    assert '00003.tif' in capsys.readouterr().err
+    (tmp_path / 'hq' / '00003.tif').unlink()
+    data = (tmp_path / 'hq' / '00002.png').read_bytes()
+    (tmp_path / 'hq' / '00009.png').write_bytes(data[:len(data) // 2])          # sorts last: found before any write
+    assert degrade_cli([str(tmp_path / 'hq'), str(tmp_path / 'lq'), '--workers', '1']) == 2
+    err = capsys.readouterr().err
+    assert '00009.png' in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / 'lq').exists()

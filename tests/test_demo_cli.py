@@ -33,3 +33,24 @@ def test_demo_without_weights_says_so(tmp_path):
     else:
         assert r.returncode == 2 and 'no pretrained weights' in r.stderr and 'Traceback' not in r.stderr
         assert not (tmp_path / 'demo.png').exists()
+
+
+def test_mistakes_are_one_line_before_any_work(tmp_path, tiny_weights, capsys):
+    "--device cuda without a GPU, a user's demo.png, the face being the picture: exit 2, one line, nothing written."
+    import pytest
+    import torch
+    from PIL import Image
+    from blindsr.demo import demo_cli
+    common = ['--weights', str(tiny_weights)]
+    (tmp_path / 'mine').mkdir()
+    Image.new('RGB', (8, 8), 'red').save(tmp_path / 'mine' / 'demo.png')
+    before = (tmp_path / 'mine' / 'demo.png').read_bytes()
+    cases = [(['--out', str(tmp_path / 'mine')], 'not written by this command'),
+             (['--out', str(tmp_path / 'mine'), '--image', str(tmp_path / 'mine' / 'demo.png')], 'is the input'),
+             (['--out', str(tmp_path / 'a'), '--device', 'gpu'], "--device 'gpu'")]
+    if not torch.cuda.is_available(): cases.append((['--out', str(tmp_path / 'a'), '--device', 'cuda'], "--device 'cuda'"))
+    for args, want in cases:
+        assert demo_cli([*common, *args]) == 2
+        err = capsys.readouterr().err
+        assert want in err and len(err.strip().splitlines()) == 1 and 'Traceback' not in err, err
+    assert (tmp_path / 'mine' / 'demo.png').read_bytes() == before and not (tmp_path / 'a').exists()

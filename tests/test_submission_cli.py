@@ -77,3 +77,66 @@ def test_submit_refuses_lq_not_named_like_the_test_set(tmp_path, tiny_weights, c
     (lq / '00001.png').rename(lq / 'face.png')
     assert submit_cli([str(lq), str(tmp_path / 's.zip'), '--ckpt', str(tiny_weights), '--size', '64']) == 2
     assert 'face.png' in capsys.readouterr().err and not (tmp_path / 's.zip').exists()
+
+
+def test_check_against_test_lq_sees_a_missing_last_image(tmp_path, capsys):
+    "Without TEST_LQ or --n-expected the count is assumed (and said); with TEST_LQ a zip lacking its last image fails."
+    from blindsr.submission import submit_cli
+    z = zip_of(tmp_path / 's.zip', {f'results/{i:05d}.png': png(64, 64) for i in range(3)})
+    lq = write_lq(tmp_path / 'test_lq', 4)
+    assert submit_cli(['--check', str(z), '--size', '64']) == 0
+    assert 'count not checked: assumed 3 images' in capsys.readouterr().out
+    assert submit_cli([str(lq), '--check', str(z), '--size', '64']) == 2
+    assert 'missing image(s): 00003.png' in capsys.readouterr().err
+
+
+def test_wrong_size_lq_and_bad_zip_paths_are_refused_before_restoring(tmp_path, tiny_weights, capsys):
+    from blindsr.submission import submit_cli
+    lq = write_lq(tmp_path / 'test_lq', 3)
+    common = ['--ckpt', str(tiny_weights), '--device', 'cpu', '--no-progress']
+    for args, want in [([str(lq), str(tmp_path / 's.zip'), '--size', '128'], 'pass --size 64'),
+                       ([str(lq), str(lq / 's.zip'), '--size', '64'], 'lies inside the input'),
+                       ([str(lq), str(tmp_path / 's.zip'), '--size', '64', '--keep', str(lq)], 'is the input')]:
+        assert submit_cli([*args, *common]) == 2
+        err = capsys.readouterr().err
+        assert want in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['test_lq'] and len(list(lq.iterdir())) == 3
+
+
+def test_an_interrupted_submit_keeps_the_previous_zip(tmp_path, tiny_weights, monkeypatch):
+    "Ctrl-C after the new zip is written but before it is checked: the previous zip is intact, no temporary file is left."
+    import blindsr.submission as sub
+    from blindsr.checkpoint import load_generator
+    lq = write_lq(tmp_path / 'test_lq', 2)
+    net = load_generator(tiny_weights, device='cpu')
+    z = sub.make_submission(net, lq, tmp_path / 'submission.zip', size=(64, 64), progress=False)
+    before = z.read_bytes()
+    def interrupted(*a, **k): raise KeyboardInterrupt
+    monkeypatch.setattr(sub, 'check_submission', interrupted)
+    with pytest.raises(KeyboardInterrupt): sub.make_submission(net, lq, z, size=(64, 64), progress=False, tta='flip')
+    assert z.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['submission.zip', 'test_lq']
+
+
+def test_a_killed_submit_leaves_no_half_written_zip(tmp_path, tiny_weights):
+    "SIGKILL while it restores or zips: the final name holds the previous good zip, never a partial one."
+    import signal
+    import time
+    import zipfile as zf_mod
+    lq = write_lq(tmp_path / 'test_lq', 120)
+    z = tmp_path / 'submission.zip'
+    first = run('blindsr_submit', lq, z, '--ckpt', tiny_weights, '--size', '64', '--device', 'cpu', '--no-progress')
+    assert first.returncode == 0, first.stderr
+    before = z.read_bytes()
+    p = subprocess.Popen(['blindsr_submit', str(lq), str(z), '--ckpt', str(tiny_weights), '--size', '64', '--device', 'cpu',
+                          '--no-progress', '--batch', '1', '--tta', 'x8'], env=ENV, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        work = [q for q in tmp_path.iterdir() if q.name.startswith('.blindsr_submit_') or q.name.endswith('.tmp')]
+        if any(w.is_file() or len(list(w.glob('*.png'))) >= 5 for w in work): break
+        time.sleep(0.05)
+    assert p.poll() is None, 'finished before it could be killed'
+    p.send_signal(signal.SIGKILL); p.communicate()
+    assert z.read_bytes() == before                              # the previous zip, whole
+    with zf_mod.ZipFile(z) as zf: assert zf.testzip() is None
