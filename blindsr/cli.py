@@ -325,7 +325,7 @@ def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
                             'folder, or pass --overwrite to write into it (only the names it writes are replaced)')
     return out_r
 
-# %% ../nbs/00c_cli.ipynb #dfa119a2
+# %% ../nbs/00c_cli.ipynb #3e2e522e
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError,
                                                  NotADirectoryError, IsADirectoryError, PermissionError, OSError)
 
@@ -349,7 +349,8 @@ def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
         rc = body()
         return 0 if rc is None else int(rc)
     except KeyboardInterrupt:
-        print(f'\n{prog}: interrupted; {resume_hint() if callable(resume_hint) else resume_hint}', file=sys.stderr)
+        hint = resume_hint() if callable(resume_hint) else resume_hint
+        print(f'\n{prog}: interrupted{" " if hint.startswith("at ") else "; "}{hint}', file=sys.stderr)   # 'interrupted at step 7; …'
         return 130
     except errors as e:
         print(f'{prog}: error: {error_line(e)}', file=sys.stderr)

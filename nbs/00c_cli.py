@@ -564,7 +564,8 @@ def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
         rc = body()
         return 0 if rc is None else int(rc)
     except KeyboardInterrupt:
-        print(f'\n{prog}: interrupted; {resume_hint() if callable(resume_hint) else resume_hint}', file=sys.stderr)
+        hint = resume_hint() if callable(resume_hint) else resume_hint
+        print(f'\n{prog}: interrupted{" " if hint.startswith("at ") else "; "}{hint}', file=sys.stderr)   # 'interrupted at step 7; …'
         return 130
     except errors as e:
         print(f'{prog}: error: {error_line(e)}', file=sys.stderr)
@@ -577,7 +578,7 @@ def boom(e):
     return body
 with redirect_stderr(io.StringIO()) as err:                          # a command that knows where it stopped says so
     test_eq(run_cli('demo', boom(KeyboardInterrupt()), resume_hint=lambda: 'at step 7; rerun the same command to resume'), 130)
-test_eq(err.getvalue().strip(), 'demo: interrupted; at step 7; rerun the same command to resume')
+test_eq(err.getvalue().strip(), 'demo: interrupted at step 7; rerun the same command to resume')
 with redirect_stderr(io.StringIO()) as err:
     test_eq(run_cli('demo', boom(UserError('--iters must be > 0'))), 2)
     test_eq(run_cli('demo', boom(KeyError("unknown generator 'x'"))), 2)

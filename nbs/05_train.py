@@ -1106,9 +1106,10 @@ def train_cli(argv: list[str] | None = None) -> int:
 
     def where_it_stopped() -> str:
         t = run.get('trainer')
-        if t is None: return 'before training started; rerun the same command to start'
-        saved = f'checkpoint of step {t.saved[1]} in {t.saved[0]}' if t.saved else 'no checkpoint saved'
-        return f'at step {t.train_step.steps} ({saved}); rerun the same command to resume'
+        if t is None or not hasattr(t, 'train_step'): return 'before training started; rerun the same command to start'
+        if not t.saved: return f'at step {t.train_step.steps}; no checkpoint saved; rerun the same command to start again'
+        at = '' if t.saved[1] == t.train_step.steps else f' (of step {t.saved[1]})'
+        return f'at step {t.train_step.steps}; checkpoint{at} saved in {t.saved[0]}; rerun the same command to resume'
     return run_cli('blindsr_train', body, USER_ERRORS + (CheckpointError, NonFiniteLossError), resume_hint=where_it_stopped)
 
 
