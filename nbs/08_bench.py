@@ -42,6 +42,9 @@ from blindsr.train import NonFiniteLossError, RunLog, TrainConfig, Trainer
 import os
 from fastcore.test import test_close, test_eq, test_fail
 from blindsr.core import write_png
+from blindsr.checkpoint import DEFAULT_WEIGHTS, load_generator, weights_info
+from blindsr.inference import validate
+from blindsr.samples import sample_faces
 
 
 # %% [markdown]
@@ -620,10 +623,6 @@ def tta_table(res: dict[str, float]) -> str:
 # yourself for 1,500. What it and the shipped generator measured is in the results section.
 
 # %%
-from blindsr.checkpoint import load_generator
-from blindsr.core import list_images
-from blindsr.inference import validate
-from blindsr.samples import sample_faces
 
 tmpt = Path(tempfile.mkdtemp())
 quick = bool(os.environ.get('IN_TEST'))
@@ -941,7 +940,6 @@ print(generators_table(bench_generators(device='cpu', iters=3, warmup=1)))
 
 # %%
 #| slow
-from blindsr.checkpoint import DEFAULT_WEIGHTS, weights_info
 
 ffhq = next((Path(r) for r in (os.environ.get('BLINDSR_FFHQ200', ''), '../shared/data/ffhq200', '../../shared/data/ffhq200')
              if r and (Path(r)/'lq2024-ref').is_dir()), None)
