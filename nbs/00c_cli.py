@@ -20,6 +20,7 @@ import ast
 import inspect
 import io
 import json
+import linecache
 import math
 import os
 import sys
@@ -27,9 +28,9 @@ import textwrap
 import tokenize
 from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, Union
 
-from blindsr.core import PathLike
+PathLike = Union[str, os.PathLike]   # as blindsr.core's: this module imports no torch, so blindsr_kaggle starts in a second
 
 # %%
 #| hide
@@ -87,6 +88,15 @@ from example_cfg import Example, Example2
 # 4. **One line per mistake**: `run_cli` turns the errors a user can cause into `prog: error: …` and exit code 2,
 #    and Ctrl-C into one line saying how to resume (exit code 130) — no traceback.
 #
+# A mistake a user can make is a `UserError`: its message names the flag or file and says what to do.
+
+# %%
+#| export
+class UserError(ValueError):
+    "A mistake in what the user asked for; the message names the flag or file and says what to do."
+
+
+# %% [markdown]
 # ## Help from field comments
 #
 # A config dataclass documents each field with a comment on its line (continued on comment-only lines below it),
@@ -111,10 +121,27 @@ class FieldDoc:
     group: str          # the comment-only heading above it ('' before the first heading)
 
 
+def _class_source(cls: type) -> str:
+    "The source of a class; for one defined in a notebook cell, found through a method's code (raises OSError if none)."
+    try: return inspect.getsource(cls)
+    except (OSError, TypeError): pass
+    for v in vars(cls).values():
+        f = getattr(v, '__func__', v)
+        if not (inspect.isfunction(f) and f.__qualname__.startswith(cls.__qualname__ + '.')): continue
+        lines = linecache.getlines(f.__code__.co_filename)
+        try: tree = ast.parse(''.join(lines))
+        except SyntaxError: continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                return ''.join(lines[first - 1:node.end_lineno])
+    raise OSError(f'no source found for {cls.__name__}')
+
+
 def field_docs(cls: type) -> dict[str, FieldDoc]:
     "The comment and heading of every field of a dataclass, read from its source ({} when the source is unavailable)."
-    try: src = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError): return {}
+    try: src = textwrap.dedent(_class_source(cls))
+    except OSError: return {}
     comments = {tok.start[0]: (tok.start[1], tok.string[1:].strip())          # line -> (column of '#', text)
                 for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
     spans = {n.lineno: (n.target.id, n.end_lineno or n.lineno) for n in ast.parse(src).body[0].body
@@ -148,8 +175,16 @@ def field_docs(cls: type) -> dict[str, FieldDoc]:
 docs = field_docs(Example)
 for d in docs.values(): print(d)
 
+
 # %%
 #| hide
+@dataclass
+class InCell:
+    "A config defined in a notebook cell (no source file): its docs are found through a method's code."
+    # data
+    faces: str | None = None   # folder of HQ faces
+    def describe(self): return self.faces
+test_eq(field_docs(InCell)['faces'], FieldDoc('faces', 'folder of HQ faces', 'data'))
 test_eq(docs['faces'], FieldDoc('faces', 'folder of HQ faces', 'data'))
 test_eq(docs['size'].help, 'side of a face, pixels; must be divisible by 4')
 test_eq((docs['lr'].group, docs['quiet'].help, docs['quiet'].group), ('optimisation', '', 'optimisation'))
@@ -213,13 +248,120 @@ test_fail(lambda: names_in(['degradation', 'training'], 'part')('degradaton'), c
 
 
 # %% [markdown]
+# ## Configs that refuse the impossible
+#
+# A config dataclass is filled from flags, from a JSON/YAML file and from Python, so its own `__post_init__` is
+# the one place its values are checked. `check_config` does the part every config shares, from three class
+# attributes: each field's annotation (`int | None` takes a whole number or None, never `"ten"` or `True`),
+# `CHOICES` (a field's allowed values) and `RANGES` (a field's allowed interval, a `Range`). The same maps give
+# `--help` its choices and ranges, so the documentation and the check cannot disagree.
+
+# %%
+#| export
+@dataclass(frozen=True)
+class Range:
+    "The numbers a field may take: from `lo` to `hi` (None: unbounded), each end closed unless said open."
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False   # lo itself is excluded
+    hi_open: bool = False   # hi itself is excluded
+
+    def __contains__(self, v) -> bool:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v): return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo): return False
+        if self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi): return False
+        return True
+
+    def __str__(self) -> str:
+        num = lambda x: str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f'{x:g}'
+        if self.hi is None: return f'{">" if self.lo_open else ">="} {num(self.lo)}'
+        if self.lo is None: return f'{"<" if self.hi_open else "<="} {num(self.hi)}'
+        return f'in {"(" if self.lo_open else "["}{num(self.lo)}, {num(self.hi)}{")" if self.hi_open else "]"}'
+
+
+class ConfigError(UserError):
+    "A config field with a value it cannot take; `field` names it (a command turns it into its flag or file)."
+    def __init__(self, msg: str, field: str):
+        super().__init__(msg)
+        self.field = field
+
+
+def _annotation_text(t) -> str:
+    "A field's annotation as text ('float', 'int | None'), whether or not its module postpones annotations."
+    return t if isinstance(t, str) else t.__name__ if isinstance(t, type) else str(t).replace('typing.', '')
+
+
+_KIND = {'int': 'a whole number', 'float': 'a finite number', 'str': 'text', 'bool': 'true or false',
+         'dict': 'a JSON object like {"num_block": 24}', 'tuple': 'a list like [0.9, 0.99]', 'list': 'a list'}
+
+
+def _typed(annotation: str, v):
+    "`v` as the annotation's type (int for float, list for tuple), or raise TypeError."
+    base = annotation.split('|')[0].strip()
+    if v is None:
+        if 'None' in annotation: return None
+        raise TypeError
+    ok = {'bool': isinstance(v, bool), 'int': isinstance(v, int) and not isinstance(v, bool),
+          'float': isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+          'str': isinstance(v, str), 'dict': isinstance(v, dict), 'tuple': isinstance(v, (list, tuple)),
+          'list': isinstance(v, (list, tuple))}.get(base, True)
+    if not ok: raise TypeError
+    return float(v) if base == 'float' else tuple(v) if base == 'tuple' else list(v) if base == 'list' else v
+
+
+def check_config(cfg) -> None:
+    "Check (and normalise) every field of the dataclass instance `cfg` by its annotation, `CHOICES` and `RANGES`."
+    cls = type(cfg)
+    name, choices, ranges = cls.__name__, getattr(cls, 'CHOICES', {}), getattr(cls, 'RANGES', {})
+    for f in fields(cfg):
+        v, ann = getattr(cfg, f.name), _annotation_text(f.type)
+        try: v = _typed(ann, v)
+        except TypeError:
+            what = _KIND.get(ann.split('|')[0].strip(), ann) + (' or null' if 'None' in ann else '')
+            raise ConfigError(f'{name}.{f.name} must be {what}, got {v!r}', f.name) from None
+        setattr(cfg, f.name, v)
+        if v is None: continue
+        if f.name in choices and v not in choices[f.name]:
+            raise ConfigError(f'{name}.{f.name} must be one of {", ".join(map(str, choices[f.name]))}, got {v!r}', f.name)
+        if f.name in ranges and v not in ranges[f.name]:
+            raise ConfigError(f'{name}.{f.name} must be {ranges[f.name]}' + (' (or null)' if 'None' in ann else '') +
+                              f', got {v!r}', f.name)
+
+
+# %%
+test_eq([str(r) for r in (Range(1), Range(0, lo_open=True), Range(0, 1, hi_open=True), Range(hi=5))],
+        ['>= 1', '> 0', 'in [0, 1)', '<= 5'])
+test_eq((1 in Range(1), 0 in Range(1), 0.5 in Range(0, 1, hi_open=True), 1 in Range(0, 1, hi_open=True),
+         float('nan') in Range(0), True in Range(0)), (True, False, True, False, False, False))
+
+@dataclass
+class Limits:
+    CHOICES = {'loss': ('l1', 'mse')}
+    RANGES = {'iters': Range(1), 'ema': Range(0, 1, hi_open=True)}
+    iters: int | None = None
+    ema: float = 0.9
+    loss: str = 'l1'
+    betas: tuple = (0.9, 0.99)
+
+c = Limits(iters=3, ema=0, betas=[0.5, 0.9]); check_config(c)
+test_eq((c.ema, c.betas), (0.0, (0.5, 0.9)))                  # an int is a float; a JSON list a tuple
+for kw, msg in (({'iters': 0}, 'Limits.iters must be >= 1 (or null), got 0'), ({'iters': 'ten'}, "iters must be a whole number or null, got 'ten'"),
+                ({'iters': True}, 'iters must be a whole number'), ({'ema': 1.0}, 'ema must be in [0, 1), got 1.0'),
+                ({'ema': float('nan')}, 'ema must be a finite number'), ({'loss': 'l3'}, "loss must be one of l1, mse, got 'l3'")):
+    test_fail(lambda: check_config(Limits(**kw)), contains=msg)
+try: check_config(Limits(loss='l3'))
+except ConfigError as e: test_eq(e.field, 'loss')
+
+
+# %% [markdown]
 # ## Flags from a config dataclass
 #
 # `add_config_args` adds one flag per field (`--batch-size` for `batch_size`), grouped under the field headings,
-# each with its comment, its choices and its default. Values are parsed by the field's annotation (`int | None`
-# accepts `none`; dicts, lists and tuples are JSON); a field's choices come from the dataclass's `CHOICES` map, so
-# the config's own validation and the flag's use one list. Defaults are left unset (`SUPPRESS`), so that a config
-# file can fill what the command line does not say.
+# each with its comment, its choices, its range and its default (and, from a `METAVARS` map, the name of its
+# value, e.g. `DIR`). Values are parsed by the field's annotation (`int | None` accepts `none`; dicts, lists and
+# tuples are JSON); choices and ranges come from the dataclass's `CHOICES` and `RANGES`, so the config's own
+# validation and the flag's help use one list. Defaults are left unset (`SUPPRESS`), so that a config file can
+# fill what the command line does not say.
 
 # %%
 #| export
@@ -258,11 +400,6 @@ def _flag_type(annotation: str):
     return parse
 
 
-def _annotation_text(t) -> str:
-    "A field's annotation as text ('float', 'int | None'), whether or not its module postpones annotations."
-    return t if isinstance(t, str) else t.__name__ if isinstance(t, type) else str(t).replace('typing.', '')
-
-
 def _default_of(f) -> Any:
     if f.default is not MISSING: return f.default
     if f.default_factory is not MISSING: return f.default_factory()
@@ -273,8 +410,9 @@ def add_config_args(parser: argparse.ArgumentParser,
                     cls: type,  # a config dataclass with field comments
                     skip: Sequence[str] = (),  # fields not to offer as flags
                    ) -> dict[str, argparse._ArgumentGroup]:  # the argument groups, by heading
-    "One flag per field of `cls`, in groups by the field headings, each with its comment, choices and default."
-    docs, choices = field_docs(cls), getattr(cls, 'CHOICES', {})
+    "One flag per field of `cls`, in groups by the field headings, each with its comment, choices, range and default."
+    docs, choices, ranges = field_docs(cls), getattr(cls, 'CHOICES', {}), getattr(cls, 'RANGES', {})
+    metavars = getattr(cls, 'METAVARS', {})
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in fields(cls):
         if f.name in skip: continue
@@ -284,13 +422,14 @@ def add_config_args(parser: argparse.ArgumentParser,
         ann = _annotation_text(f.type)
         text = doc.help.replace('%', '%%')
         if f.name in choices: text += f" [choices: {', '.join(map(str, choices[f.name]))}]"
+        if f.name in ranges: text += f' [{ranges[f.name]}]'
         text += f' (default: {json.dumps(default) if isinstance(default, (dict, list, tuple)) else default})'
         flag = '--' + f.name.replace('_', '-')
         if isinstance(default, bool):
             g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
             g.add_argument(flag, dest=f.name, type=_flag_type(ann), default=argparse.SUPPRESS, help=text,
-                           metavar=ann.split('|')[0].strip().upper())
+                           metavar=metavars.get(f.name, ann.split('|')[0].strip().upper()))
     return groups
 
 
@@ -330,10 +469,6 @@ test_fail(lambda: parse_value('dict', '[1, 2]'), contains='expected a JSON objec
 
 # %%
 #| export
-class UserError(ValueError):
-    "A mistake in what the user asked for; the message names the flag or file and says what to do."
-
-
 def _inside(a: Path, b: Path) -> bool:
     "Is `a` the path `b` or inside it?"
     try: a.relative_to(b); return True
@@ -446,14 +581,16 @@ def error_line(e: BaseException) -> str:
 def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
             body: Callable[[], int | None],  # the command (after argument parsing); returns its exit code
             errors: tuple[type[BaseException], ...] = USER_ERRORS,  # what counts as a user's mistake
-            resume_hint: str = 'rerun the same command to resume',
+            resume_hint: str | Callable[[], str] = 'rerun the same command to resume',  # or a function saying where
+                                                                                      # it stopped, asked at Ctrl-C
            ) -> int:
     "Run `body`; a user error is one line on stderr and exit code 2, Ctrl-C one line and 130."
     try:
         rc = body()
         return 0 if rc is None else int(rc)
     except KeyboardInterrupt:
-        print(f'\n{prog}: interrupted; {resume_hint}', file=sys.stderr)
+        hint = resume_hint() if callable(resume_hint) else resume_hint
+        print(f'\n{prog}: interrupted{" " if hint.startswith("at ") else "; "}{hint}', file=sys.stderr)   # 'interrupted at step 7; …'
         return 130
     except errors as e:
         print(f'{prog}: error: {error_line(e)}', file=sys.stderr)
@@ -464,6 +601,9 @@ def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
 def boom(e):
     def body(): raise e
     return body
+with redirect_stderr(io.StringIO()) as err:                          # a command that knows where it stopped says so
+    test_eq(run_cli('demo', boom(KeyboardInterrupt()), resume_hint=lambda: 'at step 7; rerun the same command to resume'), 130)
+test_eq(err.getvalue().strip(), 'demo: interrupted at step 7; rerun the same command to resume')
 with redirect_stderr(io.StringIO()) as err:
     test_eq(run_cli('demo', boom(UserError('--iters must be > 0'))), 2)
     test_eq(run_cli('demo', boom(KeyError("unknown generator 'x'"))), 2)

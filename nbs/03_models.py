@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import copy
+import inspect
+import warnings
 from functools import partial
 from typing import Callable
 
@@ -92,6 +94,74 @@ def check_param_budget(model: nn.Module,  # a generator, on any device (meta inc
                          f'by {n - cap:,}; reduce num_feat or num_block')
     return n
 
+
+# %% [markdown]
+# A generator named in a config is built only after the data are ready, minutes into a run — or, on Kaggle,
+# after the install and the data steps have spent GPU quota. `check_generator` answers "can this name and these
+# constructor arguments be built, do they keep the contract (3 channels in, ×4 out), and are they under the
+# cap?" at once, by building the network on the `meta` device (shapes only, no memory) and running it on a
+# meta input. Every answer is a `ValueError` that names the argument and says what to do: `TrainConfig` and
+# `blindsr_kaggle build` ask it before anything else.
+
+# %%
+#| export
+def _argument_kind(annotation: str, default) -> type | None:
+    "The Python type a constructor argument takes, from its annotation (or its default), or None if unknown."
+    kinds = {'int': int, 'float': float, 'str': str, 'bool': bool, 'tuple': tuple, 'list': list}
+    if isinstance(annotation, str) and annotation.split('|')[0].strip() in kinds: return kinds[annotation.split('|')[0].strip()]
+    if isinstance(annotation, type) and annotation in kinds.values(): return annotation
+    return type(default) if default is not inspect.Parameter.empty and default is not None else None
+
+
+def check_generator(name: str,  # a key of GENERATORS
+                    kwargs: dict | None = None,  # constructor overrides, as in TrainConfig.generator_kwargs
+                    cap: int | None = GENERATOR_PARAM_CAP,  # the largest parameter count allowed (None: no cap)
+                   ) -> int:  # its trainable parameter count
+    "Check that `name(**kwargs)` builds, maps (B,3,h,w) to (B,3,4h,4w) and is under `cap`, without building it for real."
+    if name not in GENERATORS:
+        raise ValueError(f'unknown generator {name!r}; valid names: {", ".join(GENERATORS)}')
+    if kwargs is None: kwargs = {}
+    if not isinstance(kwargs, dict):
+        raise ValueError(f'generator_kwargs must be a JSON object of {name} arguments like {{"num_block": 24}}, got {kwargs!r}')
+    params = inspect.signature(GENERATORS[name]).parameters
+    for k, v in kwargs.items():
+        if k not in params:
+            raise ValueError(f'generator_kwargs: {name} takes no argument {k!r}; its arguments are {", ".join(params)}')
+        kind = _argument_kind(params[k].annotation, params[k].default)
+        ok = kind is None or (isinstance(v, kind) and not (isinstance(v, bool) and kind is not bool)) or \
+             (kind is float and isinstance(v, int) and not isinstance(v, bool)) or (kind is tuple and isinstance(v, list))
+        if not ok:
+            raise ValueError(f'generator_kwargs: {name} argument {k} must be {kind.__name__} (default {params[k].default!r}), got {v!r}')
+    what = f'{name} with generator_kwargs {kwargs}' if kwargs else name
+    try:
+        with torch.device('meta'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')                  # e.g. "Initializing zero-element tensors is a no-op"
+            model = build_generator(name, **kwargs)
+            out = model(torch.empty(1, 3, 32, 32)).shape
+    except (TypeError, ValueError, RuntimeError, AssertionError, ZeroDivisionError, IndexError) as e:
+        raise ValueError(f'{what} cannot be built: {str(e).splitlines()[0] if str(e) else type(e).__name__}; '
+                         'check the values in generator_kwargs') from None
+    if tuple(out) != (1, 3, 128, 128):
+        raise ValueError(f'{what} turns a 3x32x32 LQ into {"x".join(map(str, out[1:]))}, not 3x128x128: the task is x4 '
+                         'super-resolution of RGB faces; leave upscale, num_in_ch and num_out_ch at their defaults')
+    if cap is None: return count_params(model)
+    try: return check_param_budget(model, cap)
+    except ValueError as e: raise ValueError(f'{what}: {e}') from None
+
+
+# %%
+test_eq(check_generator('msrresnet'), 1_517_571)
+test_eq(check_generator('msrresnet', {'num_feat': 8, 'num_block': 1}), 6_867)
+for name_, kw, msg in [('msrresnett', {}, "unknown generator 'msrresnett'; valid names: msrresnet"),
+                       ('msrresnet', [1, 2], 'generator_kwargs must be a JSON object'),
+                       ('msrresnet', {'num_fet': 8}, "takes no argument 'num_fet'; its arguments are num_in_ch"),
+                       ('msrresnet', {'num_feat': 'big'}, "argument num_feat must be int (default 64), got 'big'"),
+                       ('msrresnet', {'num_feat': 8.5}, 'num_feat must be int'),
+                       ('msrresnet', {'num_feat': -4}, "msrresnet with generator_kwargs {'num_feat': -4} cannot be built"),
+                       ('msrresnet', {'upscale': 2}, 'not 3x128x128: the task is x4'),
+                       ('msrresnet', {'num_feat': 128}, 'trainable parameters, over the cap of 2,276,356')]:
+    test_fail(lambda: check_generator(name_, kw), contains=msg)
+test_eq(check_generator('msrresnet', {'num_feat': 128}, cap=None), 6_057_987)
 
 # %% [markdown]
 # Exact counts at the registered defaults, all under the cap. Models are built on the `meta` device: shapes

@@ -9,8 +9,11 @@
 #| export
 from __future__ import annotations
 
+import errno
 import math
 import os
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,6 +30,7 @@ from blindsr.models import GENERATORS, build_generator
 #| hide
 import tempfile
 import warnings
+from unittest import mock
 
 from fastcore.test import test_eq, test_fail, test_close
 
@@ -59,6 +63,7 @@ def tiny_net(seed=0, **kw):
 WEIGHTS_FORMAT = 'blindsr-weights'        # `format` of a weights file (export_weights)
 CHECKPOINT_FORMAT = 'blindsr-checkpoint'  # `format` of a training checkpoint (save_checkpoint)
 LAST_CHECKPOINT = 'last.ckpt'             # the trainer's checkpoint in its out_dir (what a rerun resumes)
+PREVIOUS_CHECKPOINT = 'previous.ckpt'     # the checkpoint before it, kept whole while the next one is written
 BEST_WEIGHTS = 'best.pt'                  # the trainer's best validated weights
 FINAL_WEIGHTS = 'final.pt'                # the trainer's weights at the end of the run
 
@@ -69,6 +74,18 @@ DEFAULT_RECORD = WEIGHTS_DIR / 'blindsr_default.json'    # how they were trained
 
 class CheckpointError(RuntimeError):
     "A checkpoint or weights file that cannot be used; the message names it and says what to do."
+
+
+class UnreadableCheckpointError(CheckpointError):
+    "A file that does not load at all (empty, cut short, not a torch file); the message says which."
+
+
+class DiskFullError(OSError):
+    "The disk filled up while a file was written; the file it was to replace is left whole. The message says what to free."
+    def __init__(self, msg: str):
+        super().__init__(errno.ENOSPC, msg)
+
+    def __str__(self) -> str: return self.strerror
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -94,11 +111,45 @@ if not DEFAULT_WEIGHTS.exists(): test_fail(default_weights, contains='never ship
 #
 # A checkpoint is written to a temporary file beside its destination, flushed to the disk, and renamed over the
 # old one: a crash or a kill in the middle leaves the previous file whole, never half a file under the real name.
+# A training checkpoint keeps one more: the file it replaces stays as `previous` (a hard link made before the
+# rename, so at every moment both names hold a whole checkpoint; a rename where links are not allowed), and a
+# reader falls back to it when the newer one turns out unreadable. A full disk is an error that says how much the
+# file needed, how much is free, and that the old file is untouched.
 
 # %%
 #| export
+def _tensor_bytes(obj) -> int:
+    "Bytes of the tensors in a nested dict/list: roughly what torch.save writes."
+    if isinstance(obj, torch.Tensor): return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping): return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)): return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _keep_as(path: Path, previous: Path) -> None:
+    "Make `previous` the file now at `path` (a hard link, atomically renamed into place; else a rename)."
+    link = previous.with_name(f'.{previous.name}.{os.getpid()}.tmp')
+    try:
+        if link.exists(): link.unlink()
+        os.link(path, link)
+        os.replace(link, previous)
+    except OSError:
+        if link.exists(): link.unlink()
+        os.replace(path, previous)
+
+
+def _sync_folder(folder: Path) -> None:
+    "fsync a folder, so that renames in it survive a power cut (where the platform allows it)."
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+    except OSError: pass
+
+
 def atomic_save(obj: Any,  # what torch.save can write (tensors, dicts, numbers, strings)
                 path: PathLike,  # the destination; its folder is created
+                previous: PathLike | None = None,  # keep the file `path` replaces under this name (None: drop it)
                ) -> Path:
     "torch.save to a temporary file beside `path`, fsync, then rename over it (the old file survives any failure)."
     path = Path(path)
@@ -108,7 +159,17 @@ def atomic_save(obj: Any,  # what torch.save can write (tensors, dicts, numbers,
         with open(tmp_path, 'wb') as f:
             torch.save(obj, f)
             f.flush(); os.fsync(f.fileno())
+        if previous is not None and path.exists(): _keep_as(path, Path(previous))
         os.replace(tmp_path, path)
+        _sync_folder(path.parent)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+        if tmp_path.exists(): tmp_path.unlink()
+        free = shutil.disk_usage(path.parent).free
+        raise DiskFullError(f'no space left on the disk of {path.parent} to write {path.name} (it needs about '
+                            f'{_tensor_bytes(obj) / 1e6:.0f} MB, {free / 1e6:.0f} MB are free); '
+                            f'{path.name if path.exists() else "nothing"} was left as it was. Free space on that disk '
+                            '(e.g. old runs and their .ckpt / .pt files) and try again') from e
     finally:
         if tmp_path.exists(): tmp_path.unlink()
     return path
@@ -121,6 +182,23 @@ test_eq(sorted(p.name for p in (tmp/'a').iterdir()), ['x.pt'])               # n
 test_fail(lambda: atomic_save({'x': lambda: 0}, tmp/'a'/'x.pt'))             # a failed write (a lambda does not pickle) …
 test_eq(torch.load(tmp/'a'/'x.pt', weights_only=True)['params']['w'], torch.ones(2))   # … leaves the old file
 test_eq(sorted(p.name for p in (tmp/'a').iterdir()), ['x.pt'])
+
+# %% [markdown]
+# With `previous`, the replaced file is kept; a full disk (simulated: the write raises `ENOSPC` half-way) leaves
+# both files as they were and says what to free:
+
+# %%
+atomic_save({'params': {'w': torch.full((2,), 2.0)}}, tmp/'a'/'x.pt', previous=tmp/'a'/'x.prev')
+test_eq([torch.load(tmp/'a'/n, weights_only=True)['params']['w'][0].item() for n in ('x.pt', 'x.prev')], [2.0, 1.0])
+def full_disk(obj, f):
+    f.write(b'half a checkpoint'); raise OSError(errno.ENOSPC, 'No space left on device')
+with mock.patch('torch.save', full_disk):
+    test_fail(lambda: atomic_save({'params': {'w': torch.zeros(10**6)}}, tmp/'a'/'x.pt', previous=tmp/'a'/'x.prev'),
+              contains='no space left on the disk of')
+    try: atomic_save({'params': {'w': torch.zeros(10**6)}}, tmp/'a'/'x.pt')
+    except DiskFullError as e: print(e); assert 'needs about 4 MB' in str(e) and 'x.pt was left as it was' in str(e)
+test_eq([torch.load(tmp/'a'/n, weights_only=True)['params']['w'][0].item() for n in ('x.pt', 'x.prev')], [2.0, 1.0])
+test_eq(sorted(p.name for p in (tmp/'a').iterdir()), ['x.prev', 'x.pt'])    # no temporary file left behind
 
 
 # %% [markdown]
@@ -136,6 +214,26 @@ def _is_state_dict(obj) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def unreadable_reason(path: Path,  # a file torch.load failed on
+                      e: Exception,  # what it raised
+                     ) -> str:
+    "What is wrong with a file torch cannot load, as far as its bytes tell: empty, cut short, not a torch file, …"
+    size = path.stat().st_size
+    if size == 0: return 'it is empty (0 bytes), as a save or a copy that never wrote anything leaves it'
+    with open(path, 'rb') as f: head = f.read(8)
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    if head.startswith(b'PK\x03\x04'):
+        if not zipfile.is_zipfile(path):
+            return (f'it is cut short: a torch file of {size:,} bytes without its end, as a crash during the save or '
+                    'an interrupted copy leaves it')
+        if 'weights only' in str(e).lower():
+            return 'it holds Python objects other than tensors and plain values, which blindsr does not load (weights_only)'
+        return f'a torch file that does not load ({type(e).__name__}: {msg})'
+    if head[:1] == b'\x80':
+        return f'an old-style torch (pickle) file that does not load, probably cut short ({type(e).__name__}: {msg})'
+    return f'it is not a torch file (it begins with {head!r}; {type(e).__name__})'
+
+
 def load_checkpoint(path: PathLike,  # a weights file, a training checkpoint, a BasicSR .pth or a bare state dict
                     map_location='cpu',
                    ) -> dict:  # the file's dict; a bare state dict comes back as {'params': state_dict}
@@ -146,10 +244,7 @@ def load_checkpoint(path: PathLike,  # a weights file, a training checkpoint, a 
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        size = path.stat().st_size
-        why = 'it is empty' if size == 0 else f'{type(e).__name__}: {str(e)[:160]}'
-        raise CheckpointError(f'{path} is not a readable checkpoint ({why}); it may be truncated by a crash or not a '
-                              'torch file: point to another file') from e
+        raise UnreadableCheckpointError(f'{path} is not a readable checkpoint: {unreadable_reason(path, e)}') from e
     if _is_state_dict(ck): return {'params': ck}
     if not isinstance(ck, dict) or not any(isinstance(ck.get(k), Mapping) for k in ('params', 'params_ema')):
         keys = ', '.join(map(str, ck))[:200] if isinstance(ck, dict) else type(ck).__name__
@@ -438,9 +533,13 @@ test_fail(lambda: load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': 
 test_fail(lambda: load_generator(tmp/'nope.pt'), contains='nope.pt')
 test_fail(lambda: load_generator(tmp), contains='is a folder')
 (tmp/'cut.pt').write_bytes((tmp/'w16.pt').read_bytes()[:300])
-test_fail(lambda: load_generator(tmp/'cut.pt'), contains='cut.pt is not a readable checkpoint')
+test_fail(lambda: load_generator(tmp/'cut.pt'), contains='cut.pt is not a readable checkpoint: it is cut short')
 (tmp/'empty.pt').write_bytes(b'')
-test_fail(lambda: load_generator(tmp/'empty.pt'), contains='it is empty')
+test_fail(lambda: load_generator(tmp/'empty.pt'), contains='it is empty (0 bytes)')
+(tmp/'notes.pt').write_text('my notes')
+test_fail(lambda: load_generator(tmp/'notes.pt'), contains="it is not a torch file (it begins with b'my notes'")
+torch.save({'params': {'w': torch.ones(1)}, 'when': Path('x')}, tmp/'objects.pt')
+test_fail(lambda: load_generator(tmp/'objects.pt'), contains='holds Python objects other than tensors')
 torch.save({'weights': 1}, tmp/'other.pt')
 test_fail(lambda: load_generator(tmp/'other.pt'), contains='other.pt holds no generator weights')
 
@@ -450,10 +549,13 @@ test_fail(lambda: load_generator(tmp/'other.pt'), contains='other.pt holds no ge
 # The trainer's `last.ckpt` holds everything a run needs to go on exactly where it stopped: the generator and its
 # EMA, the optimisers and the gradient scaler (and the discriminator's, in the GAN phase), the step, the minutes
 # trained, the best validation PSNR and `asdict(cfg)` — plain tensors and Python values, so it reads with
-# `weights_only=True`. `save_checkpoint` writes it atomically, marked as a training checkpoint;
-# `read_training_checkpoint` reads it back for a resume, refusing a weights file (start from those with
-# `init_from`) and a checkpoint of another generator. Keys that older versions wrote and nothing needs any more
-# are dropped on reading: `ema_updates`, the EMA's update count, was always equal to `step`.
+# `weights_only=True`. `save_checkpoint` writes it atomically, marked as a training checkpoint,
+# and keeps the one it replaces as `previous.ckpt`; `read_training_checkpoint` reads one back for a resume,
+# refusing a weights file (start from those with `init_from`) and a checkpoint of another generator;
+# `latest_training_checkpoint` picks what a rerun resumes: `last.ckpt`, or `previous.ckpt` — saying so — when
+# `last.ckpt` is missing or unreadable (a kill between two renames, a disk that lost the end of the file). Keys
+# that older versions wrote and nothing needs any more are dropped on reading: `ema_updates`, the EMA's update
+# count, was always equal to `step`.
 
 # %%
 #| export
@@ -462,9 +564,13 @@ RETIRED_CHECKPOINT_KEYS = ('ema_updates',)   # written by earlier versions, igno
 
 def save_checkpoint(path: PathLike,  # e.g. out_dir/last.ckpt
                     state: Mapping,  # the training state: arch, arch_kwargs, params, params_ema, opt_g, scaler, step, …
+                    previous: PathLike | None = None,  # keep the checkpoint it replaces here (default: PREVIOUS_CHECKPOINT beside it)
+                    keep_previous: bool = True,  # False: replace the checkpoint (e.g. one of the same step) without keeping it
                    ) -> Path:
-    "Write a training checkpoint atomically, marked with CHECKPOINT_FORMAT."
-    return atomic_save({'format': CHECKPOINT_FORMAT, **state}, path)
+    "Write a training checkpoint atomically, marked with CHECKPOINT_FORMAT; the one it replaces becomes `previous`."
+    path = Path(path)
+    keep = (previous or path.with_name(PREVIOUS_CHECKPOINT)) if keep_previous else None
+    return atomic_save({'format': CHECKPOINT_FORMAT, **state}, path, keep)
 
 
 def read_training_checkpoint(path: PathLike,  # a training checkpoint (save_checkpoint)
@@ -476,9 +582,31 @@ def read_training_checkpoint(path: PathLike,  # a training checkpoint (save_chec
     ck = load_checkpoint(path, map_location=device)
     if ck.get('format') != CHECKPOINT_FORMAT:
         raise CheckpointError(f'{path} is a weights file, not a training checkpoint; use init_from= to start from it')
-    check_same_arch(path, ck, arch, arch_kwargs, fix='use another out_dir, or resume=False to start afresh')
+    check_same_arch(path, ck, arch, arch_kwargs, fix='use another out_dir, or start afresh in this one with overwrite=True (--overwrite)')
     for k in RETIRED_CHECKPOINT_KEYS: ck.pop(k, None)
     return ck
+
+
+def latest_training_checkpoint(folder: PathLike,  # a run's folder (out_dir)
+                               arch: str,  # the generator this run trains …
+                               arch_kwargs: Mapping,  # … and its constructor overrides
+                               device: str | torch.device = 'cpu',
+                               log=print,  # says when it falls back to previous.ckpt
+                               fix: str = 'resume from another checkpoint, or start afresh in another folder',
+                              ) -> tuple[Path, dict] | None:  # (file, its dict), or None when the folder has neither
+    "last.ckpt, or previous.ckpt when last.ckpt is missing or unreadable (said by `log`); CheckpointError if neither reads."
+    folder = Path(folder)
+    last, prev = folder / LAST_CHECKPOINT, folder / PREVIOUS_CHECKPOINT
+    if not last.exists() and not prev.exists(): return None
+    problems = []
+    for path in (last, prev):
+        if not path.exists():
+            problems.append(f'{path} is missing'); continue
+        try: ck = read_training_checkpoint(path, arch, arch_kwargs, device)
+        except UnreadableCheckpointError as e: problems.append(str(e)); continue
+        if problems: log(f'{"; ".join(problems)}. Resuming from {path} (step {ck["step"]}) instead.')
+        return path, ck
+    raise CheckpointError(f'{"; ".join(problems)}; no readable checkpoint is left in {folder}: {fix}')
 
 
 # %%
@@ -493,6 +621,30 @@ test_eq('ema_updates' in read_training_checkpoint(tmp/'run'/'old.ckpt', 'msrresn
 test_fail(lambda: read_training_checkpoint(tmp/'run'/'last.ckpt', 'msrresnet', {}), contains='use another out_dir')
 export_weights(tmp/'run'/'best.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1})
 test_fail(lambda: read_training_checkpoint(tmp/'run'/'best.pt', 'msrresnet', {}), contains='use init_from=')
+
+# %% [markdown]
+# Each save keeps the checkpoint before it; a cut-short `last.ckpt` falls back to it, with a message, and a run
+# whose two checkpoints are both gone stops and says so:
+
+# %%
+arch = ('msrresnet', {'num_feat': 8, 'num_block': 1})
+run = tmp/'rot'
+save_checkpoint(run/'last.ckpt', {**state, 'step': 10}); save_checkpoint(run/'last.ckpt', {**state, 'step': 20})
+test_eq([load_checkpoint(run/n)['step'] for n in ('last.ckpt', 'previous.ckpt')], [20, 10])
+test_eq(sorted(p.name for p in run.iterdir()), ['last.ckpt', 'previous.ckpt'])
+path, ck = latest_training_checkpoint(run, *arch); test_eq((path.name, ck['step']), ('last.ckpt', 20))
+(run/'last.ckpt').write_bytes((run/'last.ckpt').read_bytes()[:1000])          # a disk that lost the end of it
+said = []
+path, ck = latest_training_checkpoint(run, *arch, log=said.append)
+test_eq((path.name, ck['step']), ('previous.ckpt', 10))
+print(said[0]); assert 'last.ckpt is not a readable checkpoint: it is cut short' in said[0] and 'Resuming from' in said[0]
+(run/'last.ckpt').unlink()
+test_eq(latest_training_checkpoint(run, *arch, log=said.append)[1]['step'], 10)   # a kill between the two renames
+(run/'previous.ckpt').write_bytes(b'')
+test_fail(lambda: latest_training_checkpoint(run, *arch), contains='no readable checkpoint is left in')
+test_eq(latest_training_checkpoint(tmp/'nothing', *arch), None)
+save_checkpoint(run/'last.ckpt', {**state, 'step': 30})
+test_fail(lambda: latest_training_checkpoint(run, 'msrresnet', {}), contains='holds the generator msrresnet')   # not a fall-back case
 
 
 # %% [markdown]

@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -166,6 +169,27 @@ class Draws:
 
 # %%
 #| export
+def ignore_interrupts(worker_id: int = 0) -> None:
+    "A DataLoader worker's start: leave Ctrl-C to the main process, which saves a checkpoint and stops the workers."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def without_sharing_errors(hook: Callable) -> Callable:
+    "`hook` (a sys.excepthook) that drops the errors of multiprocessing's handle-sharing thread when a worker leaves."
+    # at Ctrl-C the main process stops its DataLoader workers while one may be fetching a shared tensor's handle from
+    # it; the sharing thread (named 'Thread-N (_serve)') then prints a ConnectionResetError traceback — nothing is lost
+    def quiet(kind, value, tb):
+        if issubclass(kind, (ConnectionError, EOFError)) and threading.current_thread().name.endswith('(_serve)'): return
+        hook(kind, value, tb)
+    quiet.without_sharing_errors = True
+    return quiet
+
+
+def quiet_handle_sharing() -> None:
+    "In this process, drop the traceback of multiprocessing's handle-sharing thread when a worker leaves mid-handshake."
+    if not getattr(sys.excepthook, 'without_sharing_errors', False): sys.excepthook = without_sharing_errors(sys.excepthook)
+
+
 class DegradedFaces(torch.utils.data.Dataset):
     "Items keyed (face index, step, slot, flip) -> (hq (3,H,W), lq (3,H/4,W/4)) uint8 tensors, degraded on the CPU."
     def __init__(self, faces: HQFaces, preset: str, rng: StepRNG):
@@ -217,6 +241,18 @@ test_eq(len(keys), 2); test_eq([k[1] for k in keys[0]], [5] * 4); test_eq([k[2] 
 hq0, lq0 = dfaces[keys[0][0]]
 test_eq((hq0.shape, lq0.shape, lq0.dtype), ((3, 64, 64), (3, 16, 16), torch.uint8))
 test_eq(dfaces[keys[0][0]][1], lq0)                                               # a key always gives the same LQ
+
+# %% [markdown]
+# At Ctrl-C a worker may be stopped while it fetches a shared tensor's handle from the main process; the traceback
+# that multiprocessing's sharing thread would print about it is dropped, any other thread's error is not:
+
+# %%
+seen = []
+hook = without_sharing_errors(lambda kind, value, tb: seen.append((threading.current_thread().name, kind.__name__)))
+for name in ('Thread-9 (_serve)', 'Thread-9 (work)'):
+    t = threading.Thread(target=lambda: hook(ConnectionResetError, ConnectionResetError(104, 'reset'), None), name=name)
+    t.start(); t.join()
+test_eq(seen, [('Thread-9 (work)', 'ConnectionResetError')])
 
 
 # %% [markdown]
@@ -351,7 +387,9 @@ class TrainBatches:
         # running can deadlock), so they get the file list and decode on their own instead of a copy of the cache
         faces = self.faces if workers == 0 else HQFaces(self.faces.files, cache=False, progress=False)
         sampler = StepBatches(len(self.faces), cfg.batch_size, self.rng, start, stop, self.world, cfg.hflip)
-        extra = dict(multiprocessing_context='spawn', persistent_workers=True, prefetch_factor=4) if workers else {}
+        extra = dict(multiprocessing_context='spawn', persistent_workers=True, prefetch_factor=4,
+                     worker_init_fn=ignore_interrupts) if workers else {}   # Ctrl-C: one line from the main process
+        if workers: quiet_handle_sharing()
         loader = torch.utils.data.DataLoader(DegradedFaces(faces, cfg.preset, self.rng), batch_sampler=sampler,
                                              num_workers=workers, pin_memory=self.device.type == 'cuda', **extra)
         for hq, lq in loader: yield self._to_device(hq), self._to_device(lq)

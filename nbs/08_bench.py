@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blindsr.cli import parse_value
-from blindsr.core import PathLike, img_to_tensor, tensor_to_img
+from blindsr.cli import (USER_ERRORS, ConfigError, HelpFormatter, UserError, check_output_dir, check_output_file, examples,
+                         non_negative_int, parse_value, positive_float, positive_int, read_manifest, run_cli, write_manifest)
+from blindsr.core import PathLike, img_to_tensor, list_images, tensor_to_img
 from blindsr.device import amp_dtype, device_name, get_device, grad_scaler, model_device, synchronize
 from blindsr.samples import synthetic_batch, synthetic_faces
 from blindsr.degradation import degrade_batch, degrade_image, get_preset, sample
@@ -33,13 +34,17 @@ from blindsr.models import GENERATORS, build_generator, count_params, generator_
 from blindsr.metrics import bicubic_baseline, image_set, psnr_tensor
 from blindsr.inference import (CLI_ERRORS, TTA_MODES, add_generator_args, forward_tta, generator_from_args, tta_transform,
                                tta_untransform)
-from blindsr.train import RunLog, TrainConfig, Trainer
+from blindsr.checkpoint import CheckpointError
+from blindsr.train import NonFiniteLossError, RunLog, TrainConfig, Trainer
 
 # %%
 #| hide
 import os
 from fastcore.test import test_close, test_eq, test_fail
 from blindsr.core import write_png
+from blindsr.checkpoint import DEFAULT_WEIGHTS, load_generator, weights_info
+from blindsr.inference import validate
+from blindsr.samples import sample_faces
 
 
 # %% [markdown]
@@ -618,10 +623,6 @@ def tta_table(res: dict[str, float]) -> str:
 # yourself for 1,500. What it and the shipped generator measured is in the results section.
 
 # %%
-from blindsr.checkpoint import load_generator
-from blindsr.core import list_images
-from blindsr.inference import validate
-from blindsr.samples import sample_faces
 
 tmpt = Path(tempfile.mkdtemp())
 quick = bool(os.environ.get('IN_TEST'))
@@ -663,10 +664,11 @@ def compare_recipes(faces: PathLike,  # folder of HQ faces (e.g. ffhq200/gt-jpg9
     "Train each recipe for `minutes` on the same data and validation set; write recipes.png and recipes.json."
     out_dir = Path(out_dir)
     results = {}
-    for name in recipes:
-        cfg = recipe_config(name, faces, device, **{'val_holdout': val_holdout, 'time_budget_min': minutes, 'iters': None,
-                                                    'out_dir': str(out_dir / name), 'val_every': 10 ** 9,
-                                                    'val_every_min': val_every_min, 'ckpt_every': 10 ** 9, **overrides})
+    cfgs = {name: recipe_config(name, faces, device, **{'val_holdout': val_holdout, 'time_budget_min': minutes, 'iters': None,
+                                                         'out_dir': str(out_dir / name), 'val_every': 10 ** 9,
+                                                         'val_every_min': val_every_min, 'ckpt_every': 10 ** 9, **overrides})
+            for name in recipes}                        # every recipe's config checked before the first one trains
+    for name, cfg in cfgs.items():
         results[name] = Trainer(cfg).fit()
         results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog.read(out_dir / name / 'val.csv')]
     (out_dir / 'recipes.json').write_text(json.dumps(results, indent=1))
@@ -938,7 +940,6 @@ print(generators_table(bench_generators(device='cpu', iters=3, warmup=1)))
 
 # %%
 #| slow
-from blindsr.checkpoint import DEFAULT_WEIGHTS, weights_info
 
 ffhq = next((Path(r) for r in (os.environ.get('BLINDSR_FFHQ200', ''), '../shared/data/ffhq200', '../../shared/data/ffhq200')
              if r and (Path(r)/'lq2024-ref').is_dir()), None)
@@ -1014,9 +1015,33 @@ test_eq(config_overrides(['compile=off', 'hflip=false', 'degrade-mix=8', 'lr=1e-
 test_fail(lambda: config_overrides(['batchsize=8']), contains='not a TrainConfig field')
 test_fail(lambda: config_overrides(['hflip=maybe']), contains='expected true or false')
 
+# %% [markdown]
+# Every number a subcommand takes is checked by its flag's type, every list of names against the valid names,
+# `--set` values by `TrainConfig`'s own checks (for every recipe the subcommand runs), and every input and output
+# (`FACES`, `--faces`, `--json`, `--out-dir`, `--device`) before anything is measured; a mistake is one line and
+# exit code 2 (`blindsr.cli.run_cli`).
 
 # %%
 #| export
+BENCH_EXAMPLES = {
+    'speed': [('seconds on any machine: does everything run?', 'blindsr_bench speed --smoke --device cpu'),
+              ('degradation and end-to-end training on your faces, saved as JSON',
+               'blindsr_bench speed --parts degradation training --faces data/train/GT --json speed.json')],
+    'generators': [('every generator on the best device', 'blindsr_bench generators'),
+                   ('two generators in fp16, as on a T4', 'blindsr_bench generators msrresnet plksr --amp on --amp-dtype fp16')],
+    'tta': [('what each test-time transform is worth for your weights',
+             'blindsr_bench tta data/val/LQ data/val/GT --ckpt runs/blindsr/best.pt'),
+            ("on a run's own held-out faces",
+             'blindsr_bench tta runs/blindsr/val_lq_ai6126_2024 runs/blindsr/val_gt --ckpt runs/blindsr/final.pt --last 20')],
+    'breakdown': [('where a training step spends its time', 'blindsr_bench breakdown data/train/GT --steps 24'),
+                  ('the same with torch.compile, saved as JSON',
+                   'blindsr_bench breakdown data/train/GT --set compile=on --json breakdown.json')],
+    'recipes': [('the handed-out recipe against the default, 5 minutes each',
+                 'blindsr_bench recipes data/train/GT --minutes 5 --out-dir runs/recipes'),
+                ('two recipes, eager', 'blindsr_bench recipes data/train/GT --recipes blindsr_default blindsr_deep --set compile=off')],
+}
+
+
 def _write_json(path: PathLike, data) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1024,16 +1049,39 @@ def _write_json(path: PathLike, data) -> Path:
     return path
 
 
+def _checked_overrides(pairs: list[str] | None, recipes: Iterable[str], **measurement) -> dict:
+    "--set's TrainConfig overrides, each checked by TrainConfig with every recipe the subcommand runs (UserError if not)."
+    overrides = config_overrides(pairs)
+    for name in recipes:
+        try: TrainConfig(**{**RECIPES[name], 'iters': 1, **measurement, **overrides})
+        except ConfigError as e:
+            where = f'--set {e.field}' if e.field in overrides else '--set'
+            raise UserError(f'{where}: {e}' + (f' (with the recipe {name})' if RECIPES[name] else '')) from None
+    return overrides
+
+
+def _faces(folder: PathLike | None, flag: str) -> list[Path]:
+    "The images of a FACES folder, or a UserError naming the flag."
+    if folder is None: return []
+    try: return list_images(folder)
+    except FileNotFoundError as e: raise UserError(f'{flag}: {e}') from None
+
+
+def _device(device: str | None) -> None:
+    "Refuse a --device this machine does not have, naming the flag."
+    if device is None: return
+    try: get_device(device)
+    except (RuntimeError, ValueError) as e: raise UserError(f'--device {device}: {e}') from None
+
+
 def _generators_command(a: argparse.Namespace, argv: list[str] | None) -> int:
     "blindsr_bench generators: the table of bench_generators, and its rows as JSON."
     amp = {None: None, 'both': (False, True), 'on': True, 'off': False}[a.amp]
-    try:
-        rows = bench_generators(a.names or None, device=a.device, amp=amp, batch=a.batch, size=a.size, iters=a.iters,
-                                warmup=a.warmup, train=False if a.no_train else None, channels_last=not a.no_channels_last,
-                                amp_dtype_override={None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[a.amp_dtype])
-    except (KeyError, ValueError, RuntimeError) as e:
-        print(f'blindsr_bench generators: error: {e.args[0] if isinstance(e, KeyError) else e}', file=sys.stderr)
-        return 2
+    _device(a.device)
+    if a.json: check_output_file(a.json, [], '--json')
+    rows = bench_generators(a.names or None, device=a.device, amp=amp, batch=a.batch, size=a.size, iters=a.iters,
+                            warmup=a.warmup, train=False if a.no_train else None, channels_last=not a.no_channels_last,
+                            amp_dtype_override={None: None, 'bf16': torch.bfloat16, 'fp16': torch.float16}[a.amp_dtype])
     print(generators_table(rows))
     if a.json:
         out = _write_json(a.json, {'torch': torch.__version__, 'date': time.strftime('%Y-%m-%d %H:%M:%S'),
@@ -1044,77 +1092,57 @@ def _generators_command(a: argparse.Namespace, argv: list[str] | None) -> int:
 
 def _tta_command(a: argparse.Namespace) -> int:
     "blindsr_bench tta: the tables of bench_tta for a generator on an LQ/GT pair of folders."
-    try:
-        stems = None
-        if a.last:
-            lq = image_set(a.lq)
-            stems = [s for s in image_set(a.gt) if s in lq][-a.last:]
-        res = bench_tta(generator_from_args(a), a.lq, a.gt, stems, a.batch, a.amp)
-    except CLI_ERRORS as e:
-        print(f'blindsr_bench tta: error: {e}', file=sys.stderr)
-        return 2
+    _device(a.device)
+    if a.json: check_output_file(a.json, [a.lq, a.gt, *([a.weights] if a.weights else [])], '--json')
+    stems = None
+    if a.last:
+        lq = image_set(a.lq)
+        stems = [s for s in image_set(a.gt) if s in lq][-a.last:]
+    res = bench_tta(generator_from_args(a), a.lq, a.gt, stems, a.batch, a.amp)
     print(tta_table(res))
     if a.json: _write_json(a.json, res)
     return 0
 
 
-def bench_cli(argv: list[str] | None = None) -> int:
-    "blindsr_bench speed | generators | tta | breakdown | recipes: one command for every benchmark."
-    ap = argparse.ArgumentParser(prog='blindsr_bench', description=bench_cli.__doc__)
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    sp = sub.add_parser('speed', help='degradation, generator and end-to-end training throughput')
-    sp.add_argument('--device'); sp.add_argument('--smoke', action='store_true', help='tiny sizes: seconds on a CPU')
-    sp.add_argument('--faces', help='HQ faces for the end-to-end part (default: synthetic)')
-    sp.add_argument('--generators', nargs='*', help='generator names (default: all)')
-    sp.add_argument('--parts', nargs='*', default=['degradation', 'generators', 'training'])
-    sp.add_argument('--json', help='write the results here')
-    gp = sub.add_parser('generators', help='forward and training-step speed of each generator, on random inputs')
-    gp.add_argument('names', nargs='*', help=f'generators (default: all: {", ".join(GENERATORS)})')
-    gp.add_argument('--device', default=None, help="'cpu', 'cuda', 'cuda:1' … (default: the best available)")
-    gp.add_argument('--batch', type=int, default=None, help='images per step (default: 16 on CUDA, 1 on CPU)')
-    gp.add_argument('--size', type=int, default=128, help='LQ side (default: 128)')
-    gp.add_argument('--iters', type=int, default=None, help='timed iterations (default: 20 on CUDA, 3 on CPU)')
-    gp.add_argument('--warmup', type=int, default=None, help='untimed iterations (default: 5 on CUDA, 1 on CPU)')
-    gp.add_argument('--amp', choices=['both', 'on', 'off'], default=None,
-                    help='mixed precision rows (default: both on CUDA, off on CPU)')
-    gp.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default=None,
-                    help='force the autocast dtype (default: bf16 on sm_80+, fp16 below; fp16 mimics a T4)')
-    gp.add_argument('--no-train', action='store_true', help='forward only, no training step')
-    gp.add_argument('--no-channels-last', action='store_true', help='keep the contiguous (NCHW) memory format')
-    gp.add_argument('--json', default=None, metavar='PATH', help='also write the rows as JSON')
-    tp = sub.add_parser('tta', help='PSNR of each test-time transform alone and of the TTA modes, on LQ/GT folders')
-    tp.add_argument('lq', help='LQ folder (or zip), images of one size'); tp.add_argument('gt', help='GT folder, same stems')
-    tp.add_argument('--last', type=int, default=None, metavar='N', help="only the last N stems (a run's held-out faces)")
-    add_generator_args(tp)
-    tp.add_argument('--batch', type=int, default=8, help='images per forward pass (default 8)')
-    tp.add_argument('--amp', default=None, choices=['off', 'bf16', 'fp16'], help='autocast (default: off, float32)')
-    tp.add_argument('--json', default=None, metavar='PATH', help='also write the scores as JSON')
-    bp = sub.add_parser('breakdown', help='where a training step spends its time: host and device, degradation and step')
-    bp.add_argument('faces'); bp.add_argument('--steps', type=int, default=16); bp.add_argument('--device')
-    bp.add_argument('--recipe', default='blindsr_default', choices=list(RECIPES)); bp.add_argument('--json')
-    rp = sub.add_parser('recipes', help='train recipes for equal wall-clock and plot validation PSNR')
-    rp.add_argument('faces'); rp.add_argument('--minutes', type=float, default=5.0)
-    rp.add_argument('--out-dir', default='runs/recipes'); rp.add_argument('--device')
-    rp.add_argument('--recipes', nargs='*', default=['basicsr_handout', 'blindsr_default'], choices=list(RECIPES)); rp.add_argument('--val-holdout', type=int, default=20)
-    rp.add_argument('--val-every-min', type=float, default=0.25)
-    for p in (sp, bp, rp):
-        p.add_argument('--set', action='append', metavar='KEY=VALUE', help='a TrainConfig field for every training run (repeatable)')
-    a = ap.parse_args(argv)
-    if a.cmd == 'generators': return _generators_command(a, argv)
-    if a.cmd == 'tta': return _tta_command(a)
-    try: overrides = config_overrides(a.set)
-    except ValueError as e: ap.error(str(e))
-    if a.cmd == 'breakdown':
-        r = step_breakdown(a.faces, a.recipe, a.steps, a.device, **overrides)
-        print(breakdown_table(r))
-        if a.json: Path(a.json).write_text(json.dumps(r, indent=1))
-        return 0
-    if a.cmd == 'speed':
-        res = bench_speed(a.device, a.smoke, a.faces, a.generators, tuple(a.parts), train_overrides=overrides)
-        print(speed_table(res))
-        if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
-        return 0
-    res = compare_recipes(a.faces, a.minutes, a.out_dir, tuple(a.recipes), a.val_holdout, a.val_every_min, a.device, **overrides)
+def _breakdown_command(a: argparse.Namespace) -> int:
+    "blindsr_bench breakdown: where a training step's time goes."
+    _faces(a.faces, 'FACES')
+    overrides = _checked_overrides(a.set, [a.recipe])
+    _device(a.device)
+    if a.json: check_output_file(a.json, [a.faces], '--json')
+    r = step_breakdown(a.faces, a.recipe, a.steps, a.device, **overrides)
+    print(breakdown_table(r))
+    if a.json: _write_json(a.json, r)
+    return 0
+
+
+def _speed_command(a: argparse.Namespace) -> int:
+    "blindsr_bench speed: degradation, generators and end-to-end training."
+    smoke_fields = dict(batch_size=2, generator_kwargs={'num_feat': 8, 'num_block': 1}) if a.smoke else {}
+    overrides = _checked_overrides(a.set, ['blindsr_default', 'basicsr_handout'], **smoke_fields)
+    if 'training' in a.parts and a.faces is not None: _faces(a.faces, '--faces')
+    _device(a.device)
+    if a.json: check_output_file(a.json, [a.faces] if a.faces else [], '--json')
+    res = bench_speed(a.device, a.smoke, a.faces, a.generators, tuple(a.parts), train_overrides=overrides)
+    print(speed_table(res))
+    if a.json: _write_json(a.json, res)
+    return 0
+
+
+def _recipes_command(a: argparse.Namespace) -> int:
+    "blindsr_bench recipes: recipes trained for equal wall-clock, their curves in one picture."
+    faces = _faces(a.faces, 'FACES')
+    if a.val_holdout >= len(faces):
+        raise UserError(f'--val-holdout {a.val_holdout}: {a.faces} has {len(faces)} faces; hold out fewer, so that some are left to train on')
+    overrides = _checked_overrides(a.set, a.recipes, val_holdout=a.val_holdout, val_every_min=a.val_every_min)
+    _device(a.device)
+    own = set(RECIPES) | {'recipes.json', 'recipes.png'}
+    check_output_dir(a.out_dir, [a.faces], command='bench-recipes', own=lambda p: p.name in own and
+                     (p.name in read_manifest(a.out_dir, 'bench-recipes')['files']), overwrite=a.overwrite, flag='--out-dir')
+    Path(a.out_dir).mkdir(parents=True, exist_ok=True)
+    write_manifest(a.out_dir, 'bench-recipes', [*a.recipes, 'recipes.json', 'recipes.png'])
+    res = compare_recipes(a.faces, a.minutes, a.out_dir, tuple(a.recipes), a.val_holdout, a.val_every_min, a.device,
+                          **{'overwrite': True, **overrides})
     for name, s in res.items():
         c = s['val_curve']
         print(f"{name:16s} steps {s['steps']:6d}  {s['images_per_s'] or 0:6.0f} img/s  val PSNR "
@@ -1126,6 +1154,108 @@ def bench_cli(argv: list[str] | None = None) -> int:
         print(f"{name} reaches {list(res)[0]}'s final {first['final_val_psnr']:.2f} dB " + (f'at {m:.2f} min' if m is not None else 'never'))
     print(f"picture: {Path(a.out_dir) / 'recipes.png'}")
     return 0
+
+
+def bench_parser() -> argparse.ArgumentParser:
+    "The argument parser of blindsr_bench, a subcommand per benchmark."
+    ap = argparse.ArgumentParser(prog='blindsr_bench', formatter_class=HelpFormatter,
+                                 description='One command for every benchmark, on whatever device is present;\n'
+                                             '`blindsr_bench SUBCOMMAND --help` explains each subcommand.',
+                                 epilog=examples(*[ex[0] for ex in BENCH_EXAMPLES.values()]))
+    sub = ap.add_subparsers(dest='cmd', metavar='SUBCOMMAND', title='subcommands')   # a missing one: bench_cli names them
+    def parser(name, text):
+        return sub.add_parser(name, help=text, description=text, epilog=examples(*BENCH_EXAMPLES[name]),
+                              formatter_class=HelpFormatter)
+    def device(g):
+        g.add_argument('--device', metavar='DEVICE',
+                       help='cpu, cuda, cuda:N (GPU number N) or mps (default: the best available)')
+    def json_out(g, what):
+        g.add_argument('--json', metavar='FILE', help=f'also write {what} as JSON to FILE (default: none)')
+    def set_flag(g):
+        g.add_argument('--set', action='append', metavar='KEY=VALUE',
+                       help="a TrainConfig field for every training run, e.g. compile=off or degrade_mix=8 (repeatable; "
+                            "the fields are blindsr_train's flags without dashes; default: none)")
+
+    sp = parser('speed', 'degradation, generator and end-to-end training throughput on one device')
+    g = sp.add_argument_group('what to measure')
+    g.add_argument('--parts', nargs='+', choices=['degradation', 'generators', 'training'], metavar='PART',
+                   default=['degradation', 'generators', 'training'],
+                   help='what to measure: degradation, generators, training (default: all three)')
+    g.add_argument('--generators', nargs='+', choices=list(GENERATORS), metavar='NAME',
+                   help=f'generators to measure: {", ".join(GENERATORS)} (default: all; msrresnet with --smoke)')
+    g.add_argument('--smoke', action='store_true', help='tiny sizes: seconds on a CPU, for CI; the numbers mean nothing (default: off)')
+    set_flag(g)
+    g = sp.add_argument_group('input and output')
+    g.add_argument('--faces', metavar='DIR', help='HQ faces for the end-to-end training part (default: synthetic faces)')
+    device(g); json_out(g, 'the results')
+
+    gp = parser('generators', 'forward and training-step speed of each generator, on random inputs')
+    g = gp.add_argument_group('what to measure')
+    g.add_argument('names', nargs='*', metavar='NAME', help=f'generators: {", ".join(GENERATORS)} (default: all)')
+    g.add_argument('--batch', type=positive_int, default=None, metavar='N', help='images per step (default: 16 on CUDA, 1 on CPU)')
+    g.add_argument('--size', type=positive_int, default=128, metavar='PX', help='LQ side in pixels (default: 128)')
+    g.add_argument('--iters', type=positive_int, default=None, metavar='N', help='timed iterations (default: 20 on CUDA, 3 on CPU)')
+    g.add_argument('--warmup', type=non_negative_int, default=None, metavar='N', help='untimed iterations first (default: 5 on CUDA, 1 on CPU)')
+    g.add_argument('--amp', choices=['both', 'on', 'off'], default=None,
+                   help='mixed precision rows: both, on, off (default: both on CUDA, off on CPU)')
+    g.add_argument('--amp-dtype', choices=['bf16', 'fp16'], default=None,
+                   help='the autocast dtype: bf16 or fp16, which mimics a T4 (default: bf16 on sm_80+, fp16 below)')
+    g.add_argument('--no-train', action='store_true', help='forward passes only, no training step (default: both)')
+    g.add_argument('--no-channels-last', action='store_true', help='keep the contiguous (NCHW) memory format (default: channels_last)')
+    g = gp.add_argument_group('device and output')
+    device(g); json_out(g, 'the rows')
+
+    tp = parser('tta', 'PSNR of each test-time transform alone and of the TTA modes, on an LQ/GT pair of folders')
+    g = tp.add_argument_group('faces')
+    g.add_argument('lq', metavar='LQ', help='LQ folder (or zip), images of one size')
+    g.add_argument('gt', metavar='GT', help='GT folder, the same names at 4x the size')
+    g.add_argument('--last', type=positive_int, default=None, metavar='N', help="only the last N names, e.g. a run's held-out faces (default: all)")
+    add_generator_args(tp)
+    g = tp.add_argument_group('speed and output')
+    g.add_argument('--batch', type=positive_int, default=8, metavar='N', help='images per forward pass (default: 8)')
+    g.add_argument('--amp', default=None, choices=['off', 'bf16', 'fp16'], help='autocast: off, bf16, fp16 (default: off, float32)')
+    json_out(g, 'the scores')
+
+    bp = parser('breakdown', 'where a training step spends its time: host and device, degradation and the optimiser step')
+    g = bp.add_argument_group('what to measure')
+    g.add_argument('faces', metavar='FACES', help='folder of HQ faces to train on')
+    g.add_argument('--steps', type=positive_int, default=16, metavar='N', help='training steps measured per part (default: 16)')
+    g.add_argument('--recipe', default='blindsr_default', choices=list(RECIPES),
+                   help=f'the training recipe: {", ".join(RECIPES)} (default: blindsr_default)')
+    set_flag(g)
+    g = bp.add_argument_group('device and output')
+    device(g); json_out(g, 'the breakdown')
+
+    rp = parser('recipes', 'train recipes for equal wall-clock minutes on the same faces and plot their validation PSNR')
+    g = rp.add_argument_group('what to run')
+    g.add_argument('faces', metavar='FACES', help='folder of HQ faces; the last --val-holdout of them validate')
+    g.add_argument('--recipes', nargs='+', default=['basicsr_handout', 'blindsr_default'], choices=list(RECIPES), metavar='NAME',
+                   help=f'recipes to run: {", ".join(RECIPES)} (default: basicsr_handout blindsr_default)')
+    g.add_argument('--minutes', type=positive_float, default=5.0, metavar='MIN', help='wall-clock minutes of training per recipe (default: 5)')
+    g.add_argument('--val-holdout', type=positive_int, default=20, metavar='N', help='faces held out for validation (default: 20)')
+    g.add_argument('--val-every-min', type=positive_float, default=0.25, metavar='MIN', help='minutes between validations (default: 0.25)')
+    set_flag(g)
+    g = rp.add_argument_group('device and output')
+    device(g)
+    g.add_argument('--out-dir', default='runs/recipes', metavar='DIR',
+                   help='a folder per recipe run, recipes.json and recipes.png (default: runs/recipes)')
+    g.add_argument('--overwrite', action='store_true',
+                   help='write into an --out-dir that holds files this command did not write (default: refuse)')
+    return ap
+
+
+def bench_cli(argv: list[str] | None = None) -> int:
+    "blindsr_bench speed | generators | tta | breakdown | recipes: one command for every benchmark."
+    ap = bench_parser()
+    a = ap.parse_args(argv)
+    if a.cmd is None:
+        ap.error('give a subcommand: speed, generators, tta, breakdown or recipes (e.g. blindsr_bench speed --smoke; '
+                 'blindsr_bench SUBCOMMAND --help explains each)')
+    run = {'generators': lambda: _generators_command(a, argv), 'tta': lambda: _tta_command(a),
+           'breakdown': lambda: _breakdown_command(a), 'speed': lambda: _speed_command(a),
+           'recipes': lambda: _recipes_command(a)}[a.cmd]
+    return run_cli(f'blindsr_bench {a.cmd}', run, USER_ERRORS + CLI_ERRORS + (CheckpointError, NonFiniteLossError),
+                   resume_hint='nothing to resume: a benchmark starts afresh; rerun the same command to measure again')
 
 
 # %%

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import blindsr
+from blindsr.cli import USER_ERRORS, HelpFormatter, check_output_dir, examples, run_cli
 from blindsr.notebook_runtime import MAX_HOURS
 
 # %%
@@ -649,6 +650,27 @@ def write_files(files: dict[str, str], out: Path | str) -> list[Path]:
     return [out / n for n in files]
 
 
+def generator_problem(spec: KernelSpec) -> str | None:
+    "Why the spec's generator cannot train on Kaggle (unknown, unbuildable, over the cap), or None; imports torch."
+    from blindsr.models import check_generator
+    try: check_generator(spec.generator, spec.generator_kwargs)
+    except ValueError as e: return str(e)
+    return None
+
+
+KERNEL_FILES = (METADATA_FILE, CODE_FILE, BUILD_FILE, 'README.md')   # what a kernel folder built by blindsr holds
+
+
+def check_kernel_dir(kernel_dir: Path | str,  # where the build will write
+                     root: Path,  # the checkout it is built from
+                     overwrite: bool = False,  # --overwrite: write into it whatever else it holds
+                    ) -> None:
+    "Refuse a kernel folder that is a file, holds the checkout's sources, or holds files of something else (another kernel)."
+    ours = (Path(kernel_dir) / BUILD_FILE).is_file()         # built by blindsr before: its files are ours to replace
+    check_output_dir(kernel_dir, [root / 'nbs', root / 'blindsr'], own=lambda p: ours and p.name in KERNEL_FILES,
+                     overwrite=overwrite, flag='--dir')
+
+
 def load_spec(kernel_dir: Path | str) -> KernelSpec:
     "The KernelSpec a kernel folder was built with (its build.json)."
     f = Path(kernel_dir) / BUILD_FILE
@@ -700,6 +722,13 @@ test_eq(kernel_stale_files(tmp/'kernel', root), [])
 again = build_files(spec, root, prov)
 for n, t in again.items(): test_eq((tmp/'kernel'/n).read_text(), t)
 print(build_command(spec))
+test_eq(generator_problem(spec), None)
+assert 'over the cap' in generator_problem(KernelSpec('alice', 'faces', generator='msrresnet', generator_kwargs={'num_feat': 128}))
+check_kernel_dir(tmp/'kernel', root)                                   # a build's own folder: rebuilt in place
+(tmp/'other').mkdir(); (tmp/'other'/METADATA_FILE).write_text('{"id": "bob/other-kernel"}')
+test_fail(lambda: check_kernel_dir(tmp/'other', root), contains='did not write (kernel-metadata.json)')
+check_kernel_dir(tmp/'other', root, overwrite=True)
+test_fail(lambda: check_kernel_dir(root/'nbs'/'k', root), contains='lies inside the input')
 
 
 # %%
@@ -781,30 +810,50 @@ def colab_badge(root: Path | str | None = None) -> str:
     return f'[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})'
 
 
+def colab_parser() -> argparse.ArgumentParser:
+    "The argument parser of blindsr_colab."
+    ap = argparse.ArgumentParser(prog='blindsr_colab', formatter_class=HelpFormatter,
+                                 description=f'The Colab notebook {COLAB_DIR}/{COLAB_FILE}, built from nbs/{COLAB_NOTEBOOK}\n'
+                                             'with a wheel of blindsr/ inside (it runs without internet access to blindsr).',
+                                 epilog=examples(('rebuild colab/ in this checkout after editing nbs/ or blindsr/', 'blindsr_colab build'),
+                                                 ('is colab/ what nbs/ and blindsr/ build now?', 'blindsr_colab build --check')))
+    sub = ap.add_subparsers(dest='cmd', required=True, metavar='SUBCOMMAND', title='subcommands')
+    b = sub.add_parser('build', help=f'write {COLAB_DIR}/{COLAB_FILE} from nbs/{COLAB_NOTEBOOK}', formatter_class=HelpFormatter,
+                       description=f'Write {COLAB_FILE} from nbs/{COLAB_NOTEBOOK} and blindsr/ (the wheel it carries).\n'
+                                   'Upload it to Colab, or open it from GitHub with the README badge once pushed.',
+                       epilog=examples(('rebuild colab/ in this checkout', 'blindsr_colab build'),
+                                       ('a copy to upload by hand', 'blindsr_colab build --dir ~/Downloads/blindsr-colab'),
+                                       ('only compare colab/ with a fresh build (CI)', 'blindsr_colab build --check')))
+    g = b.add_argument_group('where')
+    g.add_argument('--root', default=None, metavar='DIR', help='the blindsr checkout (default: found from here or the package)')
+    g.add_argument('--dir', default=None, metavar='DIR', help=f'where to write (default: <checkout>/{COLAB_DIR})')
+    g = b.add_argument_group('what to do')
+    g.add_argument('--check', action='store_true', help='only check that the folder equals a fresh build; write nothing (default: build)')
+    g.add_argument('--overwrite', action='store_true',
+                   help=f'write into a --dir that holds files other than {COLAB_FILE} (default: refuse)')
+    return ap
+
+
 def colab_cli(argv: list[str] | None = None) -> int:
     "blindsr_colab build [--check]: the Colab notebook, colab/blindsr-colab.ipynb, from nbs/11_colab_run.ipynb."
-    ap = argparse.ArgumentParser(prog='blindsr_colab', description=colab_cli.__doc__)
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    b = sub.add_parser('build', help=f'write {COLAB_DIR}/{COLAB_FILE} from nbs/{COLAB_NOTEBOOK}')
-    b.add_argument('--root', default=None, help='the blindsr checkout (default: found from here or the package)')
-    b.add_argument('--dir', default=None, help=f'where to write (default: <checkout>/{COLAB_DIR})')
-    b.add_argument('--check', action='store_true', help='only check that the folder equals a fresh build')
-    a = ap.parse_args(argv)
-    try:
+    a = colab_parser().parse_args(argv)
+
+    def body() -> int:
         root = repo_root(a.root)
         out = Path(a.dir) if a.dir else root / COLAB_DIR
         if a.check:
             stale = colab_stale_files(out, root)
             if stale: print(f'{out}: {", ".join(stale)} differ from a fresh build; run: blindsr_colab build', file=sys.stderr); return 1
             print(f'{out}: up to date with nbs/{COLAB_NOTEBOOK}'); return 0
+        check_output_dir(out, [root / 'nbs', root / 'blindsr'], own=lambda p: p.name in (COLAB_FILE, 'README.md'),
+                         overwrite=a.overwrite, flag='--dir')
         files = colab_files(root)
         path, = write_files(files, out)
         name, data = packed_wheel(json.loads(files[COLAB_FILE]))
         print(f'wrote {path} ({path.stat().st_size / 1024:.0f} KiB, carrying {name}, {len(data) / 1024:.0f} KiB)')
         print('open it from GitHub with the README badge once pushed, or upload it at https://colab.research.google.com')
         return 0
-    except (OSError, ValueError) as e:
-        print(f'blindsr_colab {a.cmd}: error: {e}', file=sys.stderr); return 2
+    return run_cli(f'blindsr_colab {a.cmd}', body, USER_ERRORS, resume_hint='rerun the same command')
 
 
 # %%

@@ -26,9 +26,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from blindsr.cli import (USER_ERRORS, HelpFormatter, UserError, check_output_dir, examples, json_object, positive_float, run_cli,
+                         write_manifest)
 from blindsr.kaggle_build import (BUILD_FILE, CODE_FILE, KERNEL_DIR, MACHINES, METADATA_FILE, PLACEHOLDER_USER, RUN_NOTEBOOK,
-                                  KernelSpec, build_command, build_files, check_metadata, kernel_stale_files, load_spec,
-                                  machine_note, packed_wheel, repo_root, write_files)
+                                  KernelSpec, build_command, build_files, check_kernel_dir, check_metadata,
+                                  generator_problem, kernel_stale_files, load_spec, machine_note, packed_wheel, repo_root,
+                                  write_files)
 
 # %%
 #| hide
@@ -228,6 +231,9 @@ def push_checks(kernel_dir: Path, root: Path | str | None = None) -> list[tuple[
         out.append(('kernel', not stale, f'the kernel is what nbs/{RUN_NOTEBOOK} and blindsr/ build now' if not stale else
                     f'{", ".join(stale)} differ from a fresh build: run blindsr_kaggle build (it reuses {BUILD_FILE})'))
     except (OSError, ValueError) as e: out.append(('kernel', False, str(e)))
+    try: problem = generator_problem(load_spec(kernel_dir))
+    except (OSError, ValueError): problem = None             # no build.json: reported by the freshness check above
+    if problem is not None: out.append(('kernel', False, problem))
     user = str(meta.get('id', '')).split('/')[0]
     out.append(('kernel', user != PLACEHOLDER_USER, f'built for Kaggle user {user!r}' if user != PLACEHOLDER_USER else
                 f'built for the placeholder user {user!r}: blindsr_kaggle build --user <your Kaggle name> --dataset <your dataset>'))
@@ -273,11 +279,6 @@ def _kernel_ref(a) -> str:
     return json.loads((Path(a.dir) / METADATA_FILE).read_text(encoding='utf-8'))['id']
 
 
-def _generators() -> list[str]:
-    from blindsr.models import GENERATORS
-    return list(GENERATORS)
-
-
 def _cmd_build(a) -> int:
     kdir = Path(a.dir)
     given = {k: v for k, v in dict(user=a.user, dataset=a.dataset, val_datasets=a.val_dataset, machine=a.machine,
@@ -293,14 +294,14 @@ def _cmd_build(a) -> int:
         base['dataset'] = base['dataset'].split('/', 1)[1]       # a new user's own dataset of the same name
     if 'slug' in given and 'title' not in given: base.pop('title', None)   # the title follows a new slug
     spec = KernelSpec(**{**base, **given})
-    if spec.generator not in _generators():
-        print(f'blindsr_kaggle build: unknown generator {spec.generator!r}; one of {", ".join(_generators())}', file=sys.stderr)
-        return 2
+    problem = generator_problem(spec)               # found here, not on Kaggle after the install and data steps
+    if problem is not None: raise UserError(f'--generator {spec.generator} --generator-kwargs {json.dumps(spec.generator_kwargs)}: {problem}')
     if a.check:
         stale = kernel_stale_files(kdir, a.root)
         if stale:
             print(f'{kdir}: {", ".join(stale)} differ from a fresh build; run: {build_command(spec)}', file=sys.stderr); return 1
         print(f'{kdir}: up to date with nbs/{RUN_NOTEBOOK} and blindsr/'); return 0
+    check_kernel_dir(kdir, repo_root(a.root), a.overwrite)
     files = build_files(spec, a.root)
     paths = write_files(files, kdir)
     name, data = packed_wheel(json.loads(files[CODE_FILE]))
@@ -315,6 +316,12 @@ def _cmd_build(a) -> int:
 
 def _cmd_push(a) -> int:
     kdir = Path(a.dir)
+    if not kdir.is_dir():
+        raise UserError(f'--dir {kdir}: no such folder; build the kernel into it first: blindsr_kaggle build --dir {kdir} '
+                        '--user NAME --dataset SLUG')
+    if not (kdir / METADATA_FILE).is_file():
+        raise UserError(f'--dir {kdir} holds no kernel ({METADATA_FILE} is missing); build one into it first: '
+                        f'blindsr_kaggle build --dir {kdir} --user NAME --dataset SLUG')
     checks = push_checks(kdir, a.root)
     cmd = 'kaggle ' + ' '.join(push_args(kdir))
     if a.dry_run:
@@ -358,13 +365,17 @@ def _cmd_status(a) -> int:
 
 
 def _cmd_output(a) -> int:
-    if not _tools_ready('output'): return 2
     ref = _kernel_ref(a)
     dest = Path(a.path or Path('runs') / 'kaggle' / ref.split('/')[1])
+    check_output_dir(dest, [Path(a.dir)], command='kaggle-output', overwrite=a.overwrite, flag='-p/--path')
+    if not _tools_ready('output'): return 2
     dest.mkdir(parents=True, exist_ok=True)
     r = _run_kaggle(output_args(ref, dest))
-    if r.returncode != 0: return 1
     files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob('*') if p.is_file())
+    write_manifest(dest, 'kaggle-output', [f for f in files if '/' not in f] + [f.split('/')[0] for f in files if '/' in f],
+                   kernel=ref)
+    if r.returncode != 0: return 1
+    files = [f for f in files if not f.startswith('.blindsr-')]
     print(f'{dest}: {len(files)} file(s): {", ".join(files[:12])}{" …" if len(files) > 12 else ""}')
     rec = dest / 'kaggle_summary.json'
     if rec.is_file():
@@ -385,47 +396,82 @@ def _cmd_output(a) -> int:
     return 0
 
 
+KAGGLE_EXAMPLES = {
+    'build': [('a kernel for you, training on your faces dataset', 'blindsr_kaggle build --user alice --dataset alice/ai6126-faces'),
+              ('the same kernel, 6 hours, a 20-block generator (the rest from its build.json)',
+               'blindsr_kaggle build --hours 6 --generator msrresnet --generator-kwargs \'{"num_block": 20}\''),
+              ("continue the kernel's previous run in the next version", 'blindsr_kaggle build --previous alice/blindsr-train')],
+    'push': [('every check and the command; nothing is sent', 'blindsr_kaggle push --dry-run'),
+             ('push it (needs the kaggle CLI and your credentials)', 'blindsr_kaggle push')],
+    'status': [('the status of the kernel in kaggle_kernel/', 'blindsr_kaggle status'),
+               ('of any kernel', 'blindsr_kaggle status alice/blindsr-train')],
+    'output': [('download into runs/kaggle/blindsr-train and check its submission.zip', 'blindsr_kaggle output'),
+               ('a kernel into a folder of your choice', 'blindsr_kaggle output alice/blindsr-train -p runs/kaggle/v3')],
+}
+
+
 def kaggle_parser() -> argparse.ArgumentParser:
     "The argument parser of blindsr_kaggle."
-    ap = argparse.ArgumentParser(prog='blindsr_kaggle', description='blindsr_kaggle build | push | status | output: the Kaggle kernel that trains blindsr.')
-    sub = ap.add_subparsers(dest='cmd', required=True)
+    ap = argparse.ArgumentParser(prog='blindsr_kaggle', formatter_class=HelpFormatter,
+                                 description='The Kaggle kernel that trains blindsr: build it from nbs/, check and push it,\n'
+                                             'follow it, fetch its output. `blindsr_kaggle SUBCOMMAND --help` explains each.',
+                                 epilog=examples(*[ex for v in KAGGLE_EXAMPLES.values() for ex in v[:1]]))
+    sub = ap.add_subparsers(dest='cmd', required=True, metavar='SUBCOMMAND', title='subcommands')
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument('--dir', default=None, help=f'the kernel folder (default: <checkout>/{KERNEL_DIR})')
-    common.add_argument('--root', default=None, help='the blindsr checkout (default: found from here or the package)')
-    b = sub.add_parser('build', parents=[common], help='write kernel-metadata.json and the kernel notebook from nbs/',
-                       description=f'Build {KERNEL_DIR}/ from nbs/{RUN_NOTEBOOK} and blindsr/; arguments not given come from {BUILD_FILE}.')
-    b.add_argument('--user', help='your Kaggle user name (the kernel is USER/SLUG)')
-    b.add_argument('--dataset', help='the Kaggle dataset with the faces: OWNER/SLUG, OWNER/SLUG/N (version N), or SLUG for yours')
-    b.add_argument('--val-dataset', action='append', default=None, help='another dataset to attach (repeatable)')
-    b.add_argument('--machine', type=str.upper, choices=list(MACHINES),
-                   help='P100 (default, as designed; Kaggle runs P100 requests on T4 x2) or T4 (T4 x2, DDP)')
-    b.add_argument('--hours', type=float, help='wall-clock budget of the kernel (default 11, at most 11.5)')
-    b.add_argument('--generator', help='a key of blindsr.models.GENERATORS (default msrresnet_deep)')
-    b.add_argument('--generator-kwargs', type=json.loads, metavar='JSON', help='e.g. \'{"num_block": 24}\'')
-    b.add_argument('--previous', help="a kernel USER/SLUG whose output run/last.ckpt to continue ('none': start afresh)")
-    b.add_argument('--slug', help='the kernel name on Kaggle (default blindsr-train): lower-case words joined by single hyphens')
-    b.add_argument('--title', help='the kernel title; Kaggle derives the slug from it, so it must give --slug (default: the slug with spaces)')
-    b.add_argument('--public', action='store_true', default=None, help='make the kernel public (default private)')
-    b.add_argument('--check', action='store_true', help='only check that the kernel folder equals a fresh build')
-    p = sub.add_parser('push', parents=[common], help='kaggle kernels push, after checks')
-    p.add_argument('--dry-run', action='store_true', help='print the command, the metadata and the checks; send nothing')
+    g = common.add_argument_group('where')
+    g.add_argument('--dir', default=None, metavar='DIR', help=f'the kernel folder (default: <checkout>/{KERNEL_DIR})')
+    g.add_argument('--root', default=None, metavar='DIR', help='the blindsr checkout (default: found from here or the package)')
+    def parser(name, text, description=None):
+        return sub.add_parser(name, parents=[common], help=text, description=description or text,
+                              epilog=examples(*KAGGLE_EXAMPLES[name]), formatter_class=HelpFormatter)
+    b = parser('build', 'write kernel-metadata.json and the kernel notebook from nbs/',
+               f'Build the kernel folder from nbs/{RUN_NOTEBOOK} and blindsr/; arguments not given come from its\n'
+               f'{BUILD_FILE}, so a bare rebuild brings it up to date. The generator is built (on no device) and\n'
+               'its parameters counted now, not on Kaggle after the install and data steps.')
+    g = b.add_argument_group('the kernel')
+    g.add_argument('--user', help='your Kaggle user name: the kernel is USER/SLUG (default: from build.json; needed the first time)')
+    g.add_argument('--dataset', help='the Kaggle dataset with the faces: OWNER/SLUG, OWNER/SLUG/N (version N), or SLUG for '
+                                     'yours (default: from build.json; needed the first time)')
+    g.add_argument('--val-dataset', action='append', default=None, metavar='DATASET',
+                   help='another dataset to attach, e.g. the val/test faces uploaded apart (repeatable; default: none)')
+    g.add_argument('--machine', type=str.upper, choices=list(MACHINES),
+                   help='P100 (as designed; Kaggle runs P100 requests on T4 x2) or T4 (T4 x2, DDP) (default: P100)')
+    g.add_argument('--hours', type=positive_float, help='wall-clock budget of the whole kernel in hours, at most 11.5 (default: 11)')
+    g.add_argument('--previous', help="a kernel USER/SLUG whose output run/last.ckpt to continue, or 'none' (default: none)")
+    g.add_argument('--slug', help='the kernel name on Kaggle: lower-case words joined by single hyphens (default: blindsr-train)')
+    g.add_argument('--title', help='the kernel title; Kaggle derives the slug from it, so it must give --slug (default: the slug with spaces)')
+    g.add_argument('--public', action='store_true', default=None, help='make the kernel public (default: private)')
+    g = b.add_argument_group('the model')
+    g.add_argument('--generator', help='the network to train, a key of blindsr.models.GENERATORS (default: msrresnet_deep)')
+    g.add_argument('--generator-kwargs', type=json_object, metavar='JSON',
+                   help='its constructor overrides as a JSON object, e.g. \'{"num_block": 24}\' (default: none)')
+    g = b.add_argument_group('what to do')
+    g.add_argument('--check', action='store_true', help='only check that the kernel folder equals a fresh build; write nothing (default: build)')
+    g.add_argument('--overwrite', action='store_true',
+                   help='build into a --dir that holds files other than a blindsr kernel build, e.g. another kernel (default: refuse)')
+    p = parser('push', 'kaggle kernels push, after checks (the kernel is what nbs/ builds now, for a real user; the CLI runs '
+               'and finds credentials)')
+    g = p.add_argument_group('what to do')
+    g.add_argument('--dry-run', action='store_true', help='print the command, the metadata and the checks; send nothing (default: push)')
     for name, desc in (('status', 'the kernel status; exit 0 complete, 3 queued/running, 1 error/cancelled, 2 unknown'),
                        ('output', 'download the kernel output and check its submission.zip')):
-        s = sub.add_parser(name, parents=[common], help=desc, description=desc)
-        s.add_argument('kernel', nargs='?', help='USER/SLUG (default: the id in kernel-metadata.json)')
-        if name == 'output': s.add_argument('-p', '--path', default=None, help='where to download (default runs/kaggle/SLUG)')
+        s = parser(name, desc)
+        g = s.add_argument_group('the kernel')
+        g.add_argument('kernel', nargs='?', help='USER/SLUG (default: the id in kernel-metadata.json)')
+        if name == 'output':
+            g.add_argument('-p', '--path', default=None, metavar='DIR', help='where to download (default: runs/kaggle/SLUG)')
+            g.add_argument('--overwrite', action='store_true',
+                           help='download into a folder that holds files this command did not write (default: refuse)')
     return ap
 
 
 def kaggle_cli(argv: list[str] | None = None) -> int:
     "blindsr_kaggle build | push | status | output: the Kaggle kernel that trains blindsr."
     a = kaggle_parser().parse_args(argv)
-    try:
+    def body():
         if a.dir is None: a.dir = _shown(repo_root(a.root) / KERNEL_DIR)
         return {'build': _cmd_build, 'push': _cmd_push, 'status': _cmd_status, 'output': _cmd_output}[a.cmd](a)
-    except (OSError, ValueError) as e:
-        print(f'blindsr_kaggle {a.cmd}: error: {e}', file=sys.stderr)
-        return 2
+    return run_cli(f'blindsr_kaggle {a.cmd}', body, USER_ERRORS, resume_hint='nothing was sent unless it said so; rerun the same command')
 
 
 # %% [markdown]
