@@ -30,16 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Notebooks whose docs processing fails, or runs far too long for CI, until they are fixed (issue 17.2, round 2):
 # name -> what is wrong and what to do. CI skips them; `--pending` (or naming one) processes them, and a notebook
 # leaves this list as soon as it passes quickly. Keep it shrinking: never add a notebook to it.
-PENDING = {
-    '05_train': "fails: `from IPython.display import Image as IPImage` + `IPImage(filename=str(tmp/'run'/'curves.png'))` "
-                "runs without the training cell before it (NameError: name 'tmp' is not defined). Move the import into "
-                'the top #| hide cell; to show the curves in the docs, mark the training cell and this one #| exec_doc.',
-    '08_bench': 'passes, in 7 minutes: the cells importing `load_generator` (a 100-step training) and '
-                '`DEFAULT_WEIGHTS, weights_info` (#| slow: the shipped generator over ../shared/data/ffhq200, minutes '
-                'on a CPU) run during docs processing because they import. Move those imports into the top #| hide '
-                'cell. Also move docs/recipes_h200_5min.png to nbs/images/ and link it as images/… (outside nbs/ it '
-                'is missing from a docs site).',
-}
+PENDING: dict[str, str] = {}
 
 
 def process(src: str) -> tuple:

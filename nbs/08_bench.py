@@ -740,7 +740,7 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 # (PSNR at a minute: the last validation at or before it, every ~0.25 min; at 5 min, the final one. Peak memory
 # includes the fp32 validation at batch 8; training alone peaked at 4.8 GB.)
 #
-# ![four recipes, 5 minutes each on an H200](../docs/recipes_h200_5min.png)
+# ![four recipes, 5 minutes each on an H200](images/recipes_h200_5min.png)
 #
 # | minutes to reach | 27.2 dB | 27.4 dB | 27.48 dB (the handed-out recipe's 5-minute result) |
 # |---|---|---|---|
