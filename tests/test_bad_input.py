@@ -39,8 +39,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(os.environ.get('BLINDSR_BADINPUT') != '1',
-                                reason='work in progress: set BLINDSR_BADINPUT=1 to run the bad-input suite')
 
 # --------------------------------------------------------------------------------------------------------------------
 # the harness

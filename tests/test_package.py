@@ -30,6 +30,6 @@ def test_readme_test_command_is_what_ci_runs(root):
     "The README's test command and .ci/run must not drift apart."
     readme = (root / 'README.md').read_text()
     ci = (root / '.ci' / 'run').read_text()
-    cmd = 'pip install -e ".[dev]" && nbdev_test && pytest tests'
+    cmd = 'pip install -e ".[dev]" && nbdev_test --n_workers 2 && pytest tests -n 2'
     assert cmd in readme
     for step in cmd.split(' && '): assert step in ci, step
