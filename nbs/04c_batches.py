@@ -41,7 +41,7 @@ faces = HQFaces(tmp/'faces', progress=False)
 # any step and resumed repeats, bit for bit, what the uninterrupted run would have done. Everything random here
 # therefore comes from one place, a `StepRNG`, whose streams are named for what they decide and keyed by the step.
 #
-# ## Named random streams -
+# ## Named random streams
 #
 # Each stream is a fresh `numpy.random.default_rng` keyed by `[seed, step, rank, stream]` (the epoch order by
 # `[seed, epoch]`: it is shared by all processes, which take their slices of it). Nothing is drawn from a
@@ -107,7 +107,7 @@ test_ne(r.flips(7, 16), StepRNG(3, 0).flips(7, 16))
 
 
 # %% [markdown]
-# ## Which faces a step takes -
+# ## Which faces a step takes
 #
 # Epoch `e` is the permutation `epoch_order(e)`, consumed `batch` faces at a time across epoch boundaries, and with
 # `world` processes each takes its own slice of every global batch. Horizontal flip (`StepRNG.flips`) is the one
@@ -143,7 +143,7 @@ test_fail(lambda: batch_indices(0, 10, 5, world=2), contains='divisible')
 
 
 # %% [markdown]
-# ## What a batch is made of -
+# ## What a batch is made of
 #
 # Sampling is separate from application: `Draws` is everything random about a batch — its faces, their flips and
 # their degradation parameters — and applying it is deterministic (apart from the noise realisation, which comes
@@ -160,7 +160,7 @@ class Draws:
 
 
 # %% [markdown]
-# ## LQ on the CPU, in DataLoader workers -
+# ## LQ on the CPU, in DataLoader workers
 #
 # Without a GPU the torch backend would run on the same cores as the model, so faces are degraded by the numpy/
 # OpenCV backend (`degrade_image`) in worker processes. A `StepBatches` sampler yields each step's keys
@@ -256,7 +256,7 @@ test_eq(seen, [('Thread-9 (work)', 'ConnectionResetError')])
 
 
 # %% [markdown]
-# ## LQ on the GPU, in mixed blocks -
+# ## LQ on the GPU, in mixed blocks
 #
 # With a GPU the faces stay decoded on it (when they fit, `gpu_cache`), a step's batch is gathered and flipped
 # there, and the torch backend degrades it (`degrade_batch`), with no loader at all. Two measured details shape
@@ -268,7 +268,7 @@ test_eq(seen, [('Thread-9 (work)', 'ConnectionResetError')])
 # (`StepRNG.block_order`): each step's batch mixes faces of `degrade_mix` resize draws. A block is a function of
 # its index, so a run resumed in the middle of one rebuilds it.
 #
-# ## The one object the trainer calls -
+# ## The one object the trainer calls
 #
 # `TrainBatches` holds the faces and the recipe; `batch(step)` is the step's `(hq, lq)` on the training device,
 # float in [0, 1], on either path; `stream(start, stop)` yields them step after step (on the CPU path from

@@ -62,6 +62,9 @@ def smooth_faces(folder, n, size=64, seed=0):
     "n synthetic 'faces' (size x size PNG): random colour fields, bicubic-smooth at 1/8 scale: learnable, not noise."
     return synthetic_faces(folder, n, size, seed, grid=size // 8, texture=0)
 
+tmp = Path(tempfile.mkdtemp())
+smooth_faces(tmp/'faces', 16)                  # the examples and checks below train on these faces
+
 
 # %% [markdown]
 # A training run is a short loop over small named parts, each in its own notebook and tested there:
@@ -75,7 +78,7 @@ def smooth_faces(folder, n, size=64, seed=0):
 # | `save_checkpoint`, `read_training_checkpoint` | `04b_checkpoint` | the training state on disk |
 
 # %% [markdown]
-# ## The configuration -
+# ## The configuration
 #
 # One dataclass holds every choice of a run; the notebook, the `blindsr_train` command and the Kaggle kernel all
 # fill the same fields, and every checkpoint carries `asdict(cfg)`. The defaults are chosen to reach a high PSNR
@@ -224,7 +227,7 @@ test_eq(TrainConfig(iters=5, lr=1, betas=[0.5, 0.9]).betas, (0.5, 0.9))   # JSON
 
 
 # %% [markdown]
-# ## The schedule is a pure function -
+# ## The schedule is a pure function
 #
 # Learning rate and loss depend only on the run's progress `p ∈ [0, 1]`: the step over `iters`, or the minutes
 # trained over the budget when no iteration count is given. So the cosine always reaches `min_lr` when the run
@@ -281,7 +284,7 @@ test_eq(config_view(StepConfig, TrainConfig(iters=1, accum=2)).accum, 2)
 
 
 # %% [markdown]
-# ## The data of a run -
+# ## The data of a run
 #
 # `prepare_data` turns the config's paths into the faces a run uses, without touching the config: with no
 # `train_hq` it asks `find_data` (on Kaggle, the attached dataset), and takes the validation pair found beside the
@@ -336,8 +339,6 @@ def prepare_data(cfg: TrainConfig,
 
 
 # %%
-tmp = Path(tempfile.mkdtemp())
-smooth_faces(tmp/'faces', 16)                  # (the runs below train on these faces too)
 d = prepare_data(TrainConfig(train_hq=str(tmp/'faces'), val_holdout=4, iters=1, preset='bicubic'), tmp/'prep')
 test_eq((len(d.train), d.val_gt, d.val_lq, d.made_val_lq), (12, tmp/'prep'/'val_gt', tmp/'prep'/'val_lq_bicubic', True))
 test_eq(sorted(p.name for p in d.val_lq.iterdir() if p.suffix == '.png'), [f'{i:05d}.png' for i in range(12, 16)])
@@ -349,7 +350,7 @@ test_fail(lambda: prepare_data(TrainConfig(train_hq=str(tmp/'nope'), iters=1), t
 assert not (tmp/'prep3').exists()
 
 # %% [markdown]
-# ## The run's folder -
+# ## The run's folder
 #
 # `out_dir` holds a run: its checkpoints, weights, logs and curves. Before any work, process 0 checks that it can
 # be used without destroying anything: it must not be, contain or lie inside the data the run reads; a file there
@@ -435,7 +436,7 @@ test_eq((runs/'b'/'thesis.tex').read_text(), 'mine'); assert not (tmp/'faces'/'r
 
 
 # %% [markdown]
-# ## Validation -
+# ## Validation
 #
 # Every `val_every` steps the EMA generator restores the validation LQ, its output is rounded to uint8 levels and
 # scored with the organisers' PSNR (`blindsr.metrics.psnr_tensor`), in fp32. The bicubic PSNR of the same set is
@@ -482,7 +483,7 @@ def bicubic_val_psnr(pairs: PairedFaces) -> float:
 
 
 # %% [markdown]
-# ## The trainer's parts -
+# ## The trainer's parts
 #
 # The generator and its step come from the config: `build_train_step` builds the named generator, checks the
 # parameter cap, starts it from `init_from` when given, adds the adversarial loss in the GAN phase, and hands it
@@ -586,7 +587,7 @@ if threading.current_thread() is threading.main_thread():      # (a signal handl
 
 
 # %% [markdown]
-# ## The trainer -
+# ## The trainer
 #
 # `Trainer(cfg)` sets the parts up: this process's place (`init_distributed`), the data (`prepare_data`), the
 # batches (`TrainBatches`) and the step (`build_train_step`). `fit()` is the loop, on one screen: per step, the
@@ -848,7 +849,7 @@ class RunLog:
 
 
 # %% [markdown]
-# ## A run on generated faces -
+# ## A run on generated faces
 #
 # A tiny MSRResNet (16 features, 2 blocks) on 16 generated 64×64 faces, on the CPU with LQ made in the loader (the
 # numpy/OpenCV backend), with the plain `bicubic` preset so that a few seconds of training show: the loss falls, the
@@ -856,6 +857,7 @@ class RunLog:
 # curves behind.
 
 # %%
+#| exec_doc
 tiny = dict(generator='msrresnet', generator_kwargs={'num_feat': 16, 'num_block': 2}, batch_size=4, lr=2e-3, ema=0.9,
             log_every=5, val_every=20, ckpt_every=20, progress=False, workers=0, mse_finish=0.0)
 cfg = TrainConfig(train_hq=str(tmp/'faces'), val_holdout=4, iters=300, out_dir=str(tmp/'run'), degrade_on='cpu', preset='bicubic', **{**tiny, 'log_every': 20, 'val_every': 100})
@@ -872,10 +874,11 @@ for f in ['last.ckpt', 'best.pt', 'final.pt', 'log.csv', 'val.csv', 'curves.png'
     assert (tmp/'run'/f).exists(), f
 
 # %%
+#| exec_doc
 IPImage(filename=str(tmp/'run'/'curves.png'))
 
 # %% [markdown]
-# ## Resuming is exact -
+# ## Resuming is exact
 #
 # An interrupted run continues at the saved step and draws the same batches, degradations and noise as the
 # uninterrupted one, so the next step's loss is identical (here with the torch degradation backend, the one used
@@ -978,7 +981,7 @@ test_fail(bad.save, contains='the weights became NaN or inf by step')
 test_eq((tmp/'nan'/'last.ckpt').read_bytes(), good)
 
 # %% [markdown]
-# ## The GAN phase -
+# ## The GAN phase
 #
 # Off by default. With `gan=True` the generator, started from PSNR-trained weights (`init_from`), trains on
 # `pixel_weight`·L1 + `gan_weight`·BCE against `UNetDiscriminatorSN` (`AdversarialLoss`, in `04d_train_step`), and
@@ -1005,7 +1008,7 @@ for k, v in ck['disc'].items(): test_eq(gan2.train_step.adversarial.discriminato
 gan2.fit(); test_eq(gan2.train_step.steps, 6)
 
 # %% [markdown]
-# ## The command -
+# ## The command
 #
 # `blindsr_train` exposes every `TrainConfig` field as a flag (`--batch-size 32`, `--generator-kwargs '{"num_block": 24}'`,
 # `--no-hflip`), documented by the field's comment, grouped by its heading, with its choices, range and default

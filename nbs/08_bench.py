@@ -63,7 +63,7 @@ from blindsr.samples import sample_faces
 # generators | tta | breakdown | recipes` are the same code as commands.
 
 # %% [markdown]
-# ## Degradation -
+# ## Degradation
 #
 # Two measurements: the CPU backend (`degrade_image`) in images per second on one core, what each DataLoader
 # worker or `blindsr_degrade` process delivers; and the torch backend in images per second per batch on whatever
@@ -144,7 +144,7 @@ assert '| degradation (ai6126_2024) |' in degradation_table(rows)
 
 
 # %% [markdown]
-# ## Generators -
+# ## Generators
 #
 # What a generator costs on a device: parameters and GFLOPs (`blindsr.models`), forward time per image, and the
 # training step — forward, L1 loss against a 512×512 target, backward, Adam step — in images/s with its peak GPU
@@ -275,7 +275,7 @@ test_fail(lambda: bench_generators(['nope'], device='cpu'), contains='valid name
 test_fail(lambda: bench_generator('msrresnet', device='cpu', amp=True), contains='CUDA only')
 
 # %% [markdown]
-# ## Recipes -
+# ## Recipes
 #
 # A recipe is a set of `TrainConfig` overrides. `basicsr_handout` is blindsr configured as the organisers' recipe;
 # `blindsr_default` is blindsr's defaults (bf16/fp16 autocast by card, batch 16, peak lr 4e-4 with warm-up and a
@@ -297,7 +297,7 @@ RECIPES = {
 
 
 # %% [markdown]
-# ## End-to-end training throughput -
+# ## End-to-end training throughput
 #
 # `Trainer` itself, on the given faces, for a short time budget: everything a real run does per step (gather,
 # flip, degrade, forward, backward, optimiser, EMA). The first logging window (warm-up, cuDNN autotuning) is
@@ -334,7 +334,7 @@ def bench_training(faces: PathLike,  # folder of HQ faces
 
 
 # %% [markdown]
-# ## Host syncs in the step -
+# ## Host syncs in the step
 #
 # A training step that makes the host wait for the GPU (a `.item()`, a blocking copy) serialises the host's
 # launches — the degradation's especially — with the GPU's work. `step_syncs` counts such waits with torch's sync
@@ -381,7 +381,7 @@ test_eq(step_syncs('unused', device='cpu'), None)
 
 
 # %% [markdown]
-# ## Where a step's time goes -
+# ## Where a step's time goes
 #
 # `step_breakdown` answers "is training bound by the GPU or by the host, and by what?": the end-to-end time per
 # step, then the degradation and the optimiser step each run alone, with the host time to issue them (no syncs,
@@ -463,7 +463,7 @@ assert bd['e2e_ms_per_step'] > 0 and bd['degrade_host_ms'] > 0 and bd['step_host
 
 
 # %% [markdown]
-# ## The whole speed report -
+# ## The whole speed report
 
 # %%
 #| export
@@ -549,7 +549,7 @@ assert res['generators'][0]['train_img_s'] > 0 and len(res['training']) == 2
 
 
 # %% [markdown]
-# ## Test-time augmentation -
+# ## Test-time augmentation
 #
 # Measured, not assumed. `bench_tta` runs the eight turns and flips once each, scores each alone (mapped back to
 # the upright face), and scores the three modes of `blindsr.inference.TTA_MODES` built from the same outputs:
@@ -645,7 +645,7 @@ test_fail(lambda: bench_tta(small, val_lq, val_gt, stems=['nope']), contains='no
 
 
 # %% [markdown]
-# ## Equal-time recipe comparison -
+# ## Equal-time recipe comparison
 #
 # Each recipe trains for the same wall-clock minutes on the same faces (the last `val_holdout` held out, their LQ
 # made once with the preset), validating every `val_every_min` minutes; the curves go into one picture.
@@ -719,7 +719,7 @@ test_eq(psnr_at([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 1.5), 21.0)
 test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq(minutes_to([(0.5, 20.0)], 21), None)
 
 # %% [markdown]
-# ## Measured on an H200 -
+# ## Measured on an H200
 #
 # Four sessions on one NVIDIA H200 (sm_90, torch 2.11, 2026-11-27), 15 minutes of device time each. Faces:
 # `ffhq200/gt-jpg95`, 180 to train, the last 20 held out (their LQ made once by `blindsr_degrade --seed 0`, bicubic
@@ -843,7 +843,7 @@ test_eq(minutes_to([(0.5, 20.0), (1.0, 21.0), (1.6, 22.0)], 20.5), 1.0); test_eq
 #   up as min(0.999, (1+step)/(10+step)) (`train_step.ema_decay`).
 
 # %% [markdown]
-# ## Measured: degradation, generators and test-time augmentation -
+# ## Measured: degradation, generators and test-time augmentation
 #
 # ### Degradation
 #
@@ -977,7 +977,7 @@ else:
 # hand on a GPU) whenever the shipped weights change, before choosing the mode for a submission.
 
 # %% [markdown]
-# ## The command -
+# ## The command
 #
 # One command, a subcommand per benchmark:
 #

@@ -60,7 +60,7 @@ from fastcore.test import test_eq, test_fail, test_ne
 tmp = Path(tempfile.mkdtemp())
 
 # %% [markdown]
-# ## Kaggle's names -
+# ## Kaggle's names
 #
 # A kernel is `USER/SLUG`, a dataset `OWNER/SLUG` (a bare `SLUG` means one of yours) or `OWNER/SLUG/N` for version
 # N. Kaggle's documentation says a kernel's slug *is* its title, lower-cased, with dashes for spaces; its own
@@ -117,7 +117,7 @@ for bad, frag in (('alice/AI 6126', 'not a valid Kaggle slug'), ('alice/ai6126_f
     test_fail(lambda: qualify(bad, 'alice'), contains=frag)
 
 # %% [markdown]
-# ## What a kernel is built from -
+# ## What a kernel is built from
 #
 # `KernelSpec` holds the build's arguments. The machine is `P100`, as the project was designed, or `T4`:
 #
@@ -200,7 +200,7 @@ test_fail(lambda: KernelSpec('alice', 'faces', slug='blindsr-train', title='My b
 print(machine_note('P100'))
 
 # %% [markdown]
-# ## The metadata -
+# ## The metadata
 #
 # `kernel-metadata.json` is what `kaggle kernels push` reads. GPU and internet on (the P100 swap downloads torch;
 # blindsr itself comes from the notebook), private, the data as `dataset_sources`, the previous version as
@@ -318,7 +318,7 @@ assert 'before the CUDA guard' in check_metadata(meta, tmp/'k')[0]
 assert 'no CUDA guard' in check_metadata(meta, tmp/'k')[0]
 
 # %% [markdown]
-# ## A wheel of the checkout -
+# ## A wheel of the checkout
 #
 # The wheel is written directly (a wheel is a zip with a `dist-info` folder), not by `pip wheel`: it takes
 # milliseconds, needs no build backend, and is reproducible — files in name order, fixed timestamps and
@@ -441,7 +441,7 @@ print(f'{name}: {len(whl) / 1024:.0f} KiB ({len(base64.b64encode(whl)) / 1024:.0
       f'{sum(map(len, package_files(root).values())) / 1024:.0f} KiB of package files')
 
 # %% [markdown]
-# ## Building a notebook -
+# ## Building a notebook
 #
 # The source notebook's special cells are found by what they hold:
 #
@@ -544,7 +544,7 @@ def notebook_json(nb: dict) -> str:
 
 
 # %% [markdown]
-# ## Reading a built notebook back -
+# ## Reading a built notebook back
 #
 # `packed_wheel` finds the wheel in a built notebook and checks it against its sha256; `recorded_provenance`
 # reads the commit it records. `same_build` compares two built notebooks: every cell byte for byte, except that
@@ -588,7 +588,7 @@ def same_build(a: str, b: str) -> bool:
 
 
 # %% [markdown]
-# ## The Kaggle kernel -
+# ## The Kaggle kernel
 #
 # The parameters cell is written from the spec; `MACHINE_ASKED` and its note say what was asked for, and the
 # kernel's `MACHINE` (set by the guard cell from nvidia-smi) what runs. `build_files` gives the kernel folder's three
@@ -762,7 +762,7 @@ names = lambda src: sorted(t.id for n in ast.parse(src).body for t in n.targets)
 test_eq(names(ours), names(params_source(spec)))
 
 # %% [markdown]
-# ## The Colab notebook -
+# ## The Colab notebook
 #
 # `nbs/11_colab_run.ipynb` becomes `colab/blindsr-colab.ipynb` the same way, with its parameters left as they are:
 # they are Colab form fields (`#@param`), edited in Colab. The notebook metadata asks Colab for a GPU runtime. The

@@ -45,7 +45,7 @@ tmp = Path(tempfile.mkdtemp())
 
 
 # %% [markdown]
-# ## Credentials, where Kaggle CLI 2.2.5 looks -
+# ## Credentials, where Kaggle CLI 2.2.5 looks
 #
 # `kaggle` 2.2.5 authenticates with the first of: an access token (inside a Kaggle notebook the file named by
 # `KAGGLE_API_V1_TOKEN`; else `KAGGLE_API_TOKEN`, a token or a path to one; else `~/.kaggle/access_token`, then
@@ -132,7 +132,7 @@ root_, env = sandbox(['run/tok'], KAGGLE_KERNEL_RUN_TYPE='Batch', KAGGLE_DATA_PR
 assert 'inside a Kaggle notebook' in kaggle_credentials(env)
 
 # %% [markdown]
-# ## A CLI that runs -
+# ## A CLI that runs
 #
 # `pip install kaggle` alone gives a `kaggle` that cannot start: 2.2.5 imports `six`, which none of its declared
 # dependencies pulls in any more. So the checks *run* `kaggle --version` rather than only finding it on `PATH`, and
@@ -167,7 +167,7 @@ test_eq(kaggle_cli_check(str(tmp/'no-kaggle'))[0], False)
 
 
 # %% [markdown]
-# ## The commands blindsr_kaggle runs -
+# ## The commands blindsr_kaggle runs
 #
 # Four command lines, in one place so that `tests/test_kaggle_real.py` can parse each with the real CLI's own
 # parser. `kaggle kernels status` exits 0 whatever the status, printing `USER/SLUG has status
@@ -204,7 +204,7 @@ test_eq(parse_status('404 - Not Found'), None)
 
 
 # %% [markdown]
-# ## Checks before a push -
+# ## Checks before a push
 #
 # The kernel folder must be valid by Kaggle's rules and be what `nbs/` and `blindsr/` build now (a stale kernel
 # would run yesterday's code), built for a real user (not the committed placeholder), and it must carry its wheel;
@@ -246,7 +246,7 @@ def push_checks(kernel_dir: Path, root: Path | str | None = None) -> list[tuple[
 
 
 # %% [markdown]
-# ## The command -
+# ## The command
 #
 # `blindsr_kaggle build` reuses `kaggle_kernel/build.json` for anything not given, so after editing `nbs/` a bare
 # `blindsr_kaggle build` brings the kernel up to date; `--check` only compares. Every build says what Kaggle will

@@ -46,7 +46,7 @@ tmp = Path(tempfile.mkdtemp())
 
 
 # %% [markdown]
-# ## Installing the blindsr the notebook carries -
+# ## Installing the blindsr the notebook carries
 #
 # A built notebook carries a wheel of the checkout it was built from (base64 in one cell, with its sha256; see
 # `nbs/09a_kaggle_build.ipynb` for why it is not a Kaggle dataset). `install_blindsr` runs before blindsr exists,
@@ -128,7 +128,7 @@ with mock.patch('importlib.util.find_spec', return_value=None):
     test_fail(lambda: install_blindsr(None), contains='carries no wheel')
 
 # %% [markdown]
-# ## Where the notebook runs -
+# ## Where the notebook runs
 #
 # Kaggle sets `KAGGLE_KERNEL_RUN_TYPE` (kagglesdk keys on it too). Colab has `google.colab` loaded in the kernel
 # and sets `COLAB_RELEASE_TAG` and friends, which `!python` subprocesses inherit; `google-colab` being importable
@@ -230,7 +230,7 @@ found = find_data([tmp/'smoke'])
 test_eq((found.train_hq, found.val_gt, found.val_lq, found.test_lq), (dp.train_hq, dp.val_gt, dp.val_lq, dp.test_lq))
 
 # %% [markdown]
-# ## Continuing the previous version -
+# ## Continuing the previous version
 #
 # A Kaggle session ends at 12 hours, but training need not: a kernel built with `--previous USER/SLUG` has that
 # kernel's output mounted under `/kaggle/input` — at `notebooks/<user>/<slug>/` now, at `<slug>/` once — so
@@ -349,7 +349,7 @@ except FileNotFoundError as e: print(e); assert 'notebooks/alice/blindsr-train/r
 
 
 # %% [markdown]
-# ## The time budget -
+# ## The time budget
 #
 # The clock starts in the notebook's first cells. Training gets `hours` less what set-up took so far less
 # `RESERVE_MIN` (validation of 400 faces, 400 test restorations, the zip, saving `/kaggle/working`: a few minutes
@@ -376,7 +376,7 @@ test_fail(lambda: session_minutes(0.3, t0=0, now=0), contains='raise --hours')
 
 
 # %% [markdown]
-# ## Training on one GPU or two -
+# ## Training on one GPU or two
 #
 # One process: `Trainer(cfg).fit()` here. Several GPUs: the config is written to `out_dir/run_config.json` and
 # `torchrun` starts one `blindsr.train` process per GPU (DistributedDataParallel; process 0 validates and
@@ -456,7 +456,7 @@ print(buf.getvalue())
 
 
 # %% [markdown]
-# ## Validation, the submission and the pictures -
+# ## Validation, the submission and the pictures
 #
 # The end of a run, the same on Kaggle and Colab: the best weights restore the validation LQ and are scored with the
 # organisers' PSNR (and SSIM) against the bicubic baseline; every test LQ is restored at 4× and zipped as one folder
@@ -507,7 +507,7 @@ test_eq((res['n_test'], Path(res['weights']).name), (4, 'best.pt'))
 
 
 # %% [markdown]
-# ## Google Drive and uploads (Colab) -
+# ## Google Drive and uploads (Colab)
 #
 # Colab forgets its disk when the runtime goes (idle for a while, or after 12 hours), Google Drive does not: the
 # Colab notebook keeps its data zip and its run folder — checkpoints, logs, the submission — on Drive, and a new
