@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import tempfile
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
-from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, is_matplotlib_png, positive_int, probability, run_cli
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, positive_int, probability, run_cli
 from blindsr.core import ImageReadError, PathLike
 from blindsr.metrics import bicubic_psnr, image_set
 
@@ -37,10 +39,10 @@ from blindsr.metrics import bicubic_psnr, image_set
 import io
 import tempfile
 import time
-from contextlib import redirect_stderr
+from contextlib import redirect_stderr, redirect_stdout
 from fastcore.test import test_eq, test_fail, test_close
+from matplotlib.figure import Figure
 from nbdev.showdoc import show_doc
-from PIL import Image
 from blindsr.metrics import psnr
 from scipy.stats import ks_2samp
 
@@ -507,8 +509,10 @@ t0 = time.time(); lq_stats(lq0, fake_gt(rng, 512)); print(f'one 128x128 LQ with 
 # ## Collecting a set
 #
 # A set is a folder (or zip) of LQ images; with GT, each LQ is paired with the GT of the same stem, and a missing
-# partner is an error listing the stems (extra GT images are fine: one GT folder serves two halves of a split).
-# Images are read and measured on threads (numpy and OpenCV release the GIL).
+# partner is an error listing the stems (extra GT images are fine: one GT folder serves two halves of a split). A GT
+# must be `scale` times its LQ (4: the course's 128 → 512); a GT of the LQ's own size, or the LQ given twice, would
+# give PSNR 100 and empty rows instead of an error. `open_set` checks all this from the image headers; `collect_stats`
+# then reads and measures the images on threads (numpy and OpenCV release the GIL).
 
 # %%
 #| export
@@ -525,15 +529,22 @@ class StatTable:
     def __getitem__(self, name: str) -> np.ndarray: return self.values[name]
 
 
-def collect_stats(src: PathLike,  # folder or zip of LQ images
-                  gt: PathLike | None = None,  # folder or zip of GT images with the same stems, or None
-                  workers: int | None = None,  # threads; default: all cores
-                  progress: bool = True,  # tqdm bar on stderr
-                  desc: str | None = None,  # the bar's label; default: the folder name
-                 ) -> StatTable:
-    "Measure every image of an LQ set (against its GT when given); the set must share one size."
-    if workers is not None and workers < 1: raise ValueError(f'workers must be a number of threads >= 1, got {workers}')
-    workers = workers or os.cpu_count() or 1
+class LQSet(NamedTuple):
+    "An LQ set checked from its image headers, ready to measure."
+    src: PathLike                 # the LQ folder or zip
+    lqs: dict                     # stem -> image reference (blindsr.metrics.image_set)
+    gt: PathLike | None           # the GT folder or zip, or None
+    gts: dict | None              # stem -> GT image reference, or None
+    size: tuple[int, int]         # (width, height) shared by every LQ
+
+
+def open_set(src: PathLike,  # folder or zip of LQ images
+             gt: PathLike | None = None,  # folder or zip of GT images with the same stems, or None
+             scale: int = 4,  # a GT is this many times its LQ in width and height
+             gt_flag: str = '--gt',  # how a message names the GT (the command's flag)
+             workers: int = 4,  # threads reading the image headers
+            ) -> LQSet:
+    "List an LQ set and check it before any image is decoded: one size, at least 32x32, and GT partners `scale`x it."
     lqs = image_set(src)
     gts = image_set(gt) if gt is not None else None
     if gts is not None:
@@ -553,6 +564,29 @@ def collect_stats(src: PathLike,  # folder or zip of LQ images
         raise ValueError(f'{src} holds LQ images of mixed sizes: {len(sizes) - len(odd)} are {size[0]}x{size[1]}, but '
                          f'{shown}; every statistic depends on scale, so a set must share one size (an LQ set made by '
                          'one degradation does) — remove or resize the odd ones')
+    if gts is not None:
+        with ThreadPoolExecutor(workers) as ex: gt_sizes = dict(zip(lqs, ex.map(lambda s: gts[s].size(), lqs)))
+        wrong = [s for s in lqs if gt_sizes[s] != (scale * sizes[s][0], scale * sizes[s][1])]
+        if wrong:
+            s0, (w, h), (W, H) = wrong[0], sizes[wrong[0]], gt_sizes[wrong[0]]
+            raise ValueError(f'{gt_flag} {gt} is not the GT of {src}: a GT must be {scale}x its LQ ({scale * w}x{scale * h} '
+                             f'for {w}x{h}), but {Path(gts[s0].label).name} is {W}x{H} for the {w}x{h} LQ '
+                             f'{Path(lqs[s0].label).name} ({len(wrong)} of {len(lqs)} pairs); give the {scale}x GT of these LQ')
+    return LQSet(src, lqs, gt, gts, size)
+
+
+def collect_stats(src: PathLike | LQSet,  # folder or zip of LQ images, or a set open_set checked
+                  gt: PathLike | None = None,  # folder or zip of GT images with the same stems, or None
+                  workers: int | None = None,  # threads; default: all cores
+                  progress: bool = True,  # tqdm bar on stderr
+                  desc: str | None = None,  # the bar's label; default: the folder name
+                  scale: int = 4,  # a GT is this many times its LQ
+                 ) -> StatTable:
+    "Measure every image of an LQ set (against its GT when given); the set must share one size."
+    if workers is not None and workers < 1: raise ValueError(f'workers must be a number of threads >= 1, got {workers}')
+    workers = workers or os.cpu_count() or 1
+    if not isinstance(src, LQSet): src = open_set(src, gt, scale, workers=workers)
+    src, lqs, gt, gts, size = src
 
     def one(stem):
         ref = lqs[stem]
@@ -594,7 +628,7 @@ print(f'40 LQ 64x64 without GT: {time.time() - t0:.2f} s')
 test_eq((len(tA), tA.stems[0], tA.gt, tA.size), (40, '01000', None, (64, 64)))
 test_eq(list(tA.values), stat_names(False))
 assert np.all((tA['jpeg_quality'] >= 30) & (tA['jpeg_quality'] <= 60))
-tAg = collect_stats(jA, tmp/'gt', progress=False)
+tAg = collect_stats(jA, tmp/'gt', progress=False, scale=2)
 test_eq(list(tAg.values), list(STATS))
 test_eq(tAg['noise'], tA['noise'])
 
@@ -604,8 +638,18 @@ test_eq(tAg['noise'], tA['noise'])
 # %%
 #| hide
 (tmp/'orphan').mkdir(); Image.fromarray(area_down(gt0)).save(tmp/'orphan'/'99999.png')
-test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False), contains='no GT partner in')
-test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False), contains='99999')
+test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False, scale=2), contains='no GT partner in')
+test_fail(lambda: collect_stats(tmp/'orphan', tmp/'gt', progress=False, scale=2), contains='99999')
+
+# %% [markdown]
+# A GT that is not `scale`× its LQ (the LQ folder itself, or a GT at the wrong scale) is refused from the headers,
+# naming a pair and its sizes:
+
+# %%
+#| hide
+test_fail(lambda: open_set(jA, jA, scale=2), contains='--gt')
+test_fail(lambda: open_set(jA, tmp/'gt'), contains='a GT must be 4x its LQ (256x256 for 64x64), but 01000.png is 128x128')
+test_eq(open_set(jA, tmp/'gt', scale=2).size, (64, 64))
 
 # %% [markdown]
 # A set of mixed sizes is refused, naming the odd image (its statistics would mix scales):
@@ -658,12 +702,13 @@ test_eq(ks_distance(a, a), 0.0); test_eq(ks_distance(a, a + 100), 1.0)
 test_close(ks_distance(np.r_[a, np.nan], b), ks_distance(a, b), eps=1e-12)
 test_close(ks_critical(200, 200), 1.3581 * 0.1, eps=1e-4)
 
-
 # %% [markdown]
 # ## Comparing two sets
 
 # %%
 #| export
+PLOT_SOFTWARE = 'blindsr_compare_lq (matplotlib)'   # the PNG text chunk that marks the command's own pictures
+
 @dataclass
 class StatRow:
     "One statistic compared between the two sets."
@@ -743,7 +788,7 @@ class CompareResult:
         path.write_text(json.dumps(self.to_dict(), indent=1))
         return path
 
-    def plot(self, path: PathLike,  # the PNG to write
+    def plot(self, path: PathLike,  # the PNG to write (a PNG whatever the name's suffix)
              ours_label: str = 'ours', theirs_label: str = 'theirs',  # legend names
             ) -> Path:
         "Overlaid histograms of the two sets, one panel per statistic, the verdict as the title."
@@ -767,7 +812,7 @@ class CompareResult:
         fig.suptitle(textwrap.fill(self.verdict, 150), fontsize=11, color='tab:green' if self.passed else 'tab:red')
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
+        fig.savefig(path, dpi=90, format='png', metadata={'Software': PLOT_SOFTWARE})   # a PNG at exactly `path`
         return path
 
 
@@ -813,11 +858,15 @@ def compare_lq(ours: PathLike,  # folder or zip of our LQ images
                alpha: float = 0.05,  # overall level of the test
                workers: int | None = None,  # threads; default: all cores
                progress: bool = True,  # tqdm bars on stderr
+               scale: int = 4,  # a GT is this many times its LQ
               ) -> CompareResult:
     "Do two LQ sets come from the same degradation? Statistics per image, a KS test per statistic, a verdict."
     if not 0 < alpha < 1: raise ValueError(f'alpha is the test level, between 0 and 1 (exclusive), got {alpha}')
-    a = collect_stats(ours, gt, workers, progress, desc='ours')
-    b = collect_stats(theirs, gt_theirs if gt_theirs is not None else gt, workers, progress, desc='theirs')
+    if Path(ours).resolve() == Path(theirs).resolve():
+        raise ValueError(f'OURS and THEIRS are the same set ({ours}): it always matches itself; give two different sets')
+    sets = (open_set(ours, gt, scale, '--gt'),                     # both sets checked before either is measured
+            open_set(theirs, gt_theirs if gt_theirs is not None else gt, scale, '--gt-theirs' if gt_theirs else '--gt'))
+    a, b = [collect_stats(x, workers=workers, progress=progress, desc=d) for x, d in zip(sets, ('ours', 'theirs'))]
     n, m = len(a), len(b)
     if ks_critical(n, m, alpha / len(a.values)) >= 1:
         raise ValueError(f'too few images to tell sets apart ({n} in {ours}, {m} in {theirs}): no KS distance can '
@@ -851,20 +900,21 @@ Image.open(tmp/'histograms.png')
 
 # %%
 #| hide
-rg_same, rg_diff = compare_lq(jA, jB, gt=tmp/'gt', progress=False), compare_lq(nA, jA, gt=tmp/'gt', progress=False)
+rg_same, rg_diff = compare_lq(jA, jB, gt=tmp/'gt', progress=False, scale=2), compare_lq(nA, jA, gt=tmp/'gt', progress=False, scale=2)
 test_eq((rg_same.passed, rg_diff.passed), (True, False))
 test_eq(len(rg_diff.rows), len(STATS))
 assert rg_diff.rows[[r.name for r in rg_diff.rows].index('gt_fine_error')].differs
 assert 'noisier' in rg_diff.verdict
 
 # %% [markdown]
-# Sets of different sizes are fine; too few images to decide is an error, and so is GT for one side only:
+# Sets of different sizes are fine; too few images to decide is an error, and so are one set given twice and GT for one side only:
 
 # %%
 #| hide
 (tmp/'few').mkdir()
 for p in sorted(jB.iterdir())[:3]: (tmp/'few'/p.name).write_bytes(p.read_bytes())
 test_fail(lambda: compare_lq(jA, tmp/'few', progress=False), contains='too few images')
+test_fail(lambda: compare_lq(jA, jA, progress=False), contains='same set')
 test_eq(compare_lq(jA, make_set('jpegC', jpeg_pipe, n=25, seed=4), progress=False).passed, True)
 test_fail(lambda: compare_stats(tA, tAg), contains='with GT and the other without')
 
@@ -906,6 +956,13 @@ def is_compare_json(path: PathLike) -> bool:
     return isinstance(d, dict) and {'verdict', 'statistics', 'per_image'} <= set(d)
 
 
+def is_compare_png(path: PathLike) -> bool:
+    "Is `path` a picture blindsr_compare_lq drew (its PNG `Software` text says so), which a rerun may replace?"
+    try:
+        with Image.open(path) as im: return im.format == 'PNG' and str(im.info.get('Software', '')).startswith('blindsr_compare_lq')
+    except Exception: return False
+
+
 def compare_lq_parser() -> argparse.ArgumentParser:
     "The flags of blindsr_compare_lq."
     ap = argparse.ArgumentParser(
@@ -926,10 +983,13 @@ def compare_lq_parser() -> argparse.ArgumentParser:
                    help='GT folder (or zip) of OURS, paired by stem, and of THEIRS unless --gt-theirs is given: adds 6 '
                         'statistics measured against the GT (default: none, LQ statistics only)')
     g.add_argument('--gt-theirs', default=None, metavar='DIR', help='GT folder of THEIRS when it is not --gt (needs --gt) (default: --gt for both)')
+    g.add_argument('--scale', type=positive_int, default=4, metavar='N',
+                   help="how many times a GT is larger than its LQ in width and height; a GT of any other size is "
+                        "refused (default: 4, the course's 128x128 LQ of 512x512 GT)")
     g = ap.add_argument_group('outputs')
     g.add_argument('--plot', default=None, metavar='FILE.png',
-                   help='the histogram picture, one panel per statistic (default: OURS_vs_THEIRS.png beside OURS, or in '
-                        'the current folder when that folder is read-only)')
+                   help='the histogram picture (PNG), one panel per statistic; .png is added to a name without a suffix '
+                        '(default: OURS_vs_THEIRS.png beside OURS, or in the current folder when that folder is read-only)')
     g.add_argument('--no-plot', action='store_true', help='do not draw the picture (default: draw it)')
     g.add_argument('--json', default=None, metavar='FILE.json',
                    help='also write every number, the verdict and each image\'s values to this JSON (default: none)')
@@ -938,25 +998,63 @@ def compare_lq_parser() -> argparse.ArgumentParser:
                    help='overall test level, between 0 and 1 (exclusive), split over the statistics (Bonferroni); '
                         'smaller calls fewer sets different (default: 0.05)')
     g.add_argument('--workers', type=positive_int, default=None, metavar='N',
-                   help='threads measuring images, a whole number >= 1 (default: all cores)')
+                   help=f'threads measuring images, a whole number >= 1; more than {MAX_WORKERS_PER_CORE} per core '
+                        'is cut to that (default: all cores)')
     g.add_argument('--quiet', action='store_true', help='no progress bars (default: bars on stderr)')
     return ap
+
+
+def _plot_path(plot: str) -> Path:
+    "--plot as it will be written: a name without a suffix gets .png (as matplotlib would add it); another suffix is refused."
+    p = Path(plot)
+    if not p.name: raise UserError(f'--plot {plot!r} is not a file name; give one ending in .png')
+    if p.suffix.lower() == '.png' or p.is_dir(): return p             # a folder: check_output_file names the mistake
+    if p.suffix: raise UserError(f'--plot {plot}: the picture is a PNG; give a name ending in .png')
+    return p.with_name(p.name + '.png')
+
+
+def _output(path: PathLike, inputs: list, flag: str, own) -> Path:
+    """`check_output_file`, then a scratch file created and deleted where `path` will go: os.access says yes to root
+    everywhere (/proc included), so only trying finds an output that cannot be created, before any image is measured."""
+    path = check_output_file(path, inputs, flag, own=own)
+    q = path.parent
+    while not q.exists() and q.parent != q: q = q.parent
+    try: tempfile.TemporaryFile(dir=q).close()
+    except OSError as e:
+        raise UserError(f'{flag} {path} cannot be created there ({e.strerror or e}); choose a writable folder') from None
+    return path
 
 
 def _compare_outputs(a: argparse.Namespace) -> tuple[Path | None, Path | None]:
     "The JSON and picture paths, checked before any image is measured (the picture may fall back to the current folder)."
     if a.gt_theirs and not a.gt: raise UserError('--gt-theirs needs --gt (the GT of OURS) too; give both, or neither')
+    if a.plot is not None and a.no_plot: raise UserError(f'--plot {a.plot} and --no-plot contradict each other; give one')
     inputs = [x for x in (a.ours, a.theirs, a.gt, a.gt_theirs) if x]
-    js = check_output_file(a.json, inputs, '--json', own=is_compare_json) if a.json else None
-    if a.no_plot: return js, None
-    if a.plot: return js, check_output_file(a.plot, inputs, '--plot', own=is_matplotlib_png)
-    default = _default_plot(Path(a.ours), Path(a.theirs))
-    try: return js, check_output_file(default, inputs, '--plot', own=is_matplotlib_png)
-    except UserError as beside:
-        try: plot = check_output_file(Path.cwd() / default.name, inputs, '--plot', own=is_matplotlib_png)
-        except UserError: print(f'note: no picture: {beside} (and the current folder cannot take it either); pass --plot FILE.png'); return js, None
-        print(f'note: the picture goes to {plot}, because {beside}')
-        return js, plot
+    js = _output(a.json, inputs, '--json', is_compare_json) if a.json is not None else None
+    plot = None if a.no_plot else _plot_path(a.plot) if a.plot is not None else None
+    if plot is not None: plot = _output(plot, inputs, '--plot', is_compare_png)
+    elif not a.no_plot:
+        default = _default_plot(Path(a.ours), Path(a.theirs))
+        try: plot = _output(default, inputs, '--plot', is_compare_png)
+        except UserError as beside:
+            try: plot = _output(Path.cwd() / default.name, inputs, '--plot', is_compare_png)
+            except UserError: print(f'note: no picture: {beside} (and the current folder cannot take it either); pass --plot FILE.png')
+            else: print(f'note: the picture goes to {plot}, because {beside}')
+    if js is not None and plot is not None and js == plot:
+        raise UserError(f'--plot {plot} and --json {a.json} are the same file: the picture would replace the JSON; '
+                        'give them different names')
+    return js, plot
+
+
+MAX_WORKERS_PER_CORE = 4   # local cap on --workers until blindsr.cli has one shared `workers` type (the lead unifies)
+
+
+def _workers(n: int | None) -> int | None:
+    "--workers, cut to MAX_WORKERS_PER_CORE threads per core (more only costs memory), with a note when cut."
+    cap = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if n is None or n <= cap: return n
+    print(f'note: --workers {n} is more threads than {os.cpu_count() or 1} cores can use; using {cap}')
+    return cap
 
 
 def compare_lq_cli(argv: list[str] | None = None) -> int:
@@ -964,7 +1062,7 @@ def compare_lq_cli(argv: list[str] | None = None) -> int:
     a = compare_lq_parser().parse_args(argv)
     def body():
         js, plot = _compare_outputs(a)
-        res = compare_lq(a.ours, a.theirs, a.gt, a.gt_theirs, a.alpha, a.workers, progress=not a.quiet)
+        res = compare_lq(a.ours, a.theirs, a.gt, a.gt_theirs, a.alpha, _workers(a.workers), progress=not a.quiet, scale=a.scale)
         print(res.table())
         if js: print(f'json: {res.to_json(js)}')
         if plot: print(f'histograms: {res.plot(plot, Path(a.ours).name, Path(a.theirs).name)}')
@@ -976,7 +1074,7 @@ def compare_lq_cli(argv: list[str] | None = None) -> int:
 test_eq(compare_lq_cli([str(jA), str(jB), '--quiet']), 0)
 assert (tmp/'jpegA_vs_jpegB.png').exists()
 test_eq(compare_lq_cli([str(jA), str(jB), '--quiet']), 0)                      # its own picture: replaced
-test_eq(compare_lq_cli([str(jA), str(nA), '--gt', str(tmp/'gt'), '--json', str(tmp/'c.json'), '--no-plot', '--quiet']), 1)
+test_eq(compare_lq_cli([str(jA), str(nA), '--gt', str(tmp/'gt'), '--scale', '2', '--json', str(tmp/'c.json'), '--no-plot', '--quiet']), 1)
 test_eq(json.loads((tmp/'c.json').read_text())['gt_ours'], str(tmp/'gt'))
 test_eq(_default_plot(Path('data/val/LQ'), Path('data/test/LQ')), Path('data/val/val-LQ_vs_test-LQ.png'))
 test_eq(_default_plot(Path('a/ours'), Path('b/sub.zip')), Path('a/ours_vs_sub.png'))
@@ -988,15 +1086,38 @@ test_eq(_default_plot(Path('a/ours'), Path('b/sub.zip')), Path('a/ours_vs_sub.pn
 # %%
 #| hide
 (tmp/'photo.png').write_bytes((jB/sorted(p.name for p in jB.iterdir())[0]).read_bytes())
-with redirect_stderr(io.StringIO()) as err:
-    for args in ([str(tmp/'nope'), str(jB)], [str(tmp/'orphan'), str(jB), '--gt', str(tmp/'gt')],
-                 [str(jA), str(jB), '--alpha', '1.5'], [str(jA), str(jB), '--json', str(jA/'stats.json')],
-                 [str(jA), str(jB), '--plot', str(tmp/'photo.png')], [str(jA), str(jB), '--gt-theirs', str(tmp/'gt')]):
-        try: test_eq(compare_lq_cli([*args, '--quiet']), 2)
+Figure().savefig(tmp/'userplot.png')                                   # a user's own matplotlib figure
+users = {p: p.read_bytes() for p in (tmp/'photo.png', tmp/'userplot.png')}
+S, G, Q = [str(jA), str(jB)], ['--gt', str(tmp/'gt'), '--scale', '2'], ['--quiet']
+mistakes = [([str(tmp/'nope'), str(jB)], 'nope'), ([str(tmp/'orphan'), str(jB), *G], 'no GT partner'),
+            ([*S, '--alpha', '1.5'], '--alpha'), ([*S, '--json', str(jA/'stats.json')], '--json'),
+            ([*S, '--plot', str(tmp/'photo.png')], 'photo.png'), ([*S, '--gt-theirs', str(tmp/'gt')], '--gt'),
+            ([*S, '--plot', str(tmp/'userplot')], 'userplot.png'),           # matplotlib would write userplot.png
+            ([*S, '--plot', str(tmp/'userplot.png')], 'not written by this command'),   # matplotlib drew it, not us
+            ([*S, '--plot', str(tmp/'h.jpg')], '.png'), ([*S, '--plot', str(tmp/'h.png'), '--no-plot'], '--no-plot'),
+            ([*S, '--plot', str(tmp/'same.png'), '--json', str(tmp/'same.png')], '--json'),
+            ([*S, '--json', '/proc/blindsr/x.json', '--no-plot'], '--json /proc/blindsr/x.json'),
+            ([str(jA), str(jA)], 'same set'), ([*S, '--gt', str(jA)], '--gt'), ([*S, *G[:2]], '256x256 for 64x64')]
+for args, want in mistakes:
+    with redirect_stderr(io.StringIO()) as err:
+        try: test_eq(compare_lq_cli([*args, *Q]), 2)
         except SystemExit as e: test_eq(e.code, 2)                         # argparse's own refusal (--alpha)
-print(err.getvalue())
-test_eq(len([l for l in err.getvalue().splitlines() if 'error:' in l]), 6)
-assert not (jA/'stats.json').exists() and not is_matplotlib_png(tmp/'photo.png')
+    print(err.getvalue().strip()[-150:])
+    test_eq(len([l for l in err.getvalue().splitlines() if 'error:' in l]), 1)
+    assert want in err.getvalue(), (args, err.getvalue())
+assert not (jA/'stats.json').exists() and not (tmp/'same.png').exists() and not (tmp/'h.png').exists()
+test_eq({p: p.read_bytes() for p in users}, users)
+test_eq([is_compare_png(p) for p in users], [False, False])
+
+# %% [markdown]
+# A `--plot` without a suffix is written, and reported, as the PNG it is; a thread count beyond use is cut down:
+
+# %%
+#| hide
+with redirect_stdout(io.StringIO()) as out: test_eq(compare_lq_cli([*S, *Q, '--plot', str(tmp/'hist'), '--workers', '99999999']), 0)
+assert f'histograms: {tmp/"hist.png"}' in out.getvalue() and 'note: --workers 99999999' in out.getvalue(), out.getvalue()
+assert is_compare_png(tmp/'hist.png') and not (tmp/'hist').exists()
+test_eq(compare_lq_cli([*S, *Q, '--plot', str(tmp/'hist')]), 0)              # its own picture: replaced
 
 # %% [markdown]
 # ## On real faces

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 from typing import Mapping
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, is_matplotlib_png, non_negative_int, run_cli
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, non_negative_int, run_cli
 from blindsr.core import IMAGE_EXTS, PathLike, read_image_size, tensor_to_img
 from blindsr.device import model_device
 from blindsr.metrics import bicubic_psnr, psnr
@@ -38,6 +39,7 @@ import math
 import tempfile
 from contextlib import redirect_stderr
 from fastcore.test import test_eq, test_fail
+from matplotlib.figure import Figure
 from blindsr.checkpoint import export_weights
 from blindsr.core import read_image, write_png
 from blindsr.models import build_generator
@@ -47,7 +49,7 @@ rng = np.random.default_rng(0)
 torch.manual_seed(0)
 net = build_generator('msrresnet', num_feat=8, num_block=1).eval().requires_grad_(False)   # tiny, random weights
 export_weights(tmp/'w16.pt', net, 'msrresnet', {'num_feat': 8, 'num_block': 1}, {'val_psnr': 20.0}, half=True)   # a weights file to load
-write_png(tmp/'face16.png', rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))                                  # a "face" for --image
+write_png(tmp/'face128.png', rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))                                # a "face" for --image
 
 
 # %% [markdown]
@@ -150,7 +152,6 @@ test_eq(read_image(tmp/'grid.png').shape[2], 3)
 test_eq(len(comparison_grid([lq_img, lq_img], [sr_img, sr_img], bicubic=False).axes), 4)
 test_fail(lambda: comparison_grid(lq_img, sr_img, gt_img[:-1]), contains='GT is 64x63')
 
-
 # %% [markdown]
 # ## The demo: `blindsr_demo`
 #
@@ -160,13 +161,30 @@ test_fail(lambda: comparison_grid(lq_img, sr_img, gt_img[:-1]), contains='GT is 
 # this project and shipped in the package (`blindsr/weights/blindsr_default.pt`, with its training record in
 # `blindsr_default.json`); written as `demo.png` beside the PSNRs of bicubic and of the model. One 128→512
 # image takes about a second on a CPU. Without shipped weights it stops and says so; `--weights` runs any other
-# generator, `--image` any other face.
+# generator, `--image` any other face (at least 128×128, the size of the LQ the demo makes from it, and not one flat
+# colour: there would be nothing to restore, and PSNRs of infinity).
+#
+# The picture carries `Software: blindsr_demo` in its PNG text, so a rerun replaces its own `demo.png` and nothing
+# else: a photo, or another program's figure, under that name is refused unless `--overwrite`. Before any work the
+# output is also tried: a folder where no file can be created (`/proc`, a read-only disk) is named at once.
 
 # %%
 #| export
+DEMO_SOFTWARE = 'blindsr_demo (matplotlib)'   # the PNG text chunk that marks the demo's own picture
+MIN_FACE = 128                                  # smallest --image side: the LQ the demo makes is 128x128
+
+
+def is_demo_png(path: PathLike) -> bool:
+    "Is `path` a picture blindsr_demo drew (its PNG `Software` text says so), which a rerun may replace?"
+    try:
+        with Image.open(path) as im: return im.format == 'PNG' and str(im.info.get('Software', '')).startswith('blindsr_demo')
+    except Exception: return False
+
+
 def demo_inputs(out_dir: PathLike = '.',  # where demo.png goes
                 weights: PathLike | None = None,  # generator weights (default: the shipped ones)
                 image: PathLike | None = None,  # an HQ face image (default: the astronaut)
+                overwrite: bool = False,  # replace a demo.png the demo did not draw
                ) -> tuple[Path, Path]:  # (the weights file, demo.png's path), checked
     "Check the demo's face, weights and output before any work: the picture never replaces an input or a user's file."
     weights = Path(weights) if weights is not None else default_weights()
@@ -176,10 +194,19 @@ def demo_inputs(out_dir: PathLike = '.',  # where demo.png goes
         if not image.is_file(): raise FileNotFoundError(f'image not found: {image} (--image)')
         if image.suffix.lower() not in IMAGE_EXTS:
             raise UserError(f'--image {image}: blindsr reads {", ".join(IMAGE_EXTS)}; convert the image to PNG first')
-        read_image_size(image)                                   # a broken file is named before any work
+        w, h = read_image_size(image)                            # a broken file is named before any work
+        if min(w, h) < MIN_FACE:
+            raise UserError(f'--image {image} is {w}x{h}: a face needs at least {MIN_FACE}x{MIN_FACE} pixels (the demo '
+                            f'degrades it to a {MIN_FACE}x{MIN_FACE} LQ); give a larger photo')
     out = Path(out_dir)
     if out.exists() and not out.is_dir(): raise UserError(f'--out {out_dir} is a file; give a folder for demo.png (it is created if missing)')
-    png = check_output_file(out / 'demo.png', [p for p in (image, weights) if p is not None], '--out', own=is_matplotlib_png)
+    png = check_output_file(out / 'demo.png', [p for p in (image, weights) if p is not None], '--out', own=is_demo_png,
+                            overwrite=overwrite)
+    q = png.parent                                               # root passes os.access everywhere (/proc too): try it
+    while not q.exists() and q.parent != q: q = q.parent
+    try: tempfile.TemporaryFile(dir=q).close()
+    except OSError as e:
+        raise UserError(f'--out {out_dir}: demo.png cannot be created there ({e.strerror or e}); choose a writable folder') from None
     return weights, png
 
 
@@ -190,14 +217,16 @@ def demo(out_dir: PathLike = '.',  # where demo.png goes
          seed: int = 0,  # seed of the degradation draw (>= 0)
          tta: str = 'off',
          device: str | torch.device | None = None,  # None: the best usable (a CPU is fine)
+         overwrite: bool = False,  # replace a demo.png the demo did not draw
         ) -> dict:  # {'png', 'bicubic_psnr', 'model_psnr', 'weights', 'degradation', ...}
     "Degrade a face, restore it, and write demo.png: LQ | bicubic | restored | HQ, with PSNRs."
-    weights, png = demo_inputs(out_dir, weights, image)
+    weights, png = demo_inputs(out_dir, weights, image, overwrite)
     cfg = get_preset(preset)                                      # an unknown preset: KeyError naming the choices
     if seed < 0: raise ValueError(f'seed must be a whole number >= 0 (--seed), got {seed}')
     model = load_generator(weights, device=device)
     info = weights_info(weights)
     hq = face_from_file(image) if image is not None else astronaut_face()
+    if hq.std() < 1: raise UserError(f'--image {image} is one flat colour: nothing to restore, and no PSNR to score; give a face photo')
     params = sample(cfg, np.random.default_rng(seed), 1)
     lq = degrade_image(hq, params)
     t0 = time.perf_counter()
@@ -209,8 +238,9 @@ def demo(out_dir: PathLike = '.',  # where demo.png goes
            'seconds': seconds, 'device': str(model_device(model))}
     name = f"{res['arch']} ({weights.name})"
     res['png'] = str(png)
-    comparison_grid(lq, {name: sr}, hq, zoom=(0.28, 0.3, 0.28, 0.4), path=png,
-                    title=f'{preset}, seed {seed}: {res["degradation"][:110]}')
+    fig = comparison_grid(lq, {name: sr}, hq, zoom=(0.28, 0.3, 0.28, 0.4), title=f'{preset}, seed {seed}: {res["degradation"][:110]}')
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, format='png', metadata={'Software': DEMO_SOFTWARE})   # the mark that lets a rerun replace it
     return res
 
 
@@ -227,8 +257,8 @@ def demo_parser() -> argparse.ArgumentParser:
                         note='Exit status: 0 done; 2 a mistake (named on one line).'))
     g = ap.add_argument_group('face and degradation')
     g.add_argument('--image', default=None, metavar='FILE',
-                   help="an HQ face image (.png .jpg .jpeg .webp .bmp), centre-cropped to a square and resized to 512x512 "
-                        "(default: scikit-image's astronaut, a public-domain photo)")
+                   help=f"an HQ face image (.png .jpg .jpeg .webp .bmp), at least {MIN_FACE}x{MIN_FACE}, centre-cropped to "
+                        "a square and resized to 512x512 (default: scikit-image's astronaut, a public-domain photo)")
     g.add_argument('--preset', default='ai6126_2024', choices=sorted(PRESETS), metavar='NAME',
                    help=f'degradation preset, one of {", ".join(sorted(PRESETS))} (default: ai6126_2024)')
     g.add_argument('--seed', type=non_negative_int, default=0, metavar='N',
@@ -243,8 +273,10 @@ def demo_parser() -> argparse.ArgumentParser:
                    help='cpu, cuda, cuda:N or mps (default: the best usable; a CPU is fine)')
     g = ap.add_argument_group('output')
     g.add_argument('--out', default='.', metavar='DIR',
-                   help='folder for demo.png (created); an existing demo.png is replaced only if it is a picture '
-                        'matplotlib drew (default: the current folder)')
+                   help='folder for demo.png (created); an existing demo.png is replaced only if blindsr_demo drew it '
+                        '(default: the current folder)')
+    g.add_argument('--overwrite', action='store_true',
+                   help='replace an existing demo.png that blindsr_demo did not draw (default: refuse)')
     return ap
 
 
@@ -252,7 +284,7 @@ def demo_cli(argv: list[str] | None = None) -> int:
     "blindsr_demo: degrade a public-domain face, restore it with blindsr's pretrained generator, write demo.png."
     a = demo_parser().parse_args(argv)
     def body():
-        r = demo(a.out, a.weights, a.image, a.preset, a.seed, a.tta, a.device)
+        r = demo(a.out, a.weights, a.image, a.preset, a.seed, a.tta, a.device, a.overwrite)
         trained = TrainingRecord.from_meta(r['meta']).summary()
         print(f"face: {r['source']}, 512x512; degraded with {a.preset} (seed {a.seed}) to 128x128")
         print(f"model: {r['weights']}: {r['arch']}, {r['params']:,} parameters{'; ' + trained if trained else ''}")
@@ -280,23 +312,35 @@ Image.open(shipped['png'])
 r = demo(tmp/'demo', weights=tmp/'w16.pt', device='cpu')
 assert (tmp/'demo'/'demo.png').exists() and math.isfinite(r['model_psnr']) and 15 < r['bicubic_psnr'] < 40
 test_eq(face_from_file(tmp/'demo'/'demo.png', 96).shape, (96, 96, 3))
-test_eq(demo_cli(['--out', str(tmp/'demo2'), '--weights', str(tmp/'w16.pt'), '--image', str(tmp/'face16.png'),
+test_eq(demo_cli(['--out', str(tmp/'demo2'), '--weights', str(tmp/'w16.pt'), '--image', str(tmp/'face128.png'),
                   '--device', 'cpu']), 0)
 
 # %% [markdown]
-# Mistakes stop before any work, on one line: missing weights, a device that is not there, and a face that is the
-# picture itself (the demo would draw over its own input); a photo called `demo.png` is never replaced.
+# Mistakes stop before any work, on one line: missing weights, a device that is not there, a face that is the
+# picture itself (the demo would draw over its own input), a face too small or flat to score, and an output that
+# cannot be created; a photo or another program's figure called `demo.png` is never replaced without `--overwrite`.
 
 # %%
 #| hide
 write_png(tmp/'mine'/'demo.png', rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
-mine = (tmp/'mine'/'demo.png').read_bytes()
-with redirect_stderr(io.StringIO()) as err:
-    test_eq(demo_cli(['--weights', str(tmp/'nope.pt')]), 2)
-    test_eq(demo_cli(['--weights', str(tmp/'w16.pt'), '--device', 'gpu', '--out', str(tmp/'d3')]), 2)
-    test_eq(demo_cli(['--weights', str(tmp/'w16.pt'), '--image', str(tmp/'demo'/'demo.png'), '--out', str(tmp/'demo')]), 2)
-    test_eq(demo_cli(['--weights', str(tmp/'w16.pt'), '--out', str(tmp/'mine')]), 2)
-print(err.getvalue())
-test_eq(len(err.getvalue().strip().splitlines()), 4)
-test_eq((tmp/'mine'/'demo.png').read_bytes(), mine)
-test_eq(demo_cli(['--out', str(tmp/'demo'), '--weights', str(tmp/'w16.pt'), '--device', 'cpu']), 0)   # its own picture: replaced
+(tmp/'fig').mkdir(); Figure().savefig(tmp/'fig'/'demo.png')                     # a user's own matplotlib figure
+write_png(tmp/'tiny.png', np.zeros((1, 1, 3), np.uint8)); write_png(tmp/'flat.png', np.full((200, 200, 3), 90, np.uint8))
+users = {p: p.read_bytes() for p in (tmp/'mine'/'demo.png', tmp/'fig'/'demo.png')}
+W = ['--weights', str(tmp/'w16.pt'), '--device', 'cpu']
+for args, want in [(['--weights', str(tmp/'nope.pt')], 'nope.pt'), ([*W, '--device', 'gpu', '--out', str(tmp/'d3')], "'gpu'"),
+                   ([*W, '--image', str(tmp/'demo'/'demo.png'), '--out', str(tmp/'demo')], 'is the input'),
+                   ([*W, '--out', str(tmp/'mine')], 'not written by this command'),
+                   ([*W, '--out', str(tmp/'fig')], 'not written by this command'),
+                   ([*W, '--out', '/proc/blindsr_demo'], '--out /proc/blindsr_demo'),
+                   ([*W, '--image', str(tmp/'tiny.png'), '--out', str(tmp/'d4')], 'at least 128x128'),
+                   ([*W, '--image', str(tmp/'flat.png'), '--out', str(tmp/'d4')], 'flat colour')]:
+    with redirect_stderr(io.StringIO()) as err: test_eq(demo_cli(args), 2)
+    print(err.getvalue().strip())
+    test_eq(len(err.getvalue().strip().splitlines()), 1)
+    assert want in err.getvalue(), (args, err.getvalue())
+test_eq({p: p.read_bytes() for p in users}, users)
+assert not (tmp/'d3').exists() and not (tmp/'d4').exists()
+test_eq(demo_cli(['--out', str(tmp/'demo'), *W]), 0)                                   # its own picture: replaced
+assert is_demo_png(tmp/'demo'/'demo.png') and not any(is_demo_png(p) for p in users)
+test_eq(demo_cli(['--out', str(tmp/'fig'), *W, '--overwrite']), 0)                    # asked for: replaced
+assert is_demo_png(tmp/'fig'/'demo.png')

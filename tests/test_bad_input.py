@@ -368,7 +368,9 @@ EXTENDED = {
                            'gt_lacks_partners', 'gt_missing', 'alpha_zero', 'alpha_negative', 'alpha_above_one',
                            'alpha_inf', 'workers_negative', 'workers_zero', 'plot_inside_theirs',
                            'plot_over_a_users_png', 'json_over_a_users_file',
-                           'default_plot_beside_readonly_ours_falls_back'},
+                           'default_plot_beside_readonly_ours_falls_back', 'plot_over_a_users_matplotlib_figure',
+                           'plot_not_a_png_name', 'plot_and_no_plot', 'json_is_the_default_plot', 'gt_smaller_than_lq',
+                           'workers_huge_is_capped'},
     'blindsr_train': {'iters_negative', 'batch_size_negative', 'time_budget_zero', 'log_every_zero', 'ckpt_every_zero',
                       'seed_negative', 'val_every_min_negative', 'generator_kwargs_json_list', 'generator_kwargs_string_value',
                       'iters_nan', 'time_budget_nan_alone', 'time_budget_inf', 'accum_negative', 'lr_nan', 'warmup_above_one',
@@ -407,7 +409,7 @@ EXTENDED = {
                        'zip_argument_missing'},
     'blindsr_demo': {'weights_missing', 'weights_truncated', 'weights_is_a_folder', 'image_missing',
                      'image_truncated', 'image_tif', 'out_is_an_existing_file', 'out_has_a_users_demo_png',
-                     'out_readonly', 'tta_typo', 'device_typo'},
+                     'out_readonly', 'tta_typo', 'device_typo', 'image_flat', 'overwrite_replaces_a_users_demo_png'},
     'blindsr_bench': {'speed_set_unknown_field', 'speed_set_negative_batch', 'recipes_typo', 'recipes_minutes_nan',
                       'recipes_val_holdout_zero', 'recipes_device_cuda_without_gpu', 'breakdown_steps_negative',
                       'breakdown_faces_missing', 'no_subcommand'},
@@ -548,6 +550,14 @@ def users_photo(w: WS, *parts) -> Path:
     p = w.root.joinpath(*parts); p.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(face(np.random.default_rng(21), 40, 40)).save(p)
     return p
+
+
+def matplotlib_figure(path: Path) -> Path:
+    "A user's own matplotlib figure at `path` (PNG, Software: matplotlib), drawn by no blindsr command."
+    from matplotlib.figure import Figure
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Figure(figsize=(2, 2)).savefig(path)
+    return path
 
 
 def readonly_copy(w: WS, src: Path, name: str) -> Path:
@@ -748,6 +758,38 @@ COMPARE = [
       lambda w: ['blindsr_compare_lq', w / 'RO' / 'OURSlq', w / 'THEIRSlq', '--quiet'], lambda w: [w / 'RO', w / 'THEIRSlq'],
       expect='work', ok_rc=(0, 1), setup=cs(lambda w: readonly_copy(w, w / 'OURSlq', 'OURSlq')),
       post=exists('OURSlq_vs_THEIRSlq.png')),                  # the picture in the current folder instead
+    # QA round 2: the file really written, two outputs on one file, outputs that cannot be created, a GT of the wrong
+    # scale, one set given twice, an absurd thread count
+    C('plot_without_png_over_users_png', 'data-loss',           # matplotlib writes userplot.png for --plot userplot
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--plot', w / 'userplot'],
+      lambda w: [*cq_in(w), w / 'userplot.png'], setup=cs(lambda w: users_photo(w, 'userplot.png')),
+      mention=(('--plot', 'userplot.png'),), post=no_path('userplot')),
+    C('plot_over_a_users_matplotlib_figure', 'data-loss',       # matplotlib drew it, but not this command
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--plot', w / 'fig.png'],
+      lambda w: [*cq_in(w), w / 'fig.png'], setup=cs(lambda w: matplotlib_figure(w / 'fig.png')), mention=(('--plot', 'fig.png'),)),
+    C('plot_not_a_png_name', 'paths',
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--plot', w / 'hist.jpg'], cq_in,
+      setup=cs(), mention=(('--plot', 'hist.jpg'),), post=no_path('hist.jpg')),
+    C('plot_and_json_same_file', 'data-loss',
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--plot', w / 'same.png', '--json', w / 'same.png'],
+      cq_in, setup=cs(), mention=('--plot', '--json'), post=no_path('same.png')),
+    C('json_is_the_default_plot', 'data-loss',
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--json', w / 'OURSlq_vs_THEIRSlq.png'],
+      cq_in, setup=cs(), mention=('--plot', '--json'), post=no_path('OURSlq_vs_THEIRSlq.png')),
+    C('plot_and_no_plot', 'usage',
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'THEIRSlq', '--quiet', '--no-plot', '--plot', w / 'p.png'], cq_in,
+      setup=cs(), mention=('--no-plot',)),
+    C('json_cannot_be_created', 'paths', cq('--json', '/proc/blindsr_x.json'), cq_in, setup=cs(),
+      mention=('--json',), one_line=True),
+    C('gt_same_size_as_lq', 'images', cq('--gt', lambda w: w / 'OURSlq'), cq_in, setup=cs(),
+      mention=('--gt', '32x32'), one_line=True),
+    C('gt_smaller_than_lq', 'images', cq('--gt', lambda w: w / 'SMALLgt'), lambda w: [*cq_in(w), w / 'SMALLgt'],
+      setup=cs(lambda w: images(w / 'SMALLgt', 12, 16, seed=14)), mention=('--gt', '16x16')),
+    C('ours_and_theirs_the_same_folder', 'usage',
+      lambda w: ['blindsr_compare_lq', w / 'OURSlq', w / 'OURSlq', '--quiet', '--no-plot'], cq_in, setup=cs(),
+      mention=('OURSlq', 'same')),
+    C('workers_huge_is_capped', 'numbers', cq('--workers', '9999999'), cq_in, expect='work', ok_rc=(0, 1), setup=cs(),
+      post=says('note: --workers 9999999')),
 ]
 
 
@@ -1206,7 +1248,23 @@ DEMO = [
     C('tta_typo', 'names', dm('--tta', 'x9'), DM_IN, mention=('--tta',)),
     C('device_cuda_without_gpu', 'device', dm('--device', 'cuda'), DM_IN, mention=('cuda',), one_line=True, marks=(NO_GPU,)),
     C('device_typo', 'device', dm('--device', 'gpu'), DM_IN, mention=('gpu',), one_line=True),
+    # QA round 2: any matplotlib PNG counted as the demo's own; an output that cannot be created; a face too small
+    C('out_has_a_users_matplotlib_figure', 'data-loss', dm(), lambda w: [w.pt, w.out / 'demo.png'],
+      setup=lambda w: matplotlib_figure(w.out / 'demo.png'), mention=('demo.png', '--overwrite')),
+    C('overwrite_replaces_a_users_demo_png', 'data-loss', dm('--overwrite'), DM_IN, expect='work',
+      setup=lambda w: matplotlib_figure(w.out / 'demo.png'), post=exists('OUTdir', 'demo.png')),
+    C('out_cannot_be_created', 'paths', dm('--out', '/proc/blindsr_demo'), DM_IN, mention=('--out', '/proc/blindsr_demo'),
+      one_line=True),
+    C('image_1px', 'images', dm('--image', lambda w: tiny_png(w, 'dot.png', 1, 1)), DM_IN, mention=('dot.png', '128')),
+    C('image_flat', 'images', dm('--image', lambda w: tiny_png(w, 'flat.png', 160, 160)), DM_IN, mention=('flat.png',)),
 ]
+
+
+def tiny_png(w: WS, name: str, h: int, wd: int) -> Path:
+    "A one-colour h x wd PNG in the workspace (no face at all)."
+    p = w / name
+    Image.fromarray(np.full((h, wd, 3), 120, np.uint8)).save(p)
+    return p
 
 
 @pytest.mark.parametrize('case', params('blindsr_demo', DEMO))

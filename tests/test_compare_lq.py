@@ -74,11 +74,13 @@ def test_other_pipeline_fails_with_json(sets, tmp_path):
 
 def test_with_gt(sets, tmp_path):
     root, ja, jb, na = sets
-    same = compare(ja, jb, '--gt', root / 'gt', '--no-plot', '--json', tmp_path / 's.json')
+    same = compare(ja, jb, '--gt', root / 'gt', '--scale', '2', '--no-plot', '--json', tmp_path / 's.json')
     assert same.returncode == 0, same.stdout + same.stderr
     assert 'psnr_bicubic' in json.loads((tmp_path / 's.json').read_text())['statistics']
-    diff = compare(na, ja, '--gt', root / 'gt', '--no-plot')
+    diff = compare(na, ja, '--gt', root / 'gt', '--scale', '2', '--no-plot')
     assert diff.returncode == 1 and 'noisier' in diff.stdout
+    wrong = compare(ja, jb, '--gt', root / 'gt', '--no-plot')          # 2x GT, but the course's 4x is the default
+    assert wrong.returncode == 2 and '--gt' in wrong.stderr and '128x128 for the 64x64 LQ' in wrong.stderr, wrong.stderr
 
 
 def test_input_errors_exit_2_naming_the_path(sets, tmp_path):
@@ -91,7 +93,7 @@ def test_input_errors_exit_2_naming_the_path(sets, tmp_path):
     assert r.returncode == 2 and 'too few images' in r.stderr
     (tmp_path / 'orphans').mkdir()
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / 'orphans' / '77777.png')
-    r = compare(tmp_path / 'orphans', ja, '--gt', root / 'gt')
+    r = compare(tmp_path / 'orphans', ja, '--gt', root / 'gt', '--scale', '2')
     assert r.returncode == 2 and 'no GT partner' in r.stderr and '77777' in r.stderr
     bad = tmp_path / 'bad'; bad.mkdir()
     for p in sorted(ja.iterdir()): (bad / p.name).write_bytes(p.read_bytes())

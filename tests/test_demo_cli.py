@@ -43,7 +43,7 @@ def test_mistakes_are_one_line_before_any_work(tmp_path, tiny_weights, capsys):
     from blindsr.demo import demo_cli
     common = ['--weights', str(tiny_weights)]
     (tmp_path / 'mine').mkdir()
-    Image.new('RGB', (8, 8), 'red').save(tmp_path / 'mine' / 'demo.png')
+    Image.new('RGB', (128, 128), 'red').save(tmp_path / 'mine' / 'demo.png')   # big enough for --image
     before = (tmp_path / 'mine' / 'demo.png').read_bytes()
     cases = [(['--out', str(tmp_path / 'mine')], 'not written by this command'),
              (['--out', str(tmp_path / 'mine'), '--image', str(tmp_path / 'mine' / 'demo.png')], 'is the input'),
