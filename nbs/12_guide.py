@@ -282,7 +282,9 @@ def unknown_flags(line: str) -> list[str]:
     "The --flags of a command line that its command's help does not list."
     words = shlex.split(line.replace('[', ' ').replace(']', ' ').replace('…', ' '))
     text = help_text(words[0])
-    if len(words) > 1 and re.search(r'\{[a-z,]*\b' + re.escape(words[1]) + r'\b[a-z,]*\}', text): text += help_text(*words[:2])
+    sub = words[1] if len(words) > 1 and not words[1].startswith('-') else None      # a subcommand, listed as {a,b} or one per line
+    if sub and (re.search(r'\{[a-z,]*\b' + re.escape(sub) + r'\b[a-z,]*\}', text) or re.search(rf'^\s+{re.escape(sub)}\s', text, re.M)):
+        text += help_text(*words[:2])
     return [w for w in words[1:] if w.startswith('--') and w.split('=')[0] not in text]
 
 
