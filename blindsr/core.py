@@ -129,12 +129,15 @@ def check_image_types(names: Sequence[PathLike],  # file names (or paths) found 
             f'{", ".join(exts)}; convert them (e.g. PIL: Image.open(f).convert("RGB").save(f.with_suffix(".png"))) '
             'or move them out of the folder')
 
-# %% ../nbs/00_core.ipynb #a8d690a9
+# %% ../nbs/00_core.ipynb #725b151f
 def list_images(folder: PathLike,  # a folder of images
                 exts: Sequence[str] = IMAGE_EXTS,  # accepted suffixes, lower case
                ) -> list[Path]:  # the image files, sorted by name
     "The image files directly in `folder`, sorted; raises if the folder is missing, holds none, or holds unread image types."
     folder = Path(folder)
+    if folder.is_file():
+        fix = 'unzip it first' if folder.suffix.lower() == '.zip' else 'give the folder that holds the images'
+        raise NotADirectoryError(f'{folder} is a file, not a folder; {fix}')
     if not folder.is_dir(): raise FileNotFoundError(f'image folder not found: {folder}')
     entries = [p for p in folder.iterdir() if p.is_file()]
     check_image_types(entries, folder, exts)

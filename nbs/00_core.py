@@ -252,6 +252,9 @@ def list_images(folder: PathLike,  # a folder of images
                ) -> list[Path]:  # the image files, sorted by name
     "The image files directly in `folder`, sorted; raises if the folder is missing, holds none, or holds unread image types."
     folder = Path(folder)
+    if folder.is_file():
+        fix = 'unzip it first' if folder.suffix.lower() == '.zip' else 'give the folder that holds the images'
+        raise NotADirectoryError(f'{folder} is a file, not a folder; {fix}')
     if not folder.is_dir(): raise FileNotFoundError(f'image folder not found: {folder}')
     entries = [p for p in folder.iterdir() if p.is_file()]
     check_image_types(entries, folder, exts)
@@ -263,6 +266,8 @@ def list_images(folder: PathLike,  # a folder of images
 # %%
 test_eq([p.name for p in list_images(tmp/'sub')], ['out.png'])
 test_fail(lambda: list_images(tmp/'missing'), contains='missing')
+(tmp/'faces.zip').write_bytes(b'PK')
+test_fail(lambda: list_images(tmp/'faces.zip'), contains='faces.zip is a file, not a folder; unzip it first')
 
 # %% [markdown]
 # A `.tif` beside the PNGs stops the listing, named; a README or a hidden file does not:

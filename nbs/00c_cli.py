@@ -23,7 +23,9 @@ import json
 import linecache
 import math
 import os
+import shutil
 import sys
+import tempfile
 import textwrap
 import tokenize
 from dataclasses import MISSING, dataclass, fields, is_dataclass
@@ -216,11 +218,24 @@ positive_float = _number(float, 0, True, 'a number > 0')
 non_negative_float = _number(float, 0, False, 'a number >= 0')
 finite_float = _number(float, None, False, 'a finite number')
 
+
+def worker_count(text: str) -> int:
+    "An argparse type for --workers: a whole number from 1 to 4 x the cores (more only starts processes that wait)."
+    n = positive_int(text)
+    most = 4 * (os.cpu_count() or 1)
+    if n > most:
+        raise argparse.ArgumentTypeError(f'expected a number of workers from 1 to {most} (4 x the {os.cpu_count() or 1} '
+                                         f'cores of this machine), got {text!r}')
+    return n
+
+
 # %%
 test_eq((positive_int('3'), non_negative_int('0'), positive_float('0.5'), finite_float('-2')), (3, 0, 0.5, -2.0))
 for t, bad in ((positive_int, '0'), (positive_int, '-5'), (positive_int, '1.5'), (non_negative_int, '-1'),
                (positive_float, '0'), (positive_float, 'nan'), (finite_float, 'inf'), (non_negative_float, '-0.1')):
     test_fail(lambda: t(bad), contains=repr(bad))
+test_eq(worker_count('2'), 2)
+for bad in ('0', '-3', '100000', 'two'): test_fail(lambda: worker_count(bad), contains=repr(bad))
 
 
 # %% [markdown]
@@ -498,11 +513,39 @@ def write_manifest(out: PathLike, command: str, files: Iterable[str], **info) ->
     return path
 
 
+def check_writable(folder: PathLike,  # a folder the command will create files in (it may not exist yet)
+                   flag: str = 'OUT',  # how the command names the output, for the message
+                   shown: PathLike | None = None,  # the path as the user gave it, for the message (default `folder`)
+                  ) -> Path:  # `folder`, absolute
+    "Refuse an output folder that cannot be created or written; the check creates the missing folders and removes them."
+    p = Path(folder).expanduser().absolute()
+    shown = folder if shown is None else shown
+    q = p
+    while not q.exists() and q.parent != q: q = q.parent
+    if not q.is_dir():
+        raise UserError(f'{flag} {shown}: {q} is a file, not a folder; choose another place for the output')
+    if not os.access(q, os.W_OK | os.X_OK):
+        raise UserError(f'{flag} {shown} cannot be written ({q} is read-only for this user); choose a folder you can '
+                        'write to (on Kaggle: under /kaggle/working)')
+    # root passes os.access everywhere, and /proc or a full disk say no only when asked: try it, leave nothing behind
+    top = q / p.relative_to(q).parts[0] if p != q else None               # the first folder the probe creates
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=p).close()
+    except OSError as e:
+        raise UserError(f'{flag} {shown} cannot be created: {e.strerror or e}; choose a writable folder '
+                        '(on Kaggle: under /kaggle/working)') from None
+    finally:
+        if top is not None: shutil.rmtree(top, ignore_errors=True)
+    return p
+
+
 def check_output_path(out: PathLike,  # an output file or folder (it may not exist yet)
                       inputs: Sequence[PathLike],  # the command's input files and folders
                       flag: str = 'OUT',  # how the command names the output, for the message
                      ) -> Path:  # `out`, resolved
-    "Refuse an output that is an input, contains one or lies inside an input folder."
+    "Refuse an empty output path, and an output that is an input, contains one or lies inside an input folder."
+    if not str(out).strip(): raise UserError(f'{flag} is empty; give a path (or leave {flag} out for the default)')
     out_r = Path(out).expanduser().resolve()
     for i in inputs:
         i_r = Path(i).expanduser().resolve()
@@ -534,6 +577,7 @@ def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
             raise UserError(f'{flag} {out} already holds {len(foreign)} file(s) this command did not write '
                             f'({", ".join(foreign[:5])}{" …" if len(foreign) > 5 else ""}); choose an empty or new '
                             'folder, or pass --overwrite to write into it (only the names it writes are replaced)')
+    check_writable(out_r, flag, shown=out)
     return out_r
 
 
@@ -624,21 +668,6 @@ test_fail(lambda: run_cli('demo', boom(ZeroDivisionError())))       # a bug keep
 
 # %%
 #| export
-def check_writable(folder: PathLike,  # a folder the command will create files in (it may not exist yet)
-                   flag: str = 'OUT',  # how the command names the output, for the message
-                  ) -> Path:  # `folder`, absolute
-    "Refuse an output folder that cannot be written: it, or its nearest existing parent, must be a folder we may write."
-    p = Path(folder).expanduser().absolute()
-    q = p
-    while not q.exists() and q.parent != q: q = q.parent
-    if not q.is_dir():
-        raise UserError(f'{flag} {folder}: {q} is a file, not a folder; choose another place for the output')
-    if not os.access(q, os.W_OK | os.X_OK):
-        raise UserError(f'{flag} {folder} cannot be written ({q} is read-only for this user); choose a folder you can '
-                        'write to (on Kaggle: under /kaggle/working)')
-    return p
-
-
 def check_output_file(out: PathLike,  # an output file (it may not exist yet)
                       inputs: Sequence[PathLike],  # the command's input files and folders
                       flag: str = 'OUT',  # how the command names the output, for the message
@@ -648,7 +677,7 @@ def check_output_file(out: PathLike,  # an output file (it may not exist yet)
     "Refuse an output file that is/contains/lies inside an input, is a folder, cannot be written, or is a user's file."
     out_r = check_output_path(out, inputs, flag)
     if out_r.is_dir(): raise UserError(f'{flag} {out} is a folder; give a file name (e.g. {Path(out) / "out"}…)')
-    check_writable(out_r.parent, flag)
+    check_writable(out_r.parent, flag, shown=out)
     if out_r.exists() and own is not None and not overwrite and not own(out_r):
         how = 'pass --overwrite to replace it' if overwrite is not None else 'delete it first'
         raise UserError(f'{flag} {out} already exists and was not written by this command; choose another name, or {how}')
@@ -665,6 +694,13 @@ is_scores = lambda p: p.read_text().startswith('stem,')
 test_fail(lambda: check_output_file(tmp/'notes.csv', [tmp/'gt'], '--csv', own=is_scores), contains='delete it first')
 test_eq(check_output_file(tmp/'new'/'deeper'/'s.csv', [tmp/'gt'], '--csv'), (tmp/'new'/'deeper'/'s.csv').resolve())
 test_eq((tmp/'new'/'deeper').exists(), False)                                        # nothing is created by a check
+test_eq(check_output_dir(tmp/'made'/'here', [tmp/'gt']), (tmp/'made'/'here').resolve())
+test_eq((tmp/'made').exists(), False)                                                 # … not even by the probe
+test_eq((tmp/'gt'/'00000.png').read_bytes(), b'gt')                                  # and it removes only what it made
+if Path('/proc/self').is_dir():                                                      # a folder no one can create
+    test_fail(lambda: check_output_dir('/proc/blindsr_out', [tmp/'gt']), contains='OUT /proc/blindsr_out cannot be created')
+    test_fail(lambda: check_output_file('/proc/x.csv', [tmp/'gt'], '--csv'), contains='--csv /proc/x.csv cannot be created')
+test_fail(lambda: check_output_file('', [tmp/'gt'], '--csv'), contains='--csv is empty')
 if os.geteuid() != 0:                                                                 # root may write anywhere
     os.chmod(tmp/'ro', 0o555)
     test_fail(lambda: check_output_file(tmp/'ro'/'s.csv', [tmp/'gt'], '--csv'), contains='read-only')

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import torch
 
-from blindsr.cli import HelpFormatter, check_output_dir, check_writable, examples, non_negative_int, positive_int, run_cli
+from blindsr.cli import HelpFormatter, check_output_dir, examples, non_negative_int, positive_int, run_cli, worker_count
 from blindsr.core import PathLike, list_images, read_image, read_image_size, write_png
 from blindsr.degradation import PRESETS, DegParams, DegradationConfig, check_hq_size, degrade_image, get_preset, sample
 
@@ -289,8 +289,8 @@ def degrade_parser() -> argparse.ArgumentParser:
     g.add_argument('--seed', type=non_negative_int, default=0, metavar='N',
                    help='seed of the per-face draws, a whole number >= 0; the same seed gives the same files (default: 0)')
     g = ap.add_argument_group('speed')
-    g.add_argument('--workers', type=positive_int, default=None, metavar='N',
-                   help='processes, a whole number >= 1 (default: all cores; one process below 48 faces)')
+    g.add_argument('--workers', type=worker_count, default=None, metavar='N',
+                   help='processes, from 1 to 4 x the CPU cores (default: all cores; one process below 48 faces)')
     return ap
 
 
@@ -300,7 +300,6 @@ def degrade_cli(argv: list[str] | None = None) -> int:
     def body():
         recorded = lqset_files(a.out_dir)              # what an earlier run wrote there: a rerun resumes it
         check_output_dir(a.out_dir, [a.hq_dir], own=lambda p: p.name in recorded, overwrite=a.overwrite, flag='OUT_DIR')
-        check_writable(a.out_dir, 'OUT_DIR')
         outs = degrade_folder(a.hq_dir, a.out_dir, a.preset, a.seed, a.workers, a.overwrite)
         print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
     return run_cli('blindsr_degrade', body)

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, positive_int, run_cli
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, positive_int, run_cli, worker_count
 from blindsr.core import IMAGE_EXTS, PathLike, check_image_types, read_image
 
 # %%
@@ -301,8 +301,8 @@ show_doc(EvalResult.summary)
 
 # %%
 #| export
-def _check_sets(pred: dict[str, ImageRef], gt: dict[str, ImageRef], workers: int) -> None:
-    "Raise EvaluationError listing missing, extra and wrongly sized predictions."
+def _check_sets(pred: dict[str, ImageRef], gt: dict[str, ImageRef], workers: int) -> dict[str, tuple[int, int]]:
+    "Raise EvaluationError listing missing, extra and wrongly sized predictions; else the GT sizes by label."
     def short(xs, k=20): return ', '.join(xs[:k]) + (f' … ({len(xs)} in all)' if len(xs) > k else '')
     missing = [s for s in gt if s not in pred]
     extra = [s for s in pred if s not in gt]
@@ -316,6 +316,21 @@ def _check_sets(pred: dict[str, ImageRef], gt: dict[str, ImageRef], workers: int
     wrong = [f'{s} ({p[0]}x{p[1]}, want {g[0]}x{g[1]})' for s, p, g in zip(common, ps, gs) if p != g]
     if wrong: problems.append(f'{len(wrong)} prediction(s) of the wrong size: {short(wrong)}')
     if problems: raise EvaluationError('the prediction set does not match the ground truth: ' + '; '.join(problems))
+    return {gt[s].label: g for s, g in zip(common, gs)}
+
+
+SSIM_MIN_SIDE = 7   # SSIM's 7x7 Gaussian window (σ = 1.5, Wang et al.): smaller images have no SSIM
+
+
+def check_ssim_sizes(sizes: dict[str, tuple[int, int]],  # image label -> (width, height)
+                    ) -> None:
+    "Refuse images too small for SSIM's window before any scoring, naming the first one and saying how to go on."
+    small = [(label, wh) for label, wh in sizes.items() if min(wh) < SSIM_MIN_SIDE]
+    if small:
+        label, (w, h) = small[0]
+        more = f' ({len(small)} images are smaller)' if len(small) > 1 else ''
+        raise EvaluationError(f'{label} is {w}x{h}: SSIM needs images of at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE}{more}; '
+                              'score PSNR only with --no-ssim (with_ssim=False)')
 
 
 # %%
@@ -330,7 +345,8 @@ def evaluate(pred: PathLike,  # folder or submission zip of predictions
     if workers is not None and workers < 1: raise ValueError(f'workers must be a number of threads >= 1, got {workers}')
     workers = workers or os.cpu_count() or 1
     P, G = image_set(pred), image_set(gt)
-    _check_sets(P, G, workers)
+    gt_sizes = _check_sets(P, G, workers)
+    if with_ssim: check_ssim_sizes(gt_sizes)
 
     def score(stem):
         p, g = P[stem].read(), G[stem].read()
@@ -474,7 +490,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
                         "PRED, or in the current folder when PRED's folder is read-only)")
     g = ap.add_argument_group('scoring')
     g.add_argument('--no-ssim', action='store_true', help='PSNR only, about 3x faster (default: PSNR and SSIM)')
-    g.add_argument('--workers', type=positive_int, default=None, metavar='N',
+    g.add_argument('--workers', type=worker_count, default=None, metavar='N',
                    help='threads reading and scoring images, a whole number >= 1 (default: all cores)')
     return ap
 
@@ -484,7 +500,7 @@ def scores_csv_path(csv: PathLike | None,  # the path the user gave (--csv), or 
                     inputs: Sequence[PathLike],  # the command's inputs: the CSV may not be one or lie inside one
                    ) -> Path | None:  # the checked path; None (with a note) when no folder can take it
     "Where the per-image scores go, checked before any work: --csv; else `default`, else the current folder (with a note)."
-    if csv: return check_output_file(csv, inputs, '--csv', own=is_scores_csv)
+    if csv is not None: return check_output_file(csv, inputs, '--csv', own=is_scores_csv)   # '' is refused there
     try: return check_output_file(default, inputs, '--csv', own=is_scores_csv)
     except UserError as beside:
         try: path = check_output_file(Path.cwd() / default.name, inputs, '--csv', own=is_scores_csv)
@@ -499,6 +515,8 @@ def evaluate_cli(argv: list[str] | None = None) -> int:
     "blindsr_evaluate PRED GT: mean PSNR/SSIM of a prediction folder or submission zip, plus a per-image CSV."
     a = evaluate_parser().parse_args(argv)
     def body():
+        if Path(a.pred).expanduser().resolve() == Path(a.gt).expanduser().resolve():
+            raise UserError(f'PRED and GT are the same: {a.pred}; give the predictions first, then the ground truth')
         csv_path = scores_csv_path(a.csv, Path(a.pred).parent / f'{Path(a.pred).stem}_metrics.csv', [a.pred, a.gt])
         res = evaluate(a.pred, a.gt, with_ssim=not a.no_ssim, workers=a.workers)
         print(res.summary())                          # the scores first: a failing CSV write cannot hide them
@@ -512,6 +530,14 @@ rows = list(csv.DictReader(open(tmp/'m.csv')))
 test_close(float(rows[2]['psnr']), by_hand[2], eps=1e-9)
 test_eq(evaluate_cli([str(prd), str(gtd), '--csv', str(tmp/'m.csv'), '--no-ssim']), 0)        # its own CSV: replaced
 test_eq(evaluate_cli([str(bad), str(gtd)]), 2)
+tiny = tmp/'tiny'; tiny.mkdir()
+Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tiny/'00000.png')
+test_fail(lambda: evaluate(tiny, tiny, progress=False), contains='tiny/00000.png is 4x4: SSIM needs images of at least 7x7')
+test_eq(evaluate(tiny, tiny, with_ssim=False, progress=False).n, 1)                  # PSNR alone needs no window
+with redirect_stderr(io.StringIO()) as err:
+    test_eq(evaluate_cli([str(gtd), str(gtd)]), 2)                                 # a folder scored against itself
+    test_eq(evaluate_cli([str(prd), str(gtd), '--csv', '']), 2)                    # an empty --csv is not the default
+assert 'PRED and GT are the same' in err.getvalue() and '--csv is empty' in err.getvalue(), err.getvalue()
 
 # %% [markdown]
 # Outputs that would destroy an input or a user's file are refused before any scoring, each on one line:

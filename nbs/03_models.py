@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import warnings
 from functools import partial
 from typing import Callable
@@ -116,23 +117,25 @@ def _argument_kind(annotation: str, default) -> type | None:
 def check_generator(name: str,  # a key of GENERATORS
                     kwargs: dict | None = None,  # constructor overrides, as in TrainConfig.generator_kwargs
                     cap: int | None = GENERATOR_PARAM_CAP,  # the largest parameter count allowed (None: no cap)
+                    flag: str = 'generator_kwargs',  # how the caller names `kwargs`, for the messages (e.g. '--arch-kwargs')
                    ) -> int:  # its trainable parameter count
     "Check that `name(**kwargs)` builds, maps (B,3,h,w) to (B,3,4h,4w) and is under `cap`, without building it for real."
     if name not in GENERATORS:
         raise ValueError(f'unknown generator {name!r}; valid names: {", ".join(GENERATORS)}')
     if kwargs is None: kwargs = {}
     if not isinstance(kwargs, dict):
-        raise ValueError(f'generator_kwargs must be a JSON object of {name} arguments like {{"num_block": 24}}, got {kwargs!r}')
+        raise ValueError(f'{flag} must be a JSON object of {name} arguments like {{"num_block": 24}}, got {kwargs!r}')
     params = inspect.signature(GENERATORS[name]).parameters
     for k, v in kwargs.items():
         if k not in params:
-            raise ValueError(f'generator_kwargs: {name} takes no argument {k!r}; its arguments are {", ".join(params)}')
+            raise ValueError(f'{flag}: {name} takes no argument {k!r}; its arguments are {", ".join(params)}')
         kind = _argument_kind(params[k].annotation, params[k].default)
         ok = kind is None or (isinstance(v, kind) and not (isinstance(v, bool) and kind is not bool)) or \
              (kind is float and isinstance(v, int) and not isinstance(v, bool)) or (kind is tuple and isinstance(v, list))
+        if isinstance(v, float) and not math.isfinite(v): ok = False           # NaN/inf: JSON lets them through
         if not ok:
-            raise ValueError(f'generator_kwargs: {name} argument {k} must be {kind.__name__} (default {params[k].default!r}), got {v!r}')
-    what = f'{name} with generator_kwargs {kwargs}' if kwargs else name
+            raise ValueError(f'{flag}: {name} argument {k} must be {kind.__name__ if kind else "a finite number"} (default {params[k].default!r}), got {v!r}')
+    what = f'{name} with {flag} {kwargs}' if kwargs else name
     try:
         with torch.device('meta'), warnings.catch_warnings():
             warnings.simplefilter('ignore')                  # e.g. "Initializing zero-element tensors is a no-op"
@@ -140,7 +143,7 @@ def check_generator(name: str,  # a key of GENERATORS
             out = model(torch.empty(1, 3, 32, 32)).shape
     except (TypeError, ValueError, RuntimeError, AssertionError, ZeroDivisionError, IndexError) as e:
         raise ValueError(f'{what} cannot be built: {str(e).splitlines()[0] if str(e) else type(e).__name__}; '
-                         'check the values in generator_kwargs') from None
+                         f'check the values in {flag}') from None
     if tuple(out) != (1, 3, 128, 128):
         raise ValueError(f'{what} turns a 3x32x32 LQ into {"x".join(map(str, out[1:]))}, not 3x128x128: the task is x4 '
                          'super-resolution of RGB faces; leave upscale, num_in_ch and num_out_ch at their defaults')
@@ -157,11 +160,13 @@ for name_, kw, msg in [('msrresnett', {}, "unknown generator 'msrresnett'; valid
                        ('msrresnet', {'num_fet': 8}, "takes no argument 'num_fet'; its arguments are num_in_ch"),
                        ('msrresnet', {'num_feat': 'big'}, "argument num_feat must be int (default 64), got 'big'"),
                        ('msrresnet', {'num_feat': 8.5}, 'num_feat must be int'),
+                       ('msrresnet', {'num_feat': float('nan')}, 'num_feat must be int'),
                        ('msrresnet', {'num_feat': -4}, "msrresnet with generator_kwargs {'num_feat': -4} cannot be built"),
                        ('msrresnet', {'upscale': 2}, 'not 3x128x128: the task is x4'),
                        ('msrresnet', {'num_feat': 128}, 'trainable parameters, over the cap of 2,276,356')]:
     test_fail(lambda: check_generator(name_, kw), contains=msg)
 test_eq(check_generator('msrresnet', {'num_feat': 128}, cap=None), 6_057_987)
+test_fail(lambda: check_generator('msrresnet', {'num_feat': 100_000}, flag='--arch-kwargs'), contains="msrresnet with --arch-kwargs {'num_feat': 100000}")
 
 # %% [markdown]
 # Exact counts at the registered defaults, all under the cap. Models are built on the `meta` device: shapes

@@ -24,7 +24,7 @@ from torch import nn
 import blindsr
 from blindsr.core import PathLike
 from blindsr.device import usable_device
-from blindsr.models import GENERATORS, build_generator
+from blindsr.models import GENERATORS, build_generator, check_generator
 
 # %%
 #| hide
@@ -429,6 +429,16 @@ def _select_params(ck: Mapping, path: Path, use_ema: bool) -> str:
     raise CheckpointError(f'{path} has no plain weights (params); it holds only params_ema: load it with use_ema=True')
 
 
+def check_finite(path: PathLike,  # the file the weights came from, for the message
+                 sd: Mapping,  # a state dict
+                ) -> None:
+    "Refuse weights holding NaN or inf: a diverged run's, which would restore every face to black."
+    bad = [k for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f'{path} holds NaN/inf weights ({bad[0]}{f" and {len(bad) - 1} more" if len(bad) > 1 else ""}): '
+                              'the run diverged; use best.pt or an earlier checkpoint')
+
+
 def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoint (.ckpt), a BasicSR .pth or a bare state dict
                    arch: str | None = None,  # for files that do not name one: a key of GENERATORS; default msrresnet
                    arch_kwargs: dict | None = None,  # constructor overrides, for files that do not carry them
@@ -447,6 +457,10 @@ def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoi
         raise CheckpointError(f'{path} holds a generator named {name!r}, which this blindsr does not know '
                               f'({", ".join(GENERATORS)}); update blindsr or pass arch=')
     key = _select_params(ck, path, use_ema)
+    if ck.get('arch') is None:                        # the caller's arch_kwargs (--arch-kwargs): typed, built on meta, capped
+        try: check_generator(name, kw, flag='arch_kwargs (--arch-kwargs)')
+        except ValueError as e: raise CheckpointError(f'{e} (for {path})') from None
+    check_finite(path, ck[key])
     try: model = build_generator(name, **kw)
     except (TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f'cannot build {name} with {kw} for {path}: {e}') from e
@@ -529,7 +543,13 @@ test_eq(load_generator(tmp/'bare.pth', arch_kwargs={'num_feat': 8, 'num_block': 
 test_fail(lambda: load_generator(tmp/'net_g_1000.pth', device='cpu'), contains='net_g_1000.pth (BasicSR checkpoint or state dict, params_ema) does not fit MSRResNet')
 test_fail(lambda: load_generator(tmp/'net_g_1000.pth', device='cpu'), contains='--arch-kwargs')
 test_fail(lambda: load_generator(tmp/'w16.pt', arch='plksr'), contains='not plksr; leave out arch')
-test_fail(lambda: load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': -8}), contains='cannot build msrresnet')
+test_fail(lambda: load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': -8}), contains="msrresnet with arch_kwargs (--arch-kwargs) {'num_feat': -8} cannot be built")
+test_fail(lambda: load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': 100_000, 'num_block': 1}),
+          contains='--arch-kwargs')                                 # over the cap: refused before 360 GB are asked for
+test_fail(lambda: load_generator(tmp/'net_g_1000.pth', arch_kwargs={'num_feat': 8.5, 'num_block': 1}), contains='must be int')
+diverged = tiny_net(); diverged.conv_last.bias[0] = float('nan')            # what a diverged run leaves
+export_weights(tmp/'nan.pt', diverged, 'msrresnet', {'num_feat': 8, 'num_block': 1})
+test_fail(lambda: load_generator(tmp/'nan.pt', device='cpu'), contains='nan.pt holds NaN/inf weights (conv_last.bias): the run diverged')
 test_fail(lambda: load_generator(tmp/'nope.pt'), contains='nope.pt')
 test_fail(lambda: load_generator(tmp), contains='is a folder')
 (tmp/'cut.pt').write_bytes((tmp/'w16.pt').read_bytes()[:300])

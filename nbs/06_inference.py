@@ -27,12 +27,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from blindsr.cli import (USER_ERRORS, HelpFormatter, UserError, check_output_dir, check_output_file, check_writable,
-                         examples, json_object, non_negative_int, positive_int, read_manifest, run_cli, write_manifest)
+from blindsr.cli import (USER_ERRORS, HelpFormatter, UserError, check_output_dir, check_output_file, examples,
+                         json_object, non_negative_int, positive_int, read_manifest, run_cli, worker_count,
+                         write_manifest)
 from blindsr.core import (IMAGE_EXTS, OTHER_IMAGE_EXTS, PathLike, img_to_tensor, list_images, read_image, read_image_size,
                           tensor_to_img, write_png)
 from blindsr.device import UnsupportedGPUError, model_device, usable_device
-from blindsr.metrics import EvalResult, bicubic_baseline, evaluate, image_set, scores_csv_path
+from blindsr.metrics import EvalResult, bicubic_baseline, check_ssim_sizes, evaluate, image_set, scores_csv_path
 from blindsr.checkpoint import CheckpointError, default_weights, load_generator
 from blindsr.models import GENERATORS
 
@@ -499,8 +500,8 @@ def add_restore_args(ap: argparse.ArgumentParser) -> argparse._ArgumentGroup:
                    help='images of equal size per forward pass, a whole number >= 1 (default: 8)')
     g.add_argument('--amp', default=None, choices=['off', 'bf16', 'fp16'],
                    help='mixed precision: off (float32, exact), bf16 or fp16 (autocast; faster on a GPU) (default: off)')
-    g.add_argument('--workers', type=positive_int, default=4, metavar='N',
-                   help='threads reading and writing images, a whole number >= 1 (default: 4)')
+    g.add_argument('--workers', type=worker_count, default=4, metavar='N',
+                   help='threads reading and writing images, from 1 to 4 x the CPU cores (default: 4)')
     return g
 
 
@@ -566,8 +567,7 @@ def restore_outputs(src: PathLike,  # the input image or folder
         mine = set(read_manifest(out.parent, command)['files'])
         check_output_file(out, [src], 'OUT', own=lambda p: p.name in mine, overwrite=overwrite)
         return files, out.parent, [out.name]
-    check_output_dir(out, [src], command=command, overwrite=overwrite, flag='OUT')
-    check_writable(out, 'OUT')
+    check_output_dir(out, [src], command=command, overwrite=overwrite, flag='OUT')   # also: OUT can be created
     return files, out, None
 
 
@@ -653,6 +653,7 @@ assert not (tmp/'result.jpg').exists() and not (tmp/'lq'/'sr').exists()
 def check_val_pairs(lq_files: Sequence[Path],  # the val LQ images
                     val_gt: PathLike,  # folder (or zip) of the GT images
                     workers: int = 4,  # threads reading headers
+                    with_ssim: bool = False,  # the GT will be scored with SSIM too: refuse GT images too small for it
                    ) -> None:
     "Refuse a val set whose GT does not pair with the LQ: missing or extra stems, GT not 4x its LQ, unreadable GT files."
     gt = image_set(val_gt)
@@ -675,6 +676,7 @@ def check_val_pairs(lq_files: Sequence[Path],  # the val LQ images
         raise UserError(f'VAL_GT {gt[s].label} is {gw}x{gh}, but a GT must be 4x its LQ {lq[s]} ({w}x{h}), so '
                         f'{4 * w}x{4 * h}' + (f'; {len(wrong)} GT image(s) have the wrong size' if len(wrong) > 1 else '')
                         + ('; VAL_LQ and VAL_GT look swapped' if swapped else '; check VAL_GT'))
+    if with_ssim: check_ssim_sizes({gt[s].label: gt_sizes[s] for s in lq})
 
 
 def validate(model: nn.Module,  # generator on its device
@@ -687,7 +689,7 @@ def validate(model: nn.Module,  # generator on its device
             ) -> EvalResult:  # scores, as blindsr.metrics.evaluate gives them
     "Check the val pairs, restore the val LQ folder and score it against its GT with `blindsr.metrics.evaluate`."
     files = list_images(val_lq)
-    check_val_pairs(files, val_gt, kwargs.get('workers', 4))
+    check_val_pairs(files, val_gt, kwargs.get('workers', 4), with_ssim)
     restore_files(model, files, out_dir, progress=progress, **kwargs)
     return evaluate(out_dir, val_gt, with_ssim=with_ssim, progress=progress)
 
@@ -724,18 +726,23 @@ def val_cli(argv: list[str] | None = None) -> int:
     a = val_parser().parse_args(argv)
     def body():
         inputs = [a.val_lq, a.val_gt]
-        out = check_output_dir(a.out, inputs, command='val', overwrite=a.overwrite, flag='OUT')
-        check_writable(out, 'OUT')
-        csv_path = scores_csv_path(a.csv, out.parent / f'{out.name}_metrics.csv', [*inputs, out])
+        out = check_output_dir(a.out, inputs, command='val', overwrite=a.overwrite, flag='OUT')   # also: OUT can be created
+        csv_path = scores_csv_path(a.csv, out.parent / f'{out.name}_metrics.csv', inputs)
         files = list_images(a.val_lq)
+        csv_in_out = []                               # a CSV directly in OUT is a file val writes there: a rerun replaces it
+        if csv_path is not None and out in csv_path.parents:
+            if csv_path.parent != out or csv_path.suffix.lower() in (*IMAGE_EXTS, *OTHER_IMAGE_EXTS):
+                raise UserError(f'--csv {a.csv} lies inside OUT {a.out} where it would mix with the restored images; '
+                                'name it .csv directly in OUT, or put it outside')
+            csv_in_out = [csv_path.name]
         stems = {f.stem for f in files}
         strays = sorted(p.name for p in out.glob('*') if p.suffix.lower() in IMAGE_EXTS and p.stem not in stems) if out.is_dir() else []
         if strays: raise UserError(f'OUT {a.out} holds images that are not restorations of VAL_LQ ({", ".join(strays[:5])}): '
                                    'they would be scored as extra predictions; choose an empty or new folder')
-        check_val_pairs(files, a.val_gt, a.workers)
+        check_val_pairs(files, a.val_gt, a.workers, with_ssim=not a.no_ssim)
         model = generator_from_args(a)
         out.mkdir(parents=True, exist_ok=True)
-        write_manifest(out, 'val', [f'{f.stem}.png' for f in files])
+        write_manifest(out, 'val', [f'{f.stem}.png' for f in files] + csv_in_out)
         restore_files(model, files, out, progress=not a.no_progress, **restore_kwargs(a))
         res = evaluate(out, a.val_gt, with_ssim=not a.no_ssim, progress=not a.no_progress)
         bic = bicubic_baseline(a.val_lq, a.val_gt, workers=a.workers)
@@ -763,9 +770,21 @@ assert (tmp/'val_sr_metrics.csv').exists()
 shutil.copytree(tmp/'val_gt', tmp/'val_gt_odd'); write_png(tmp/'val_gt_odd'/'00002.png', np.zeros((60, 64, 3), np.uint8))
 test_fail(lambda: check_val_pairs(list_images(tmp/'val_lq'), tmp/'val_gt_odd'), contains='val_gt_odd/00002.png is 64x60, but a GT must be 4x its LQ')
 test_fail(lambda: check_val_pairs(list_images(tmp/'val_gt'), tmp/'val_lq'), contains='look swapped')
+write_png(tmp/'tiny_lq'/'00000.png', np.zeros((1, 1, 3), np.uint8)); write_png(tmp/'tiny_gt'/'00000.png', np.zeros((4, 4, 3), np.uint8))
+test_fail(lambda: check_val_pairs(list_images(tmp/'tiny_lq'), tmp/'tiny_gt', with_ssim=True), contains='is 4x4: SSIM needs images of at least 7x7')
+check_val_pairs(list_images(tmp/'tiny_lq'), tmp/'tiny_gt')                                    # PSNR alone: fine
 test_fail(lambda: check_val_pairs(list_images(tmp/'lq'), tmp/'val_gt'), contains='4 LQ image(s) without a GT: 00004, 00005, 00006, gray')
 with redirect_stderr(io.StringIO()) as err:
     test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt_odd'), str(tmp/'val_sr3'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 2)
     test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt'), str(tmp/'val_gt'), '--ckpt', str(tmp/'w16.pt'), '--no-progress']), 2)
 print(err.getvalue())
 assert not (tmp/'val_sr3').exists() and 'is the input' in err.getvalue()
+test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt'), str(tmp/'val_csv'), '--ckpt', str(tmp/'w16.pt'), '--no-progress',
+                 '--no-ssim', '--csv', str(tmp/'val_csv'/'s.csv')]), 0)
+test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt'), str(tmp/'val_csv'), '--ckpt', str(tmp/'w16.pt'), '--no-progress',
+                 '--no-ssim', '--csv', str(tmp/'val_csv'/'s.csv')]), 0)        # a CSV it wrote inside OUT is its own
+test_eq(sorted(p.name for p in (tmp/'val_csv').iterdir()), ['.blindsr-val.json', *[f'{i:05d}.png' for i in range(4)], 's.csv'])
+with redirect_stderr(io.StringIO()) as err:
+    test_eq(val_cli([str(tmp/'val_lq'), str(tmp/'val_gt'), str(tmp/'val_csv2'), '--ckpt', str(tmp/'w16.pt'), '--no-progress',
+                     '--no-ssim', '--csv', str(tmp/'val_csv2'/'scores.png')]), 2)     # it would be scored as a prediction
+assert 'mix with the restored images' in err.getvalue()

@@ -19,7 +19,9 @@ import io
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -27,13 +29,14 @@ from typing import Callable, Mapping, Sequence
 from PIL import Image
 from torch import nn
 
-from blindsr.cli import HelpFormatter, UserError, check_output_dir, check_output_file, check_writable, examples, positive_int, run_cli, write_manifest
+from blindsr.cli import HelpFormatter, UserError, check_output_dir, check_output_file, examples, positive_int, run_cli, write_manifest
 from blindsr.core import PathLike, list_images, read_image_size
 from blindsr.inference import CLI_ERRORS, add_generator_args, add_restore_args, generator_from_args, restore_files, restore_kwargs
 
 # %%
 #| hide
 import math
+import subprocess
 from contextlib import redirect_stderr
 import numpy as np
 import torch
@@ -256,11 +259,36 @@ def plan_submission(test_lq: PathLike,  # folder of the test LQ images, 00000.pn
     if zip_path.suffix.lower() != '.zip': raise UserError(f'ZIP {zip_path}: the file to write must end in .zip, e.g. submission.zip')
     check_output_file(zip_path, [test_lq], 'ZIP', own=is_submission_zip, overwrite=overwrite)
     if keep is not None:
-        check_output_dir(keep, [test_lq], command='submit', overwrite=overwrite, flag='--keep')
-        check_writable(keep, '--keep')
-        if zip_path.resolve().parent == Path(keep).resolve():
+        zip_r, keep_r = zip_path.resolve(), Path(keep).resolve()
+        if zip_r == keep_r or zip_r in keep_r.parents:
+            raise UserError(f'--keep {keep} is the zip {zip_path} (or lies inside it); give --keep a folder of its own, '
+                            'e.g. results/test')
+        if keep_r in zip_r.parents:
             raise UserError(f'ZIP {zip_path} lies in the --keep folder {keep}; write the zip beside it, not into it')
+        check_output_dir(keep, [test_lq], command='submit', overwrite=overwrite, flag='--keep')
     return files
+
+
+WORK_PREFIX = '.blindsr_submit_'   # + the pid of the run + '_': the temporary folder of restored PNGs beside the zip
+
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True               # someone else's process
+    return True
+
+
+def remove_stale_work(folder: PathLike,  # the folder the zip goes to
+                     ) -> list[Path]:  # what was removed
+    "Remove the temporary PNG folders and zips that killed runs of blindsr_submit (their pid is gone) left in `folder`."
+    gone = []
+    for p in Path(folder).glob('.*'):
+        m = re.fullmatch(re.escape(WORK_PREFIX) + r'(\d+)_.*', p.name) or re.fullmatch(r'\..+\.zip\.(\d+)\.tmp', p.name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
 
 
 def make_submission(model: nn.Module,  # generator on its device
@@ -281,8 +309,11 @@ def make_submission(model: nn.Module,  # generator on its device
     if keep is not None:
         Path(keep).mkdir(parents=True, exist_ok=True)
         write_manifest(keep, 'submit', [f'{s}.png' for s in stems])   # before writing: a rerun may replace them
-    work = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix='.blindsr_submit_', dir=zip_path.parent))
+    remove_stale_work(zip_path.parent)                               # what a killed earlier run left
+    work = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix=f'{WORK_PREFIX}{os.getpid()}_', dir=zip_path.parent))
     tmp_zip = zip_path.with_name(f'.{zip_path.name}.{os.getpid()}.tmp')
+    main = threading.current_thread() is threading.main_thread()
+    on_term = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None   # `kill`: clean up as on Ctrl-C
     try:
         outs = restore_files(model, files, work, progress=progress, **kwargs)
         check_folder(work, stems, size, outs)
@@ -295,7 +326,12 @@ def make_submission(model: nn.Module,  # generator on its device
     finally:
         if tmp_zip.exists(): tmp_zip.unlink()
         if keep is None: shutil.rmtree(work, ignore_errors=True)
+        if main: signal.signal(signal.SIGTERM, on_term)
     return zip_path
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)                                   # unwinds through the `finally` that cleans up
 
 
 # %% [markdown]
@@ -336,6 +372,21 @@ test_fail(lambda: make_submission(net, tmp/'test_lq', tmp/'k.zip', size=(64, 64)
 test_eq(list((tmp/'keep').glob('*.png')), [])
 make_submission(net, tmp/'test_lq', tmp/'k.zip', size=(64, 64), keep=tmp/'keep', progress=False, overwrite=True)
 test_eq(len(list((tmp/'keep').glob('*.png'))), 4); test_eq((tmp/'keep'/'notes.txt').read_text(), 'x')
+test_fail(lambda: make_submission(net, tmp/'test_lq', tmp/'k.zip', size=(64, 64), keep=tmp/'k.zip', progress=False),
+          contains='--keep')                                        # the zip's own path is no folder to keep PNGs in
+test_eq((tmp/'k.zip').is_file(), True)
+
+# %% [markdown]
+# A run killed outright (SIGKILL, a closed Kaggle session) cannot clean up after itself: its temporary folder of
+# PNGs, named after its process id, stays beside the zip. The next run removes those whose process is gone.
+
+# %%
+dead = subprocess.Popen(['true']); dead.wait()       # a pid no process has now
+(tmp/'sub'/f'{WORK_PREFIX}{dead.pid}_x').mkdir(parents=True); (tmp/'sub'/f'{WORK_PREFIX}{dead.pid}_x'/'00000.png').write_bytes(b'x')
+(tmp/'sub'/f'.s.zip.{dead.pid}.tmp').write_bytes(b'half a zip')
+(tmp/'sub'/f'{WORK_PREFIX}{os.getppid()}_y').mkdir()                                  # a live run's: kept
+make_submission(net, tmp/'test_lq', tmp/'sub'/'s.zip', size=(64, 64), progress=False)
+test_eq(sorted(p.name for p in (tmp/'sub').iterdir()), [f'{WORK_PREFIX}{os.getppid()}_y', 's.zip'])
 
 
 # %% [markdown]

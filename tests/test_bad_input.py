@@ -306,6 +306,17 @@ class WS:
     def truncated_ckpt(self) -> Path:
         data = self.ckpt.read_bytes(); p = self.root / 'truncated.ckpt'; p.write_bytes(data[:len(data) // 2]); return p
 
+    def nan_weights(self) -> Path:
+        "The weights of a run that diverged: the trained ones, every float turned to NaN."
+        import torch
+        ck = torch.load(self.pt, weights_only=True)
+        ck['params'] = {k: (v * float('nan') if v.is_floating_point() else v) for k, v in ck['params'].items()}
+        p = self.root / 'diverged.pt'; torch.save(ck, p); return p
+
+    def flat_zip(self, folder: Path, name: str) -> Path:
+        "A zip of `folder`'s images at its root: what a user downloads and forgets to unzip."
+        return make_zip(self.root / name, {q.name: q.read_bytes() for q in sorted(folder.iterdir())})
+
     def readonly(self, path: Path) -> Path:
         "Make a folder read-only for this process, root included (chattr +i); undone at teardown."
         path.mkdir(parents=True, exist_ok=True)
@@ -357,12 +368,13 @@ EXTENDED = {
                          'pred_missing_one', 'pred_extra_one', 'pred_has_gif', 'gt_has_tif', 'pred_duplicate_stem',
                          'pred_zip_garbage', 'pred_zip_two_folders', 'csv_inside_gt_folder',
                          'csv_inside_pred_folder', 'csv_is_a_users_file', 'workers_negative', 'workers_not_a_number',
-                         'unknown_flag'},
+                         'unknown_flag', 'workers_huge'},
     'blindsr_degrade': {'hq_is_a_file', 'hq_empty_folder', 'hq_garbage_png', 'hq_truncated_png',
                         'hq_side_not_divisible_by_4', 'hq_has_gif', 'hq_bad_last_face_nothing_written', 'out_is_hq',
                         'out_inside_hq', 'out_contains_hq', 'out_is_an_existing_file',
                         'out_holds_foreign_same_names', 'out_made_with_other_preset',
-                        'overwrite_replaces_only_its_names', 'seed_not_int', 'workers_negative', 'workers_zero'},
+                        'overwrite_replaces_only_its_names', 'seed_not_int', 'workers_negative', 'workers_zero',
+                        'out_cannot_be_created'},
     'blindsr_compare_lq': {'non_square_with_gt_works', 'theirs_is_a_file', 'theirs_empty_folder', 'ours_garbage_png',
                            'ours_truncated_png', 'theirs_has_gif', 'ours_too_small_16px', 'too_few_images',
                            'gt_lacks_partners', 'gt_missing', 'alpha_zero', 'alpha_negative', 'alpha_above_one',
@@ -391,12 +403,13 @@ EXTENDED = {
                         'arch_typo_for_basicsr_file', 'arch_kwargs_wrong_key', 'arch_kwargs_negative',
                         'arch_kwargs_not_json', 'weights_missing', 'weights_truncated', 'weights_is_a_folder',
                         'weights_is_an_image', 'weights_basicsr_wrong_arch_size', 'training_ckpt_works',
-                        'device_typo'},
+                        'device_typo', 'arch_kwargs_float', 'arch_kwargs_nan', 'workers_huge'},
     'blindsr_val': {'out_is_val_lq', 'out_inside_val_gt', 'out_inside_val_lq', 'out_contains_inputs',
                     'csv_overwrites_a_gt_image', 'csv_inside_val_lq', 'csv_is_a_users_file', 'val_lq_missing',
                     'val_gt_missing', 'val_gt_empty', 'val_gt_is_a_file', 'val_lq_garbage_png', 'val_gt_has_gif',
                     'unpaired_stems', 'tile_overlap_negative', 'workers_negative', 'weights_garbage',
-                    'arch_kwargs_json_list', 'device_cuda_without_gpu'},
+                    'arch_kwargs_json_list', 'device_cuda_without_gpu', 'ssim_on_gt_under_7px', 'csv_empty_string',
+                    'out_cannot_be_created', 'weights_nan', 'workers_huge'},
     'blindsr_submit': {'check_zip_adds_image_vs_test_lq', 'check_zip_adds_image_no_n', 'check_zip_gap_detected',
                        'check_n_expected_zero', 'check_n_expected_disagrees_with_test_lq', 'check_and_out_zip_both',
                        'check_wrong_image_size', 'check_corrupt_member', 'check_truncated_zip', 'check_zip_missing',
@@ -406,10 +419,10 @@ EXTENDED = {
                        'test_lq_empty', 'test_lq_is_a_file', 'test_lq_garbage_png', 'test_lq_badly_named',
                        'lq_wrong_size_for_size', 'size_negative', 'size_not_multiple_of_4', 'batch_zero',
                        'workers_negative', 'folder_name_escapes', 'weights_truncated', 'device_cuda_without_gpu',
-                       'zip_argument_missing'},
+                       'zip_argument_missing', 'zip_cannot_be_created', 'check_test_lq_is_a_zip', 'weights_nan'},
     'blindsr_demo': {'weights_missing', 'weights_truncated', 'weights_is_a_folder', 'image_missing',
                      'image_truncated', 'image_tif', 'out_is_an_existing_file', 'out_has_a_users_demo_png',
-                     'out_readonly', 'tta_typo', 'device_typo', 'image_flat', 'overwrite_replaces_a_users_demo_png'},
+                     'out_readonly', 'tta_typo', 'device_typo', 'image_flat', 'overwrite_replaces_a_users_demo_png', 'weights_nan'},
     'blindsr_bench': {'speed_set_unknown_field', 'speed_set_negative_batch', 'recipes_typo', 'recipes_minutes_nan',
                       'recipes_val_holdout_zero', 'recipes_device_cuda_without_gpu', 'breakdown_steps_negative',
                       'breakdown_faces_missing', 'no_subcommand'},
@@ -529,6 +542,38 @@ def no_submit_work(w, r):
     return ([f'late check: work left behind {left[:3]}'] if left else []) + (['a zip was written'] if zipped else [])
 
 
+def dead_pid() -> int:
+    "The process id of a process that has ended."
+    p = subprocess.Popen(['true']); p.wait()
+    return p.pid
+
+
+def killed_submit_left_work(w: WS):
+    "What a blindsr_submit killed with SIGKILL leaves beside its zip: a folder of restored PNGs and half a zip."
+    work = w / f'.blindsr_submit_{dead_pid()}_abc'; work.mkdir()
+    (work / '00000.png').write_bytes(png_bytes(64))
+    (w / f'.submission.zip.{dead_pid()}.tmp').write_bytes(b'PK half a zip')
+
+
+def stale_work_removed(w, r):
+    left = sorted(q.name for q in w.root.iterdir() if q.name.startswith(('.blindsr_submit_', '.submission.zip.')))
+    return [f'the killed run\'s work is still there: {left}'] if left else []
+
+
+def no_scores(w, r):
+    "Post-check: refused before any scoring (no PSNR printed)."
+    return ['late check: scored before the refusal'] if 'PSNR' in r.stdout else []
+
+
+def tiny_pair(w: WS):
+    "PRED and GT of 4x4 images: too small for SSIM's 7x7 window."
+    for d in (w.pred, w.gt):
+        shutil.rmtree(d); images(d, 2, 4, seed=9)
+
+
+PROC = pytest.mark.skipif(not Path('/proc/self').is_dir(), reason='needs /proc (a folder nothing can be created in)')
+
+
 def says(*texts, where='stdout') -> Callable:
     "Post-check: each text appears in the command's stdout (or stderr)."
     def post(w, r):
@@ -616,6 +661,14 @@ EVALUATE = [
     C('workers_zero', 'numbers', ev('--workers', '0'), EV_IN, mention=('--workers',)),
     C('workers_not_a_number', 'numbers', ev('--workers', 'two'), EV_IN, mention=('--workers',)),
     C('unknown_flag', 'usage', ev('--ssim-only'), EV_IN, mention=('--ssim-only',)),
+    C('same_folder_twice', 'usage', lambda w: ['blindsr_evaluate', w.gt, w.gt, '--no-ssim'], EV_IN, mention=('GTfaces',),
+      one_line=True, post=no_scores),
+    C('ssim_on_images_under_7px', 'images', lambda w: ['blindsr_evaluate', w.pred, w.gt, '--csv', w / 's.csv'], EV_IN,
+      setup=tiny_pair, mention=('00000.png', '--no-ssim'), one_line=True, post=no_scores),
+    C('csv_empty_string', 'paths', ev('--csv', ''), EV_IN, mention=('--csv',), post=no_path('PREDimgs_metrics.csv')),
+    C('csv_cannot_be_created', 'paths', ev('--csv', '/proc/blindsr_x.csv'), EV_IN, mention=('--csv', '/proc/blindsr_x.csv'),
+      one_line=True, post=no_scores, marks=(PROC,)),
+    C('workers_huge', 'numbers', ev('--workers', '100000'), EV_IN, mention=('--workers',)),
     C('missing_gt_argument', 'usage', lambda w: ['blindsr_evaluate', w.pred], EV_IN, mention=('gt',)),
 ]
 
@@ -642,6 +695,11 @@ def degrade_post_only_named_replaced(w, r):
 
 
 DEGRADE = [
+    C('hq_is_a_zip', 'paths', dg(hq=lambda w: w.flat_zip(w.hq, 'faces.zip')), DG_IN, mention=('faces.zip', 'unzip'), one_line=True),
+    C('out_cannot_be_created', 'paths', dg(out=lambda w: '/proc/blindsr_degrade_out'), DG_IN,
+      mention=('OUT_DIR', '/proc/blindsr_degrade_out'), one_line=True, marks=(PROC,)),
+    C('workers_huge', 'numbers', lambda w: ['blindsr_degrade', w.hq, w.out, '--workers', '100000'], DG_IN, mention=('--workers',),
+      post=no_path('OUTdir')),
     C('hq_missing', 'paths', dg(hq=lambda w: w.missing), DG_IN, mention=('NOSUCHthing',)),
     C('hq_is_a_file', 'paths', dg(hq=lambda w: w.hq / '00000.png'), DG_IN, mention=('00000.png',)),
     C('hq_empty_folder', 'paths', dg(hq=lambda w: w.empty), DG_IN, mention=('EMPTYdir',)),
@@ -1036,6 +1094,17 @@ RESTORE = [
       lambda w: [w.lq, w.pth], mention=('num_feat',), one_line=True),
     C('arch_kwargs_json_list', 'names', rs('--arch-kwargs', '[1, 2]'), RS_IN, mention=('--arch-kwargs',), one_line=True),
     C('arch_kwargs_not_json', 'names', rs('--arch-kwargs', 'num_feat=8'), RS_IN, mention=('--arch-kwargs',)),
+    C('arch_kwargs_over_cap', 'names', rs('--ckpt', lambda w: w.pth, '--arch-kwargs', '{"num_feat": 100000, "num_block": 1}'),
+      lambda w: [w.lq, w.pth], mention=('--arch-kwargs', 'cap'), one_line=True, timeout=60),
+    C('arch_kwargs_float', 'names', rs('--ckpt', lambda w: w.pth, '--arch-kwargs', '{"num_feat": 8.5, "num_block": 1}'),
+      lambda w: [w.lq, w.pth], mention=('--arch-kwargs', 'num_feat'), one_line=True),
+    C('arch_kwargs_nan', 'names', rs('--ckpt', lambda w: w.pth, '--arch-kwargs', '{"num_feat": NaN, "num_block": 1}'),
+      lambda w: [w.lq, w.pth], mention=('--arch-kwargs', 'num_feat'), one_line=True),
+    C('weights_nan', 'checkpoint', rs('--ckpt', lambda w: w.nan_weights()), RS_IN, mention=('diverged.pt', 'NaN'), one_line=True,
+      post=no_png_in('OUTdir')),
+    C('out_cannot_be_created', 'paths', rs(out=lambda w: '/proc/blindsr_out'), RS_IN, mention=('OUT', '/proc/blindsr_out'),
+      one_line=True, marks=(PROC,)),
+    C('workers_huge', 'numbers', rs('--workers', '100000'), RS_IN, mention=('--workers',)),
     C('weights_missing', 'checkpoint', rs('--ckpt', lambda w: w.missing), RS_IN, mention=('NOSUCHthing',)),
     C('weights_garbage', 'checkpoint', rs('--ckpt', lambda w: w.garbage_ckpt()), RS_IN, mention=('garbage.pt',)),
     C('weights_truncated', 'checkpoint', rs('--ckpt', lambda w: w.truncated_ckpt()), RS_IN, mention=('truncated.ckpt',)),
@@ -1098,6 +1167,20 @@ VAL = [
     C('weights_garbage', 'checkpoint', vl('--ckpt', lambda w: w.garbage_ckpt()), VL_IN, mention=('garbage.pt',)),
     C('arch_kwargs_json_list', 'names', vl('--arch-kwargs', '[1, 2]'), VL_IN, mention=('--arch-kwargs',), one_line=True),
     C('device_cuda_without_gpu', 'device', vl('--device', 'cuda'), VL_IN, mention=('cuda',), one_line=True, marks=(NO_GPU,)),
+    C('val_lq_is_a_zip', 'paths', vl(lq=lambda w: w.flat_zip(w.lq, 'lq.zip')), VL_IN, mention=('lq.zip', 'unzip'), one_line=True),
+    C('csv_inside_out_rerun_works', 'data-loss', vl('--csv', lambda w: w.out / 's.csv'), VL_IN, expect='work',
+      setup=lambda w: subprocess.run([*command('blindsr_val'), str(w.lq), str(w.gt), str(w.out), '--ckpt', str(w.pt), '--device',
+                                      'cpu', '--no-progress', '--no-ssim', '--csv', str(w.out / 's.csv')],
+                                     capture_output=True, env=env_for(), check=True)),
+    C('ssim_on_gt_under_7px', 'images', lambda w: ['blindsr_val', w.lq, w.gt, w.out, '--ckpt', w.pt, '--device', 'cpu', '--no-progress'],
+      VL_IN, setup=lambda w: (shutil.rmtree(w.lq), shutil.rmtree(w.gt), images(w.lq, 2, 1), images(w.gt, 2, 4)),
+      mention=('00000.png', '--no-ssim'), one_line=True, post=no_png_in('OUTdir')),
+    C('csv_empty_string', 'paths', vl('--csv', ''), VL_IN, mention=('--csv',), post=no_png_in('OUTdir')),
+    C('out_cannot_be_created', 'paths', vl(out=lambda w: '/proc/blindsr_val_out'), VL_IN, mention=('OUT', '/proc/blindsr_val_out'),
+      one_line=True, marks=(PROC,)),
+    C('weights_nan', 'checkpoint', vl('--ckpt', lambda w: w.nan_weights()), VL_IN, mention=('diverged.pt', 'NaN'),
+      post=no_png_in('OUTdir')),
+    C('workers_huge', 'numbers', vl('--workers', '100000'), VL_IN, mention=('--workers',)),
 ]
 
 
@@ -1205,6 +1288,17 @@ SUBMIT = [
     C('device_cuda_without_gpu', 'device', sb('--device', 'cuda'), SB_IN, mention=('cuda',), one_line=True, marks=(NO_GPU,)),
     C('no_arguments', 'usage', lambda w: ['blindsr_submit'], mention=('TEST_LQ',)),
     C('zip_argument_missing', 'usage', lambda w: ['blindsr_submit', w.lq], lambda w: [w.lq], mention=('zip',)),
+    C('keep_is_the_zip', 'data-loss', sb('--keep', lambda w: w / 'submission.zip'), SB_IN, mention=('--keep',), one_line=True,
+      post=all_(no_submit_work, no_path('submission.zip'))),
+    C('killed_run_work_is_removed', 'paths', sb(), SB_IN, expect='work', setup=killed_submit_left_work,
+      post=all_(stale_work_removed, exists('submission.zip'))),
+    C('zip_cannot_be_created', 'paths', sb(zp=lambda w: '/proc/blindsr_sub.zip'), SB_IN, mention=('ZIP', '/proc/blindsr_sub.zip'),
+      one_line=True, marks=(PROC,)),
+    C('check_test_lq_is_a_zip', 'paths', lambda w: ['blindsr_submit', w.flat_zip(w.lq, 'lq.zip'), '--check', w / 'check.zip',
+                                                    '--size', '64'], CHK_IN,
+      setup=lambda w: sub_zip(w, ['00000', '00001', '00002', '00003']), mention=('lq.zip', 'unzip'), one_line=True),
+    C('weights_nan', 'checkpoint', sb('--ckpt', lambda w: w.nan_weights()), SB_IN, mention=('diverged.pt', 'NaN'),
+      post=no_submit_work),
 ]
 
 
@@ -1257,6 +1351,8 @@ DEMO = [
       one_line=True),
     C('image_1px', 'images', dm('--image', lambda w: tiny_png(w, 'dot.png', 1, 1)), DM_IN, mention=('dot.png', '128')),
     C('image_flat', 'images', dm('--image', lambda w: tiny_png(w, 'flat.png', 160, 160)), DM_IN, mention=('flat.png',)),
+    C('weights_nan', 'checkpoint', dm('--weights', lambda w: w.nan_weights()), DM_IN, mention=('diverged.pt', 'NaN'),
+      post=no_png_in('OUTdir')),
 ]
 
 
