@@ -80,10 +80,13 @@ class Draws:
     flipped: np.ndarray   # (B,) bool: flipped horizontally before degrading
     params: list          # B one-image blindsr.degradation.DegParams: each face's degradation
 
-# %% ../nbs/04c_batches.ipynb #59b9d367
+# %% ../nbs/04c_batches.ipynb #24220eb3
 def ignore_interrupts(worker_id: int = 0) -> None:
     "A DataLoader worker's start: leave Ctrl-C to the main process, which saves a checkpoint and stops the workers."
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a spawned worker serves its tensors' handles to the main process too; when the main process stops mid-handshake
+    # at Ctrl-C, the worker's sharing thread would print a ConnectionResetError traceback
+    quiet_handle_sharing()
 
 
 def without_sharing_errors(hook: Callable) -> Callable:
