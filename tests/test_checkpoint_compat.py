@@ -11,7 +11,7 @@ import torch
 
 DATA = Path(__file__).resolve().parent / 'data' / 'checkpoint_v1'
 sys.path.insert(0, str(DATA))
-from make import RUNS, config  # noqa: E402  (the exact configs the old checkpoints were made with)
+from make import RUNS, config, faces  # noqa: E402  (the exact configs and faces the old checkpoints were made with)
 
 
 @pytest.mark.parametrize('name', list(RUNS))
@@ -22,7 +22,8 @@ def test_an_old_checkpoint_resumes_bit_exactly(tmp_path, name):
     out.mkdir()
     shutil.copyfile(DATA / f'step4_{name}.ckpt', out / 'last.ckpt')
     shutil.copyfile(DATA / f'step4_{name}.ckpt', tmp_path / 'untouched.ckpt')
-    tr = Trainer(config(out, **RUNS[name]))
+    faces(tmp_path / 'faces')                    # the same pixels as when the checkpoints were made (seeded)
+    tr = Trainer(config(out, tmp_path / 'faces', **RUNS[name]))
     summary = tr.fit()
     want = torch.load(DATA / f'expected_{name}.pt', weights_only=True)
     assert summary['steps'] == 8

@@ -31,9 +31,10 @@ def faces(folder: Path, n: int = 8, size: int = 64):
         Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(folder / f'{i:05d}.png')
 
 
-def config(out, **kw):
+def config(out, faces_dir=HERE / 'faces', **kw):
+    "The run's config; `faces_dir` holds what `faces()` writes (generated where needed, never committed)."
     from blindsr.train import TrainConfig
-    return TrainConfig(train_hq=str(HERE / 'faces'), iters=8, batch_size=4, generator_kwargs={'num_feat': 8, 'num_block': 1},
+    return TrainConfig(train_hq=str(faces_dir), iters=8, batch_size=4, generator_kwargs={'num_feat': 8, 'num_block': 1},
                        log_every=1, val_every=1000, ckpt_every=1000, device='cpu', compile='off', progress=False,
                        out_dir=str(out), **kw)
 
