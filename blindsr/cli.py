@@ -29,7 +29,7 @@ __all__ = ['PathLike', 'positive_int', 'non_negative_int', 'positive_float', 'no
            'probability', 'json_object', 'UserError', 'FieldDoc', 'field_docs', 'worker_count', 'names_in', 'Range',
            'ConfigError', 'check_config', 'parse_value', 'add_config_args', 'manifest_path', 'read_manifest',
            'write_manifest', 'check_writable', 'check_output_path', 'check_output_dir', 'error_line', 'run_cli',
-           'check_output_file', 'HelpFormatter', 'examples', 'is_matplotlib_png']
+           'check_output_file', 'HelpFormatter', 'examples', 'png_made_by']
 
 # %% ../nbs/00c_cli.ipynb #e1cffd43
 class UserError(ValueError):
@@ -447,10 +447,12 @@ def examples(*items: tuple[str, str],  # (what it does, the command line)
     for what, cmd in items: lines += [f'  # {what}', f'  {cmd}']
     return '\n'.join(lines)
 
-# %% ../nbs/00c_cli.ipynb #04adac58
-def is_matplotlib_png(path: PathLike) -> bool:
-    "Is `path` a PNG that matplotlib wrote (a figure a blindsr command saved, which its rerun may replace)?"
+# %% ../nbs/00c_cli.ipynb #b56ccc08
+def png_made_by(path: PathLike,  # an existing output file
+                software: str,  # the start of the `Software` text the command writes, e.g. 'blindsr_demo'
+               ) -> bool:
+    "Is `path` a PNG whose `Software` text says `software` drew it (a command's own picture, which its rerun may replace)?"
     from PIL import Image
     try:
-        with Image.open(path) as im: return im.format == 'PNG' and 'matplotlib' in str(im.info.get('Software', '')).lower()
+        with Image.open(path) as im: return im.format == 'PNG' and str(im.info.get('Software', '')).startswith(software)
     except Exception: return False

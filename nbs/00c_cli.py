@@ -766,22 +766,26 @@ test_eq(ap.format_help().endswith('examples:\n  # score a folder\n  blindsr_x PR
 
 
 # %% [markdown]
-# A figure a command saved (`--plot`, `demo.png`) may be replaced by its rerun, but a photo that happens to carry the
-# same name may not: matplotlib stamps the PNGs it writes (`Software: Matplotlib …`), so that is how a command
-# recognises its own pictures.
+# A figure a command saved (`--plot`, `demo.png`) may be replaced by its rerun, but a photo, or another program's
+# figure, that happens to carry the same name may not. A command stamps its pictures with its name in the PNG's
+# `Software` text (`fig.savefig(path, metadata={'Software': 'blindsr_demo …'})`), and that is how it recognises them:
+# matplotlib's own stamp (`Software: Matplotlib …`) is on every figure anyone saves, so it proves nothing.
 
 # %%
 #| export
-def is_matplotlib_png(path: PathLike) -> bool:
-    "Is `path` a PNG that matplotlib wrote (a figure a blindsr command saved, which its rerun may replace)?"
+def png_made_by(path: PathLike,  # an existing output file
+                software: str,  # the start of the `Software` text the command writes, e.g. 'blindsr_demo'
+               ) -> bool:
+    "Is `path` a PNG whose `Software` text says `software` drew it (a command's own picture, which its rerun may replace)?"
     from PIL import Image
     try:
-        with Image.open(path) as im: return im.format == 'PNG' and 'matplotlib' in str(im.info.get('Software', '')).lower()
+        with Image.open(path) as im: return im.format == 'PNG' and str(im.info.get('Software', '')).startswith(software)
     except Exception: return False
 
 
 # %%
 #| hide
+Figure(figsize=(1, 1)).savefig(tmp/'ours.png', metadata={'Software': 'blindsr_x (matplotlib)'})
 Figure(figsize=(1, 1)).savefig(tmp/'fig.png')
 Image.new('RGB', (4, 4)).save(tmp/'photo.png')
-test_eq((is_matplotlib_png(tmp/'fig.png'), is_matplotlib_png(tmp/'photo.png'), is_matplotlib_png(tmp/'nope.png')), (True, False, False))
+test_eq([png_made_by(tmp/f, 'blindsr_x') for f in ('ours.png', 'fig.png', 'photo.png', 'nope.png')], [True, False, False, False])

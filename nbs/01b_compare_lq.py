@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, positive_int, probability, run_cli
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, png_made_by, positive_int, probability, run_cli
 from blindsr.core import ImageReadError, PathLike
 from blindsr.metrics import bicubic_psnr, image_set
 
@@ -957,9 +957,7 @@ def is_compare_json(path: PathLike) -> bool:
 
 def is_compare_png(path: PathLike) -> bool:
     "Is `path` a picture blindsr_compare_lq drew (its PNG `Software` text says so), which a rerun may replace?"
-    try:
-        with Image.open(path) as im: return im.format == 'PNG' and str(im.info.get('Software', '')).startswith('blindsr_compare_lq')
-    except Exception: return False
+    return png_made_by(path, PLOT_SOFTWARE)
 
 
 def compare_lq_parser() -> argparse.ArgumentParser:

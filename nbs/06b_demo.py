@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, non_negative_int, run_cli
+from blindsr.cli import HelpFormatter, UserError, check_output_file, examples, non_negative_int, png_made_by, run_cli
 from blindsr.core import IMAGE_EXTS, PathLike, read_image_size, tensor_to_img
 from blindsr.device import model_device
 from blindsr.metrics import bicubic_psnr, psnr
@@ -175,9 +175,7 @@ MIN_FACE = 128                                  # smallest --image side: the LQ 
 
 def is_demo_png(path: PathLike) -> bool:
     "Is `path` a picture blindsr_demo drew (its PNG `Software` text says so), which a rerun may replace?"
-    try:
-        with Image.open(path) as im: return im.format == 'PNG' and str(im.info.get('Software', '')).startswith('blindsr_demo')
-    except Exception: return False
+    return png_made_by(path, DEMO_SOFTWARE)
 
 
 def demo_inputs(out_dir: PathLike = '.',  # where demo.png goes

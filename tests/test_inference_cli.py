@@ -1,27 +1,12 @@
 """The restoring commands as users run them: blindsr_restore and blindsr_val in subprocesses, with a tiny random
 generator written by blindsr.checkpoint.export_weights (the `tiny_weights` fixture). Each subprocess pays ~4 s of
 `import torch` on a busy 2-core machine, so variations of one command run in-process through its `*_cli` function."""
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
-
-
-def run(*args, timeout=120):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=ENV, timeout=timeout)
-
-
-def write_lq(folder, n, h=16, w=16, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f'{i:05d}.png')
-    return folder
+from cli_helpers import ENV, run, write_lq
 
 
 def test_restore_folder_keeps_stems_and_scales_by_4(tmp_path, tiny_weights):

@@ -1,26 +1,12 @@
 """`blindsr_submit` as users run it: the zip it writes, the zips it refuses, in subprocesses and in-process."""
-import os
 import subprocess
-import sys
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-ENV = {**os.environ, 'OMP_NUM_THREADS': '1'}
-
-
-def run(*args, timeout=120):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=ENV, timeout=timeout)
-
-
-def write_lq(folder, n, h=16, w=16, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f'{i:05d}.png')
-    return folder
+from cli_helpers import ENV, run, write_lq
 
 
 def test_submit_writes_a_zip_blindsr_evaluate_accepts(tmp_path, tiny_weights):
