@@ -9,16 +9,16 @@ import io
 import os
 import random
 from pathlib import Path
-from typing import Sequence, Union
+from typing import BinaryIO, Callable, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'PathLike', 'OTHER_IMAGE_EXTS', 'ImageReadError', 'read_image', 'read_image_size', 'write_png',
-           'UnsupportedImageError', 'check_image_types', 'list_images', 'img_to_tensor', 'tensor_to_img',
-           'seed_everything']
+__all__ = ['IMAGE_EXTS', 'PathLike', 'OTHER_IMAGE_EXTS', 'ImageReadError', 'read_image', 'read_image_size', 'UnsafePathError',
+           'safe_child', 'atomic_write', 'write_png', 'UnsupportedImageError', 'check_image_types', 'list_images',
+           'img_to_tensor', 'tensor_to_img', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #3dc897b3
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')
@@ -88,6 +88,55 @@ def read_image_size(path: PathLike,  # an image file
     except Exception as e:
         raise ImageReadError(f'cannot decode image {path}: {type(e).__name__}: {e}') from e
 
+# %% ../nbs/00_core.ipynb #7897b256
+class UnsafePathError(ValueError):
+    "A name read from a file, or an output path, would lead outside the folder it belongs in; the message names both."
+
+
+def safe_child(folder: PathLike,  # the folder the name must stay in
+               name: str,  # a name read from a file (a stem, a member name, a metadata field): never trusted
+               what: str = 'name',  # what the name is, for the message, e.g. "stem in OUT/degradation.json"
+              ) -> Path:
+    "`folder / name` when `name` is a plain relative name that stays inside `folder`; else UnsafePathError."
+    if not isinstance(name, str) or not name or name in ('.', '..') or '\x00' in name:
+        raise UnsafePathError(f'{what} {name!r} is not a file name')
+    parts = name.replace('\\', '/').split('/')
+    if name.startswith(('/', '\\')) or (len(name) > 1 and name[1] == ':') or any(s in ('', '.', '..') for s in parts):
+        raise UnsafePathError(f'{what} {name!r} is not a plain relative name inside {folder}: refused '
+                              '(a name read from a file may not climb out of its folder)')
+    return Path(folder) / name
+
+
+def atomic_write(path: PathLike,  # the destination file; its folder is created
+                 data: bytes | str | Callable[[BinaryIO], None],  # the content, or a function that writes to a file
+                 inside: PathLike | None = None,  # refuse a `path` that does not resolve to inside this folder
+                 fsync: bool = True,  # flush to disk before the rename (off only for throw-away files)
+                ) -> Path:
+    """Write `data` to a temporary file beside `path` (created exclusively, never through a link), then rename it
+    over `path`: the old file survives any failure, and a symbolic link at `path` is replaced, never followed."""
+    path = Path(path)
+    if inside is not None:
+        root, parent = Path(inside).resolve(), path.parent.resolve()
+        if parent != root and root not in parent.parents:
+            raise UnsafePathError(f'{path} is outside the output folder {inside}: refused '
+                                  '(is a folder on the way a symbolic link?)')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    if tmp_path.is_symlink() or tmp_path.exists(): tmp_path.unlink()
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o644)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            if callable(data): data(f)
+            else: f.write(data.encode('utf-8') if isinstance(data, str) else bytes(data))
+            f.flush()
+            if fsync: os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        try: tmp_path.unlink()
+        except OSError: pass
+        raise
+    return path
+
 # %% ../nbs/00_core.ipynb #98fef10e
 def write_png(path: PathLike,  # destination; parent folders are created
               img: np.ndarray,  # (H, W, 3) uint8 RGB
@@ -98,12 +147,8 @@ def write_png(path: PathLike,  # destination; parent folders are created
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f'write_png({path}) needs an (H, W, 3) uint8 array, got {img.dtype} {img.shape}; '
                          'convert a float tensor with tensor_to_img first')
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    Image.fromarray(img).save(tmp_path, format='PNG', compress_level=compress_level)
-    os.replace(tmp_path, path)
-    return path
+    return atomic_write(path, lambda f: Image.fromarray(img).save(f, format='PNG', compress_level=compress_level),
+                        fsync=False)
 
 # %% ../nbs/00_core.ipynb #a88dd839
 OTHER_IMAGE_EXTS = ('.tif', '.tiff', '.gif', '.heic', '.heif', '.avif', '.jxl', '.jp2', '.j2k', '.jpe', '.jfif',
