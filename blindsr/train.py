@@ -337,34 +337,36 @@ def build_train_step(cfg: TrainConfig, device: torch.device,
                                   weight=cfg.gan_weight, pixel_weight=cfg.pixel_weight, ddp=ddp, log=log) if cfg.gan else None
     return TrainStep(generator, device, config_view(StepConfig, cfg), adversarial, ddp, log)
 
-# %% ../nbs/05_train.ipynb #86b72984
+# %% ../nbs/05_train.ipynb #951fcc7c
 class RunClock:
     "Minutes trained over all sessions, this session's seconds, and training images/s per log window."
     def __init__(self, elapsed_before: float,  # seconds trained in earlier sessions
-                 step: int):  # the step this session starts at
-        self.before, self.start = elapsed_before, time.perf_counter()
+                 step: int,  # the step this session starts at
+                 now: Callable[[], float] = time.perf_counter):  # the time source, in seconds (a test passes a fake)
+        self.now = now
+        self.before, self.start = elapsed_before, now()
         self.window, self.paused_s = (self.start, step), 0.0   # the log window's start (time, step); its pauses
         self.last_validation = self.start
 
-    def session_s(self) -> float: return time.perf_counter() - self.start
+    def session_s(self) -> float: return self.now() - self.start
     def elapsed(self) -> float: return self.before + self.session_s()
 
     @contextmanager
     def pause(self, validation: bool = False):
         "Time inside the block is left out of images/s (validation: it also restarts the val_every_min count)."
-        t = time.perf_counter()
+        t = self.now()
         try: yield
         finally:
-            self.paused_s += time.perf_counter() - t
-            if validation: self.last_validation = time.perf_counter()
+            self.paused_s += self.now() - t
+            if validation: self.last_validation = self.now()
 
     def validation_due(self, step: int, every: int, every_min: float | None) -> bool:
         "Every `every` steps, or `every_min` minutes after the last validation."
-        return step % every == 0 or bool(every_min and time.perf_counter() - self.last_validation >= 60 * every_min)
+        return step % every == 0 or bool(every_min and self.now() - self.last_validation >= 60 * every_min)
 
     def images_per_s(self, step: int, batch: int) -> float:
         "Training images/s since the previous call, pauses left out; starts the next window."
-        t, (t0, step0) = time.perf_counter(), self.window
+        t, (t0, step0) = self.now(), self.window
         ips = (step - step0) * batch / max(1e-9, t - t0 - self.paused_s)
         self.window, self.paused_s = (t, step), 0.0
         return ips
@@ -390,9 +392,11 @@ def weights_checksum(model: nn.Module) -> torch.Tensor:
     "(1,) float64 on the model's device: the sum of all its parameters, to compare the copies processes hold."
     return torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().view(1)
 
-# %% ../nbs/05_train.ipynb #b36aaa7f
+# %% ../nbs/05_train.ipynb #a0182b29
 class Trainer:
     "Train a generator as `cfg` says; `fit()` runs to the end (or the budget) and returns a summary dict."
+    clock: Callable[[], float] = staticmethod(time.perf_counter)   # the time budgets run on (tests set a fake)
+
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.dist = init_distributed(cfg.device)
@@ -430,7 +434,7 @@ class Trainer:
         if self.resume_path is not None: self.resume_from(self.resume_path)
         self.start_logs()                                 # log.csv/val.csv cut at the resumed step, config.json, bicubic
         total = cfg.iters if cfg.iters is not None else 10 ** 12   # without iters, the schedule's minutes end the run
-        clock = RunClock(self.elapsed, ts.steps)
+        clock = RunClock(self.elapsed, ts.steps, now=self.clock)
         batches = self.batches.stream(ts.steps, total)    # (hq, lq) per step, float in [0, 1] on the device
         loss_sum, n_losses = torch.zeros((), device=self.device), 0
         bar = tqdm(total=cfg.iters, initial=ts.steps, desc=f'train {cfg.generator}', unit='it',
@@ -497,8 +501,8 @@ class Trainer:
         "Score the averaged generator (process 0) and redraw the curves, at most once a minute."
         if not self.dist.is_main: return
         self.score(elapsed)
-        if time.perf_counter() - self._plotted >= 60:
-            self.runlog.plot(); self._plotted = time.perf_counter()
+        if self.clock() - self._plotted >= 60:
+            self.runlog.plot(); self._plotted = self.clock()
 
     def score(self, elapsed: float) -> float:
         "Validation PSNR of the averaged generator, logged; a new best is exported to best.pt."
