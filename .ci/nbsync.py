@@ -130,6 +130,8 @@ def sync_twin(nb: Path, state: dict, take: dict, make: bool) -> None:
                           f'(the other side is saved to .sync-backup/), then run .ci/sync again.')
     if side == 'twin':
         backup(nb); rebuild_from_twin(nb, py)
+        canonical = notebook_text(nb)                   # jupytext's own spelling of the same cells (blank lines, …)
+        if canonical != py_text: py.write_text(canonical, encoding='utf-8')
         print(f'{rel(py)} -> {rel(nb)}')
     else:
         backup(py); py.write_text(nb_text, encoding='utf-8')
