@@ -20,11 +20,12 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['KERNEL_KINDS', 'PI', 'SIZES_7_21', 'MIXED_KINDS', 'MIXED_PROBS', 'MODES', 'AI6126_2024', 'AI6126_2023',
-           'SEED_REPORT_2024', 'BICUBIC', 'PRESETS', 'to_device', 'make_kernels', 'BlurConfig', 'ResizeConfig',
-           'NoiseConfig', 'StageConfig', 'FinalConfig', 'DegradationConfig', 'register_preset', 'preset_from_dict',
-           'read_preset_file', 'is_preset_file', 'get_preset', 'ParamColumns', 'BlurParams', 'ResizeParams',
-           'NoiseParams', 'StageParams', 'FinalParams', 'DegParams', 'sample', 'blur_np', 'resize_np',
-           'gaussian_noise_np', 'poisson_noise_np', 'jpeg_opencv', 'quantize', 'blur_pt', 'resize_pt',
+           'SEED_REPORT_2024', 'BICUBIC', 'PRESETS', 'STAGE_STEPS', 'FINAL', 'to_device', 'make_kernels', 'BlurConfig',
+           'ResizeConfig', 'NoiseConfig', 'StageConfig', 'FinalConfig', 'DegradationConfig', 'register_preset',
+           'preset_from_dict', 'read_preset_file', 'is_preset_file', 'get_preset', 'ParamColumns', 'BlurParams',
+           'ResizeParams', 'NoiseParams', 'StageParams', 'FinalParams', 'DegParams', 'ApplyContext', 'Step', 'BlurStep',
+           'ResizeStep', 'NoiseStep', 'JpegStep', 'FinalStep', 'apply_stage', 'apply_params', 'sample', 'blur_np',
+           'resize_np', 'gaussian_noise_np', 'poisson_noise_np', 'jpeg_opencv', 'quantize', 'blur_pt', 'resize_pt',
            'gaussian_noise_pt', 'poisson_noise_pt', 'jpeg_factor', 'jpeg_pt', 'check_hq_size', 'degrade_once_np',
            'degrade_image', 'degrade_once_pt', 'degrade_batch']
 
@@ -410,7 +411,7 @@ class DegParams:
         if not np.isnan(final.sinc_cutoff[i]): parts.append(f"sinc ωc={final.sinc_cutoff[i]:.2f}")
         return ', '.join(parts)
 
-# %% ../nbs/01_degradation.ipynb #e83a7b98
+# %% ../nbs/01_degradation.ipynb #66583072
 def _uniform(rng, lo_hi, n): return rng.uniform(lo_hi[0], lo_hi[1], n) if lo_hi[1] > lo_hi[0] else np.full(n, float(lo_hi[0]))
 
 
@@ -420,8 +421,7 @@ def _shared(rng, draw, n, group):
     return np.repeat(draw(rng, m), group)[:n]
 
 
-def _sample_blur(bc: BlurConfig | None, rng, n) -> BlurParams:
-    if bc is None: bc = BlurConfig(prob=0.0)
+def _sample_blur(bc: BlurConfig, rng, n) -> BlurParams:
     on = rng.random(n) < bc.prob
     size = rng.choice(np.asarray(bc.sizes), n)
     sinc = rng.random(n) < bc.sinc_prob
@@ -443,8 +443,7 @@ def _sample_blur(bc: BlurConfig | None, rng, n) -> BlurParams:
                       cutoff=np.where(kind == 'sinc', wc, nan))
 
 
-def _sample_resize(rc: ResizeConfig | None, rng, n, group) -> ResizeParams:
-    if rc is None: return ResizeParams(np.ones(n), np.full(n, 'bilinear', '<U8'), np.full(n, 'input', '<U5'))
+def _sample_resize(rc: ResizeConfig, rng, n, group) -> ResizeParams:
     def scale(r, m):
         up_down_keep = r.choice(3, m, p=np.asarray(rc.probs) / np.sum(rc.probs))
         if rc.scale_dist == 'inverse':   # uniform in the divisor 1/scale
@@ -457,8 +456,7 @@ def _sample_resize(rc: ResizeConfig | None, rng, n, group) -> ResizeParams:
     return ResizeParams(scale=s, mode=mode.astype('<U8'), relative_to=np.full(n, rc.relative_to, '<U5'))
 
 
-def _sample_noise(nc: NoiseConfig | None, rng, n) -> NoiseParams:
-    if nc is None: return NoiseParams(np.full(n, 'none', '<U8'), np.zeros(n), np.zeros(n, bool))
+def _sample_noise(nc: NoiseConfig, rng, n) -> NoiseParams:
     gauss = rng.random(n) < nc.gaussian_prob
     level = np.where(gauss, _uniform(rng, nc.sigma, n), _uniform(rng, nc.poisson_scale, n))
     gray = rng.random(n) < nc.gray_prob
@@ -478,7 +476,121 @@ def _sample_final(fc: FinalConfig, rng, n, group) -> FinalParams:
                        sinc_cutoff=np.where(sinc, cutoff, np.nan), sinc_size=np.where(sinc, size, 1).astype(np.int64),
                        jpeg_quality=jpeg)
 
+# %% ../nbs/01_degradation.ipynb #e2d6bb6f
+@dataclass(frozen=True)
+class ApplyContext:
+    "What applying a step needs besides its parameters."
+    cfg: DegradationConfig                              # the preset: its codecs
+    lq_hw: tuple                                        # the final LQ (height, width)
+    hq_hw: tuple                                        # the HQ (height, width)
+    rng: np.random.Generator | None = None              # numpy backend: this image's noise realisations
+    generator: torch.Generator | None = None            # torch backend: the batch's noise realisations (on its device)
 
+
+class Step:
+    """One step of a degradation stage: `config` names its StageConfig field, `param` its StageParams field. `draw`
+    samples its parameters for n images, or, when its config is None, gives `off(n)` and draws nothing. `numpy` applies
+    one image's (H, W, 3) float32; `torch` a (B, 3, H, W) batch's, on its device."""
+    config: str = ''
+    param: str = ''
+
+    def draw(self, conf, rng: np.random.Generator, n: int, group: int = 1):
+        "The parameters of n images: sampled from `conf`, or `off(n)` (nothing drawn) when `conf` is None."
+        return self.off(n) if conf is None else self.sample(conf, rng, n, group)
+
+    def sample(self, conf, rng: np.random.Generator, n: int, group: int): raise NotImplementedError
+    def off(self, n: int): raise NotImplementedError
+    def numpy(self, img: np.ndarray, p, ctx: ApplyContext) -> np.ndarray: raise NotImplementedError
+    def torch(self, x: torch.Tensor, p, ctx: ApplyContext) -> torch.Tensor: raise NotImplementedError
+
+
+class BlurStep(Step):
+    "A blur kernel per image (make_kernels), reflect border."
+    config, param = 'blur', 'blur'
+    def sample(self, conf, rng, n, group): return _sample_blur(conf, rng, n)
+    def off(self, n):
+        nan = np.full(n, np.nan)
+        return BlurParams(kind=np.full(n, 'none', '<U20'), size=np.ones(n, np.int64), pad_to=np.full(n, BlurConfig.pad_to),
+                          sigma_x=nan, sigma_y=nan.copy(), theta=nan.copy(), beta=nan.copy(), cutoff=nan.copy())
+    def numpy(self, img, p, ctx): return img if p.kind[0] == 'none' else blur_np(img, p.kernels()[0].numpy())
+    def torch(self, x, p, ctx): return _blur_where(x, p.kind != 'none', p.kernels)    # kernels built on the host, one copy
+
+
+class ResizeStep(Step):
+    "A resize by a scale (of the input, or of the LQ size); the images of a torch batch share it."
+    config, param = 'resize', 'resize'
+    def sample(self, conf, rng, n, group): return _sample_resize(conf, rng, n, group)
+    def off(self, n): return ResizeParams(np.ones(n), np.full(n, 'bilinear', '<U8'), np.full(n, 'input', '<U5'))
+
+    def _size(self, p, hw, ctx):
+        scale = float(p.scale[0])
+        return p.out_size(0, hw, ctx.lq_hw), (scale if p.relative_to[0] == 'input' else None)
+
+    def numpy(self, img, p, ctx):
+        size, factor = self._size(p, img.shape[:2], ctx)
+        return resize_np(img, size, str(p.mode[0]), ctx.cfg.resize_codec, scale_factor=factor)
+
+    def torch(self, x, p, ctx):
+        size, factor = self._size(p, x.shape[-2:], ctx)
+        return _resize_batch(x, size, str(p.mode[0]), ctx.cfg.resize_codec, scale_factor=factor)
+
+
+class NoiseStep(Step):
+    "Gaussian or Poisson noise per image, colour or gray, then a clamp to [0, 1]."
+    config, param = 'noise', 'noise'
+    def sample(self, conf, rng, n, group): return _sample_noise(conf, rng, n)
+    def off(self, n): return NoiseParams(np.full(n, 'none', '<U8'), np.zeros(n), np.zeros(n, bool))
+
+    def numpy(self, img, p, ctx):
+        kind, level, gray = str(p.kind[0]), float(p.level[0]), bool(p.gray[0])
+        if kind == 'gaussian': return np.clip(img + gaussian_noise_np(img.shape, level, gray, ctx.rng), 0, 1)
+        if kind == 'poisson': return np.clip(img + poisson_noise_np(img, level, gray, ctx.rng), 0, 1)
+        return img
+
+    def torch(self, x, p, ctx):
+        dev, g = x.device, ctx.generator
+        level = lambda idx: to_device(p.level[idx], dev, torch.float32)
+        gray = lambda idx: to_device(p.gray[idx], dev)
+        x = _subset(x, p.kind == 'gaussian', lambda xs, idx: (xs + gaussian_noise_pt(xs, level(idx), gray(idx), g)).clamp(0, 1))
+        return _subset(x, p.kind == 'poisson', lambda xs, idx: (xs + poisson_noise_pt(xs, level(idx), gray(idx), g)).clamp(0, 1))
+
+
+class JpegStep(Step):
+    "JPEG at a quality per image, with the preset's codec (after a clamp to [0, 1])."
+    config, param = 'jpeg', 'jpeg_quality'
+    def sample(self, conf, rng, n, group): return _uniform(rng, conf, n)
+    def off(self, n): return np.full(n, np.nan)
+
+    def numpy(self, img, q, ctx):
+        return img if math.isnan(float(q[0])) else _jpeg_np(np.clip(img, 0, 1), float(q[0]), ctx.cfg.jpeg_codec)
+
+    def torch(self, x, q, ctx): return _subset(x, ~np.isnan(q), lambda xs, idx: _jpeg_batch(xs, q[idx], ctx.cfg.jpeg_codec))
+
+
+class FinalStep(Step):
+    "The last step to the LQ size: [resize → sinc → JPEG] or [JPEG → resize → sinc] (after 2023's trip to the HQ size)."
+    config, param = 'final', 'final'
+    def sample(self, conf, rng, n, group): return _sample_final(conf, rng, n, group)
+    def numpy(self, img, p, ctx): return _final_np(img, p, ctx.lq_hw, ctx.hq_hw, ctx.cfg)
+    def torch(self, x, p, ctx): return _final_pt(x, p, ctx.lq_hw, ctx.hq_hw, ctx.cfg)
+
+
+STAGE_STEPS: tuple[Step, ...] = (BlurStep(), ResizeStep(), NoiseStep(), JpegStep())   # a stage, in order: draws and applies
+FINAL = FinalStep()
+
+
+def apply_stage(x, stage: StageParams, ctx: ApplyContext, backend: str):
+    "One stage: its steps in STAGE_STEPS order; `backend` 'numpy' (one (H,W,3) image) or 'torch' (a (B,3,H,W) batch)."
+    for step in STAGE_STEPS: x = getattr(step, backend)(x, getattr(stage, step.param), ctx)
+    return x.astype(np.float32) if backend == 'numpy' else x
+
+
+def apply_params(x, params: DegParams, ctx: ApplyContext, backend: str):
+    "The whole pipeline in its one order: every stage (second order: two), then the final step."
+    for stage in params.stages: x = apply_stage(x, stage, ctx, backend)
+    return getattr(FINAL, backend)(x, params.final, ctx)
+
+# %% ../nbs/01_degradation.ipynb #8cc2d7a1
 def sample(cfg: DegradationConfig | str,  # a preset or its name
            rng: np.random.Generator,  # the only source of randomness
            n: int = 1,  # number of images
@@ -486,16 +598,11 @@ def sample(cfg: DegradationConfig | str,  # a preset or its name
           ) -> DegParams:
     "Draw the parameters of `n` degradations."
     cfg = get_preset(cfg)
-    stages = []
-    for stage in cfg.stages:
-        blur = _sample_blur(stage.blur, rng, n)
-        resize = _sample_resize(stage.resize, rng, n, group)
-        noise = _sample_noise(stage.noise, rng, n)
-        jpeg = _uniform(rng, stage.jpeg, n) if stage.jpeg else np.full(n, np.nan)
-        stages.append(StageParams(blur, resize, noise, jpeg))
-    final = _sample_final(cfg.final, rng, n, group)
+    stages = tuple(StageParams(**{step.param: step.draw(getattr(stage, step.config, None), rng, n, group) for step in STAGE_STEPS})
+                   for stage in cfg.stages)                # the steps draw in STAGE_STEPS order; a disabled one draws nothing
+    final = FINAL.sample(cfg.final, rng, n, group)
     noise_seed = rng.integers(0, 2 ** 63 - 1, n, dtype=np.int64)
-    return DegParams(cfg, tuple(stages), final, noise_seed)
+    return DegParams(cfg, stages, final, noise_seed)
 
 # %% ../nbs/01_degradation.ipynb #da30c374
 def blur_np(img: np.ndarray,  # (H, W, 3) float32 in [0, 1]
@@ -708,25 +815,15 @@ def check_hq_size(h: int, w: int, scale: int = 4) -> tuple[int, int]:
                          f'(LQ = HQ/{scale}); got {w}x{h} (width x height). Crop or resize the HQ first.')
     return h // scale, w // scale
 
-# %% ../nbs/01_degradation.ipynb #fa5b597f
+# %% ../nbs/01_degradation.ipynb #e0b82072
 def degrade_once_np(img: np.ndarray,  # (H, W, 3) float32 in [0, 1]
                     stage: StageParams,  # one image's parameters of this order (length 1)
                     lq_hw: tuple[int, int],  # final LQ (height, width)
                     cfg: DegradationConfig,  # for the codecs
                     rng: np.random.Generator,  # noise realisations
                    ) -> np.ndarray:  # (h, w, 3) float32 in [0, 1]
-    "One order of degradation on one image: blur → resize → noise → JPEG."
-    if stage.blur.kind[0] != 'none': img = blur_np(img, stage.blur.kernels()[0].numpy())
-    resize = stage.resize
-    scale = float(resize.scale[0])
-    img = resize_np(img, resize.out_size(0, img.shape[:2], lq_hw), str(resize.mode[0]), cfg.resize_codec,
-                    scale_factor=scale if resize.relative_to[0] == 'input' else None)
-    kind, level, gray = str(stage.noise.kind[0]), float(stage.noise.level[0]), bool(stage.noise.gray[0])
-    if kind == 'gaussian': img = np.clip(img + gaussian_noise_np(img.shape, level, gray, rng), 0, 1)
-    elif kind == 'poisson': img = np.clip(img + poisson_noise_np(img, level, gray, rng), 0, 1)
-    quality = float(stage.jpeg_quality[0])
-    if not math.isnan(quality): img = _jpeg_np(np.clip(img, 0, 1), quality, cfg.jpeg_codec)
-    return img.astype(np.float32)
+    "One order of degradation on one image: blur → resize → noise → JPEG (STAGE_STEPS)."
+    return apply_stage(img, stage, ApplyContext(cfg, tuple(lq_hw), tuple(lq_hw), rng=rng), 'numpy')
 
 
 def _jpeg_np(img, quality, codec):
@@ -756,12 +853,11 @@ def degrade_image(hq: np.ndarray,  # (H, W, 3) uint8, or float in [0, 1]; H, W d
     img = hq.astype(np.float32) / 255.0 if hq.dtype == np.uint8 else hq.astype(np.float32)
     cfg = params.cfg
     lq_hw = check_hq_size(*img.shape[:2], cfg.scale)
-    rng = np.random.default_rng(int(params.noise_seed[0]))
-    for stage in params.stages: img = degrade_once_np(img, stage, lq_hw, cfg, rng)
-    img = _final_np(img, params.final, lq_hw, hq.shape[:2], cfg)
+    ctx = ApplyContext(cfg, lq_hw, hq.shape[:2], rng=np.random.default_rng(int(params.noise_seed[0])))
+    img = apply_params(img, params, ctx, 'numpy')
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
 
-# %% ../nbs/01_degradation.ipynb #f1ea69e1
+# %% ../nbs/01_degradation.ipynb #cc5ea73c
 def _subset(x, mask, fn):
     "Apply fn to the images where mask (host bool array) is True; the others pass through."
     if mask.all(): return fn(x, slice(None))
@@ -805,22 +901,8 @@ def degrade_once_pt(x: torch.Tensor,  # (B, 3, H, W) float in [0, 1]; the B imag
                     cfg: DegradationConfig,
                     generator: torch.Generator | None = None,  # on x.device
                    ) -> torch.Tensor:  # (B, 3, h, w)
-    "One order of degradation on a batch: blur → resize → noise → JPEG."
-    dev = x.device
-    x = _blur_where(x, stage.blur.kind != 'none', stage.blur.kernels)     # kernels built on the host, one copy
-    resize = stage.resize
-    scale = float(resize.scale[0])
-    x = _resize_batch(x, resize.out_size(0, x.shape[-2:], lq_hw), str(resize.mode[0]), cfg.resize_codec,
-                      scale_factor=scale if resize.relative_to[0] == 'input' else None)
-    noise = stage.noise
-    level = lambda idx: to_device(noise.level[idx], dev, torch.float32)
-    gray = lambda idx: to_device(noise.gray[idx], dev)
-    x = _subset(x, noise.kind == 'gaussian',
-                lambda xs, idx: (xs + gaussian_noise_pt(xs, level(idx), gray(idx), generator)).clamp(0, 1))
-    x = _subset(x, noise.kind == 'poisson',
-                lambda xs, idx: (xs + poisson_noise_pt(xs, level(idx), gray(idx), generator)).clamp(0, 1))
-    quality = stage.jpeg_quality
-    return _subset(x, ~np.isnan(quality), lambda xs, idx: _jpeg_batch(xs, quality[idx], cfg.jpeg_codec))
+    "One order of degradation on a batch: blur → resize → noise → JPEG (STAGE_STEPS)."
+    return apply_stage(x, stage, ApplyContext(cfg, tuple(lq_hw), tuple(lq_hw), generator=generator), 'torch')
 
 
 def _final_pt(x, final: FinalParams, lq_hw, hq_hw, cfg):
@@ -852,10 +934,8 @@ def degrade_batch(hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device;
     cfg = params.cfg
     hq_hw = tuple(hq.shape[-2:])
     lq_hw = check_hq_size(*hq_hw, cfg.scale)
-    def run(x, p):
-        x = x.float()
-        for stage in p.stages: x = degrade_once_pt(x, stage, lq_hw, cfg, generator)
-        return quantize(_final_pt(x, p.final, lq_hw, hq_hw, cfg))
+    ctx = ApplyContext(cfg, lq_hw, hq_hw, generator=generator)
+    def run(x, p): return quantize(apply_params(x.float(), p, ctx, 'torch'))
     groups: dict[tuple, list[int]] = {}
     for i, k in enumerate(_group_keys(params)): groups.setdefault(k, []).append(i)
     if len(groups) == 1: return run(hq, params)
