@@ -42,7 +42,7 @@ def face_params(preset: str | DegradationConfig,  # a preset or its name
     "The degradation parameters of one face of an LQ set: a function of (preset, seed, stem) only."
     return sample(get_preset(preset), np.random.default_rng([seed, stem_seed(stem)]), 1)
 
-# %% ../nbs/01a_lqset.ipynb #f564eff4
+# %% ../nbs/01a_lqset.ipynb #fe5d87d3
 LQSET_FORMAT = 2     # degradation.json: 2 = parameters drawn per stem, HQ SHA-256 recorded (none: by position)
 
 
@@ -65,6 +65,13 @@ def _unique_stems(files: list[Path], hq_dir: PathLike) -> dict[str, Path]:
     return by_stem
 
 
+def _what_makes_the_lq(record):
+    "A face's parameter record without its noise seed when no stage adds noise (then the seed changes no pixel)."
+    if not isinstance(record, dict) or any((st.get('noise') or {}).get('kind') not in (None, 'none') for st in record.get('stages', [])):
+        return record
+    return {k: v for k, v in record.items() if k != 'noise_seed'}
+
+
 def _check_resume(old: dict, out_dir: Path, hq_dir: PathLike, cfg: DegradationConfig, seed: int,
                   images: dict[str, dict]) -> None:
     "Refuse (FileExistsError) to add to `out_dir` unless everything it records still holds for these faces."
@@ -83,7 +90,7 @@ def _check_resume(old: dict, out_dir: Path, hq_dir: PathLike, cfg: DegradationCo
         if recorded[stem].get('hq_sha256') != images[stem]['hq_sha256']:
             raise FileExistsError(f"{out_dir}: the LQ of {stem} was made from another {stem} HQ file than "
                                   f"{Path(hq_dir) / images[stem]['hq']} (SHA-256 differs); {fix}")
-        if recorded[stem].get('params') != images[stem]['params']:
+        if _what_makes_the_lq(recorded[stem].get('params')) != _what_makes_the_lq(images[stem]['params']):
             raise FileExistsError(f'{out_dir}: the parameters recorded for {stem} are not what this blindsr draws for it '
                                   f'(made by another version); {fix}')
 
