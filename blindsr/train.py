@@ -50,7 +50,7 @@ __all__ = ['RUN_FILES', 'RESULT_FILES', 'KEPT_RESULTS', 'TRAIN_EXAMPLES', 'Train
            'build_train_step', 'RunClock', 'NonFiniteLossError', 'sigterm_calls', 'weights_checksum', 'Trainer',
            'RunLog', 'config_parser', 'read_config_file', 'config_from_args', 'check_device', 'train_cli']
 
-# %% ../nbs/05_train.ipynb #085a8353
+# %% ../nbs/05_train.ipynb #5012f1f6
 @dataclass
 class TrainConfig:
     "Everything a training run needs. Paths may be None where a later step finds them (e.g. on Kaggle)."
@@ -78,8 +78,9 @@ class TrainConfig:
     val_holdout: int = 0                 # hold out the last N faces of train_hq for validation, when val_gt is not given (0: none)
     val_limit: int | None = None         # validate on the first N pairs only (none: all)
     preset: DegradationConfig | str = 'ai6126_2024'  # the degradation that makes the training LQ: a preset's name
-                                         # (blindsr.degradation.PRESETS, register_preset), a JSON file of one (e.g. an LQ
-                                         # set's degradation.json), or in Python a DegradationConfig
+                                                     # (blindsr.degradation.PRESETS, register_preset), a JSON file
+                                                     # of one (e.g. an LQ set's degradation.json), or in Python a
+                                                     # DegradationConfig
     degrade_on: str = 'auto'             # where LQ are made: 'gpu' (torch backend on the training device), 'cpu' (DataLoader
                                          # workers), 'auto' (gpu on CUDA, else cpu)
     degrade_group: int | None = None     # faces sharing resize draws on the GPU (none: each degraded batch shares one)
