@@ -39,8 +39,8 @@ __all__ = ['RECIPES', 'BENCH_EXAMPLES', 'bench_cpu_degradation', 'bench_degradat
            'breakdown_table', 'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table',
            'compare_recipes', 'psnr_at', 'minutes_to', 'plot_recipes', 'config_overrides', 'bench_parser', 'bench_cli']
 
-# %% ../nbs/08_bench.ipynb #931b3ebd
-def bench_cpu_degradation(preset: str = 'ai6126_2024',  # a preset name
+# %% ../nbs/08_bench.ipynb #e006b1b6
+def bench_cpu_degradation(preset: str = 'ai6126_2024',  # a preset: a name, a DegradationConfig or a JSON file
                           n: int = 20,  # images timed
                           size: int = 512,  # HQ side
                          ) -> dict:  # {'preset', 'backend', 'size', 'images_per_s'}
@@ -56,10 +56,10 @@ def bench_cpu_degradation(preset: str = 'ai6126_2024',  # a preset name
         dt = time.perf_counter() - t
     finally:
         torch.set_num_threads(threads); cv2.setNumThreads(cvt)
-    return {'preset': preset, 'backend': 'cpu, 1 core', 'size': size, 'images_per_s': n / dt}
+    return {'preset': get_preset(preset).name, 'backend': 'cpu, 1 core', 'size': size, 'images_per_s': n / dt}
 
 
-def bench_degradation(preset: str = 'ai6126_2024',  # a preset name
+def bench_degradation(preset: str = 'ai6126_2024',  # a preset: a name, a DegradationConfig or a JSON file
                       device: str | torch.device | None = None,  # None: the best available
                       batch: int = 16,  # images per degrade_batch call
                       group: int | None = 8,  # images sharing resize draws (None: the whole batch)
@@ -85,7 +85,7 @@ def bench_degradation(preset: str = 'ai6126_2024',  # a preset name
     cold = timed(1, iters)
     if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)
     dt = timed(1, iters)
-    out = {'preset': preset, 'backend': f'torch on {dev.type}', 'batch': batch, 'group': min(group or batch, batch), 'size': size,
+    out = {'preset': cfg.name, 'backend': f'torch on {dev.type}', 'batch': batch, 'group': min(group or batch, batch), 'size': size,
            'images_per_s': iters * batch / dt, 'ms_per_batch': 1000 * dt / iters, 'images_per_s_cold': iters * batch / cold}
     if dev.type == 'cuda': out['peak_mem_gb'] = torch.cuda.max_memory_allocated(dev) / 1e9
     return out

@@ -231,7 +231,7 @@ def check_same_arch(path: PathLike,  # the file, for the message
         want = f'{arch} {dict(arch_kwargs)}' if arch_kwargs is not None else arch
         raise CheckpointError(f'{path} holds the generator {name} {kw}, not {want}; {fix}')
 
-# %% ../nbs/04b_checkpoint.ipynb #dada56df
+# %% ../nbs/04b_checkpoint.ipynb #1450cdeb
 def _file_kind(ck: Mapping) -> str:
     return {WEIGHTS_FORMAT: 'blindsr weights', CHECKPOINT_FORMAT: 'blindsr training checkpoint'}.get(
         ck.get('format'), 'BasicSR checkpoint or state dict')
@@ -270,8 +270,9 @@ def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoi
     else:
         name, kw = arch or 'msrresnet', dict(arch_kwargs or {})
     if name not in GENERATORS:
-        raise CheckpointError(f'{path} holds a generator named {name!r}, which this blindsr does not know '
-                              f'({", ".join(GENERATORS)}); update blindsr or pass arch=')
+        raise CheckpointError(f'{path} holds a generator named {name!r}, which is not registered in this process '
+                              f'({", ".join(GENERATORS)}): a generator of your own (register_generator) exists only where '
+                              'its definition ran; import the file that registers it first, or update blindsr')
     key = _select_params(ck, path, use_ema)
     if ck.get('arch') is None:                        # the caller's arch_kwargs (--arch-kwargs): typed, built on meta, capped
         try: check_generator(name, kw, flag='arch_kwargs (--arch-kwargs)')

@@ -27,9 +27,9 @@ PathLike = Union[str, os.PathLike]   # as blindsr.core's: this module imports no
 # %% auto #0
 __all__ = ['PathLike', 'positive_int', 'non_negative_int', 'positive_float', 'non_negative_float', 'finite_float', 'USER_ERRORS',
            'probability', 'json_object', 'UserError', 'FieldDoc', 'field_docs', 'worker_count', 'names_in', 'Range',
-           'ConfigError', 'check_config', 'parse_value', 'add_config_args', 'manifest_path', 'read_manifest',
-           'write_manifest', 'check_writable', 'check_output_path', 'check_output_dir', 'error_line', 'run_cli',
-           'check_output_file', 'HelpFormatter', 'examples', 'png_made_by']
+           'ConfigError', 'OpenChoices', 'choices_text', 'check_config', 'parse_value', 'add_config_args',
+           'manifest_path', 'read_manifest', 'write_manifest', 'check_writable', 'check_output_path',
+           'check_output_dir', 'error_line', 'run_cli', 'check_output_file', 'HelpFormatter', 'examples', 'png_made_by']
 
 # %% ../nbs/00c_cli.ipynb #e1cffd43
 class UserError(ValueError):
@@ -131,7 +131,7 @@ def names_in(valid: Iterable[str],  # the names the flag accepts
         return names
     return parse
 
-# %% ../nbs/00c_cli.ipynb #b1165c02
+# %% ../nbs/00c_cli.ipynb #fdb2e93f
 @dataclass(frozen=True)
 class Range:
     "The numbers a field may take: from `lo` to `hi` (None: unbounded), each end closed unless said open."
@@ -183,6 +183,26 @@ def _typed(annotation: str, v):
     return float(v) if base == 'float' else tuple(v) if base == 'tuple' else list(v) if base == 'list' else v
 
 
+class OpenChoices:
+    """A field's choices read when a value is checked or a parser is built, never frozen at import: the names of a live
+    registry (a dict such as blindsr.models.GENERATORS, or a function returning names), plus any value `accepts` takes
+    (e.g. a preset file), described by `also`."""
+    def __init__(self, registry, also: str = '', accepts: Callable[[Any], bool] | None = None):
+        self.registry, self.also, self.accepts = registry, also, accepts
+
+    def __iter__(self): return iter(list(self.registry() if callable(self.registry) else self.registry))
+
+    def __contains__(self, v) -> bool:
+        return any(v == n for n in self) or bool(self.accepts is not None and self.accepts(v))
+
+    def __str__(self) -> str: return ', '.join(map(str, self)) + (f', or {self.also}' if self.also else '')
+
+
+def choices_text(choices) -> str:
+    "A field's choices as a line: 'a, b, c' (with an OpenChoices' other values)."
+    return str(choices) if isinstance(choices, OpenChoices) else ', '.join(map(str, choices))
+
+
 def check_config(cfg) -> None:
     "Check (and normalise) every field of the dataclass instance `cfg` by its annotation, `CHOICES` and `RANGES`."
     cls = type(cfg)
@@ -196,12 +216,12 @@ def check_config(cfg) -> None:
         setattr(cfg, f.name, v)
         if v is None: continue
         if f.name in choices and v not in choices[f.name]:
-            raise ConfigError(f'{name}.{f.name} must be one of {", ".join(map(str, choices[f.name]))}, got {v!r}', f.name)
+            raise ConfigError(f'{name}.{f.name} must be one of {choices_text(choices[f.name])}, got {v!r}', f.name)
         if f.name in ranges and v not in ranges[f.name]:
             raise ConfigError(f'{name}.{f.name} must be {ranges[f.name]}' + (' (or null)' if 'None' in ann else '') +
                               f', got {v!r}', f.name)
 
-# %% ../nbs/00c_cli.ipynb #eae978bc
+# %% ../nbs/00c_cli.ipynb #2eb968b7
 def parse_value(annotation: str,  # a field's annotation as text: 'int', 'float | None', 'dict', 'tuple', 'bool', 'str'
                 text: str,  # what the user typed
                ):
@@ -258,7 +278,7 @@ def add_config_args(parser: argparse.ArgumentParser,
         default = _default_of(f)
         ann = _annotation_text(f.type)
         text = doc.help.replace('%', '%%')
-        if f.name in choices: text += f" [choices: {', '.join(map(str, choices[f.name]))}]"
+        if f.name in choices: text += f" [choices: {choices_text(choices[f.name])}]"
         if f.name in ranges: text += f' [{ranges[f.name]}]'
         text += f' (default: {json.dumps(default) if isinstance(default, (dict, list, tuple)) else default})'
         flag = '--' + f.name.replace('_', '-')

@@ -25,8 +25,8 @@ from .core import PathLike, list_images, read_image, read_image_size, write_png
 from .degradation import PRESETS, DegParams, DegradationConfig, check_hq_size, degrade_image, get_preset, sample
 
 # %% auto #0
-__all__ = ['LQSET_FORMAT', 'stem_seed', 'face_params', 'file_sha256', 'degrade_folder', 'lqset_files', 'degrade_parser',
-           'degrade_cli', 'contact_sheet']
+__all__ = ['LQSET_FORMAT', 'stem_seed', 'face_params', 'file_sha256', 'degrade_folder', 'lqset_files', 'preset_arg',
+           'preset_help', 'degrade_parser', 'degrade_cli', 'contact_sheet']
 
 # %% ../nbs/01a_lqset.ipynb #4f4ecf9a
 def stem_seed(stem: str,  # a file stem, e.g. '00042'
@@ -42,7 +42,7 @@ def face_params(preset: str | DegradationConfig,  # a preset or its name
     "The degradation parameters of one face of an LQ set: a function of (preset, seed, stem) only."
     return sample(get_preset(preset), np.random.default_rng([seed, stem_seed(stem)]), 1)
 
-# %% ../nbs/01a_lqset.ipynb #f564eff4
+# %% ../nbs/01a_lqset.ipynb #fe5d87d3
 LQSET_FORMAT = 2     # degradation.json: 2 = parameters drawn per stem, HQ SHA-256 recorded (none: by position)
 
 
@@ -65,6 +65,13 @@ def _unique_stems(files: list[Path], hq_dir: PathLike) -> dict[str, Path]:
     return by_stem
 
 
+def _what_makes_the_lq(record):
+    "A face's parameter record without its noise seed when no stage adds noise (then the seed changes no pixel)."
+    if not isinstance(record, dict) or any((st.get('noise') or {}).get('kind') not in (None, 'none') for st in record.get('stages', [])):
+        return record
+    return {k: v for k, v in record.items() if k != 'noise_seed'}
+
+
 def _check_resume(old: dict, out_dir: Path, hq_dir: PathLike, cfg: DegradationConfig, seed: int,
                   images: dict[str, dict]) -> None:
     "Refuse (FileExistsError) to add to `out_dir` unless everything it records still holds for these faces."
@@ -83,7 +90,7 @@ def _check_resume(old: dict, out_dir: Path, hq_dir: PathLike, cfg: DegradationCo
         if recorded[stem].get('hq_sha256') != images[stem]['hq_sha256']:
             raise FileExistsError(f"{out_dir}: the LQ of {stem} was made from another {stem} HQ file than "
                                   f"{Path(hq_dir) / images[stem]['hq']} (SHA-256 differs); {fix}")
-        if recorded[stem].get('params') != images[stem]['params']:
+        if _what_makes_the_lq(recorded[stem].get('params')) != _what_makes_the_lq(images[stem]['params']):
             raise FileExistsError(f'{out_dir}: the parameters recorded for {stem} are not what this blindsr draws for it '
                                   f'(made by another version); {fix}')
 
@@ -187,12 +194,25 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
         ex.shutdown()
     return [outs[s] for s in sorted(outs)]
 
-# %% ../nbs/01a_lqset.ipynb #017b403b
+# %% ../nbs/01a_lqset.ipynb #5eaa57a1
 def lqset_files(out_dir: PathLike) -> set[str]:
     "The file names an earlier blindsr_degrade wrote in `out_dir` (degradation.json and the LQ of its recorded stems)."
     try: meta = json.loads((Path(out_dir) / 'degradation.json').read_text())
     except (OSError, ValueError): return set()
     return {'degradation.json'} | {f'{stem}.png' for stem in (meta.get('images') or {})}
+
+
+def preset_arg(text: str) -> str:
+    "argparse type of a --preset: a registered preset's name, or a JSON file of a DegradationConfig (checked now)."
+    try: get_preset(text)
+    except (KeyError, ValueError) as e: raise argparse.ArgumentTypeError(e.args[0]) from None
+    return text
+
+
+def preset_help(default: str = 'ai6126_2024') -> str:
+    "The help of a --preset flag: the presets registered now, and the file form."
+    return (f'the degradation pipeline: one of {", ".join(PRESETS)}, or a JSON file of a DegradationConfig (e.g. an LQ '
+            f"set's degradation.json) (default: {default})")
 
 
 def degrade_parser() -> argparse.ArgumentParser:
@@ -217,9 +237,7 @@ def degrade_parser() -> argparse.ArgumentParser:
                    help='write into OUT_DIR although it holds other files, or was made with another preset, seed or '
                         'faces: replaces only the LQ files and degradation.json (default: refuse)')
     g = ap.add_argument_group('degradation')
-    g.add_argument('--preset', default='ai6126_2024', choices=sorted(PRESETS), metavar='NAME',
-                   help=f'the degradation pipeline, one of {", ".join(sorted(PRESETS))} (default: ai6126_2024, the '
-                        "course's 2024 pipeline)")
+    g.add_argument('--preset', default='ai6126_2024', type=preset_arg, metavar='NAME|FILE', help=preset_help())
     g.add_argument('--seed', type=non_negative_int, default=0, metavar='N',
                    help='seed of the per-face draws, a whole number >= 0; the same seed gives the same files (default: 0)')
     g = ap.add_argument_group('speed')
@@ -235,7 +253,7 @@ def degrade_cli(argv: list[str] | None = None) -> int:
         recorded = lqset_files(a.out_dir)              # what an earlier run wrote there: a rerun resumes it
         check_output_dir(a.out_dir, [a.hq_dir], own=lambda p: p.name in recorded, overwrite=a.overwrite, flag='OUT_DIR')
         outs = degrade_folder(a.hq_dir, a.out_dir, a.preset, a.seed, a.workers, a.overwrite)
-        print(f'{len(outs)} LQ images ({a.preset}, seed {a.seed}) in {a.out_dir}')
+        print(f'{len(outs)} LQ images ({get_preset(a.preset).name}, seed {a.seed}) in {a.out_dir}')
     return run_cli('blindsr_degrade', body)
 
 # %% ../nbs/01a_lqset.ipynb #43de754f

@@ -24,10 +24,10 @@ from .archs.resunet import ResUNet
 _all_ = ['MSRResNet', 'RCANLite', 'PLKSR', 'ResUNet', 'UNetDiscriminatorSN']   # re-exported: `from blindsr.models import *`
 
 # %% auto #0
-__all__ = ['GENERATOR_PARAM_CAP', 'GENERATORS', 'build_generator', 'count_params', 'check_param_budget', 'check_generator',
-           'generator_gflops', 'MSRResNet', 'RCANLite', 'PLKSR', 'ResUNet', 'UNetDiscriminatorSN']
+__all__ = ['GENERATOR_PARAM_CAP', 'GENERATORS', 'register_generator', 'build_generator', 'count_params', 'check_param_budget',
+           'check_generator', 'generator_gflops', 'MSRResNet', 'RCANLite', 'PLKSR', 'ResUNet', 'UNetDiscriminatorSN']
 
-# %% ../nbs/03_models.ipynb #f0998efd
+# %% ../nbs/03_models.ipynb #d6952e63
 GENERATOR_PARAM_CAP = 2_276_356  # trainable generator parameters allowed by the course (150 % of SRResNet)
 
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
@@ -39,12 +39,32 @@ GENERATORS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def register_generator(name: str,  # the name configs and commands use (TrainConfig.generator, --arch)
+                       constructor: Callable[..., nn.Module] | None = None,  # a class or function; None: a decorator
+                       overwrite: bool = False,  # replace a different generator of that name
+                      ):
+    """Register a generator under `name`, timm style: `@register_generator('tiny')` above a class or function in your
+    own notebook or file. It must take keyword arguments (BasicSR's names: `num_feat`, `num_block`, ...) and map
+    (B,3,h,w) in [0,1] to (B,3,4h,4w); `check_generator` verifies that, and the parameter cap, when a config names it."""
+    def add(fn):
+        if not callable(fn): raise TypeError(f'register_generator({name!r}) takes a class or function that builds a network, got {fn!r}')
+        old = GENERATORS.get(name)
+        same = old is not None and getattr(old, '__qualname__', None) == getattr(fn, '__qualname__', 0) and \
+               getattr(old, '__module__', None) == getattr(fn, '__module__', 0)   # a notebook cell run again
+        if old is not None and old is not fn and not same and not overwrite:
+            raise ValueError(f'a generator {name!r} is registered already; choose another name, or pass overwrite=True')
+        GENERATORS[name] = fn
+        return fn
+    return add if constructor is None else add(constructor)
+
+
 def build_generator(name: str,  # a key of GENERATORS
                     **kwargs,  # overrides of the constructor's defaults, e.g. num_feat=32
                    ) -> nn.Module:
     "Build the generator registered as `name`; an unknown name raises KeyError listing the valid ones."
     if name not in GENERATORS:
-        raise KeyError(f'unknown generator {name!r}; valid names: {", ".join(GENERATORS)}')
+        raise KeyError(f'unknown generator {name!r}; valid names: {", ".join(GENERATORS)} (a generator of your own: '
+                       '@register_generator in the same process)')
     return GENERATORS[name](**kwargs)
 
 

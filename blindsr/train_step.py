@@ -18,20 +18,26 @@ from .device import amp_dtype, grad_scaler, is_cuda_sm70_or_newer
 from .models import UNetDiscriminatorSN
 
 # %% auto #0
-__all__ = ['pixel_loss', 'amp_policy', 'use_channels_last', 'use_compile', 'adam', 'step_or_unfuse', 'ema_decay', 'EMA',
-           'AdversarialLoss', 'StepConfig', 'compile_or_none', 'TrainStep']
+__all__ = ['PIXEL_LOSSES', 'LOSS_TERMS', 'pixel_loss', 'amp_policy', 'use_channels_last', 'use_compile', 'adam', 'step_or_unfuse',
+           'ema_decay', 'EMA', 'LossContext', 'LossTerm', 'PixelLoss', 'FunctionTerm', 'AdversarialLoss',
+           'loss_term_names', 'register_loss', 'build_loss_term', 'WeightedLoss', 'StepConfig', 'compile_or_none',
+           'TrainStep']
 
-# %% ../nbs/04d_train_step.ipynb #ab399afc
-def pixel_loss(name: str,  # 'l1', 'charbonnier' or 'mse'
+# %% ../nbs/04d_train_step.ipynb #5faf1903
+PIXEL_LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    'l1': lambda d: d.abs().mean(),                          # mean |sr − hq|
+    'mse': lambda d: d.pow(2).mean(),                        # what PSNR measures
+    'charbonnier': lambda d: torch.sqrt(d * d + 1e-6).mean(),  # smooth L1, ε = 1e-3
+}   # name -> the mean loss of the float32 difference d = sr − hq; open: add a name here and TrainConfig.loss takes it
+
+
+def pixel_loss(name: str,  # a key of PIXEL_LOSSES: 'l1', 'charbonnier' or 'mse'
                sr: torch.Tensor,  # (B,3,H,W) the generator's output
                hq: torch.Tensor,  # (B,3,H,W) the target, float in [0, 1]
               ) -> torch.Tensor:  # scalar, float32
-    "Mean L1, Charbonnier (ε = 1e-3) or MSE between sr and hq, computed in float32."
-    d = sr.float() - hq.float()
-    if name == 'l1': return d.abs().mean()
-    if name == 'mse': return d.pow(2).mean()
-    if name == 'charbonnier': return torch.sqrt(d * d + 1e-6).mean()
-    raise ValueError(f'unknown loss {name!r}')
+    "Mean L1, Charbonnier (ε = 1e-3), MSE (or a loss added to PIXEL_LOSSES) between sr and hq, computed in float32."
+    if name not in PIXEL_LOSSES: raise ValueError(f'unknown loss {name!r}; the pixel losses are {", ".join(PIXEL_LOSSES)}')
+    return PIXEL_LOSSES[name](sr.float() - hq.float())
 
 # %% ../nbs/04d_train_step.ipynb #c2797f51
 def amp_policy(amp: str,  # TrainConfig.amp: 'auto', 'bf16', 'fp16' or 'off'
@@ -119,9 +125,61 @@ class EMA:
             self._followed = (model, [t.detach() for t in src])
         torch._foreach_lerp_(self._averaged, self._followed[1], 1.0 - ema_decay(step, self.decay, self.warmup))
 
-# %% ../nbs/04d_train_step.ipynb #f92d307b
-class AdversarialLoss:
-    "A UNetDiscriminatorSN and its optimiser: the generator's adversarial loss, and the discriminator's own step."
+# %% ../nbs/04d_train_step.ipynb #4566bce7
+@dataclass
+class LossContext:
+    "What a loss term may need to build itself: the run's settings (blindsr.train.loss_context makes it from a TrainConfig)."
+    device: torch.device = torch.device('cpu')
+    lr: float = 4e-4                     # the generator's peak learning rate
+    betas: tuple = (0.9, 0.99)           # Adam's betas
+    mse_finish: float = 0.0              # fraction of the run, at its end, the pixel terms train with MSE
+    disc_feat: int = 32                  # the discriminator's width
+    disc_lr: float = 1e-4                # the discriminator's peak learning rate
+    ddp: bool = False                    # several processes (DistributedDataParallel)
+    log: Callable[[str], None] = print
+
+
+class LossTerm:
+    "One term of the generator's loss. Subclass it; or register a plain function `f(sr, hq) -> scalar` (`register_loss`)."
+    @classmethod
+    def from_context(cls, ctx: LossContext, name: str) -> LossTerm:
+        "Build the term registered as `name` for a run (the default: `cls()`)."
+        return cls()
+
+    def __call__(self, sr: torch.Tensor,  # (B,3,H,W) the generator's output (under autocast: maybe half precision)
+                 hq: torch.Tensor,  # (B,3,H,W) the targets, float in [0, 1]
+                 at: float | str,  # the run's progress in [0, 1] (or a pixel loss name that overrides the schedule)
+                ) -> torch.Tensor:  # a scalar
+        raise NotImplementedError
+
+    def after_step(self, hq: torch.Tensor, sr: torch.Tensor, lr: float) -> None:
+        "After the generator's step: `sr` detached, `lr` the generator's learning rate now (nothing by default)."
+
+
+class PixelLoss(LossTerm):
+    "A pixel loss of PIXEL_LOSSES, switching to MSE for the last `mse_finish` of the run (the score is PSNR)."
+    def __init__(self, name: str = 'l1', mse_finish: float = 0.0):
+        self.name, self.mse_finish = name, mse_finish
+
+    @classmethod
+    def from_context(cls, ctx: LossContext, name: str) -> PixelLoss: return cls(name, ctx.mse_finish)
+
+    def name_at(self, at: float | str) -> str:
+        "The pixel loss at progress `at` (a name passed as `at` overrides the schedule)."
+        if isinstance(at, str): return at
+        return 'mse' if self.mse_finish and at >= 1 - self.mse_finish else self.name
+
+    def __call__(self, sr, hq, at): return pixel_loss(self.name_at(at), sr, hq)
+
+
+class FunctionTerm(LossTerm):
+    "A term from a plain function `fn(sr, hq) -> scalar tensor`."
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]): self.fn = fn
+    def __call__(self, sr, hq, at): return self.fn(sr, hq)
+
+# %% ../nbs/04d_train_step.ipynb #82d278af
+class AdversarialLoss(LossTerm):
+    "A UNetDiscriminatorSN and its optimiser: the generator's adversarial loss (a loss term), and the discriminator's own step."
     def __init__(self, device: torch.device,
                  num_feat: int = 32,  # discriminator width (TrainConfig.disc_feat)
                  lr: float = 1e-4,  # its peak learning rate (TrainConfig.disc_lr)
@@ -165,12 +223,95 @@ class AdversarialLoss:
         else: self.optimizer, self._optimizer_checked = step_or_unfuse(self.optimizer, lambda o: o.step(), self.log), True
         self.optimizer.zero_grad(set_to_none=True)
 
+    @classmethod
+    def from_context(cls, ctx: LossContext, name: str) -> AdversarialLoss:
+        return cls(ctx.device, num_feat=ctx.disc_feat, lr=ctx.disc_lr, generator_lr=ctx.lr, betas=ctx.betas, ddp=ctx.ddp, log=ctx.log)
+
+    def __call__(self, sr, hq, at): return self.generator_loss(sr)
+    def after_step(self, hq, sr, lr): self.step(hq, sr, lr)
+
     def state_dict(self) -> dict:
         return {'disc': self.discriminator.state_dict(), 'opt_d': self.optimizer.state_dict()}
 
     def load_state_dict(self, sd: dict) -> None:
         self.discriminator.load_state_dict(sd['disc'])
         self.optimizer.load_state_dict(sd['opt_d'])
+
+# %% ../nbs/04d_train_step.ipynb #412412e1
+LOSS_TERMS: dict[str, type | Callable] = {'gan': AdversarialLoss}   # name -> a LossTerm subclass or a function f(sr, hq)
+
+
+def loss_term_names() -> tuple[str, ...]:
+    "The names a loss term may have now: the pixel losses and every registered term."
+    return tuple(dict.fromkeys([*PIXEL_LOSSES, *LOSS_TERMS]))
+
+
+def register_loss(name: str,  # the name configs use (TrainConfig.loss_terms)
+                  term: type | Callable | None = None,  # a LossTerm subclass or a function f(sr, hq) -> scalar (None: decorator)
+                  overwrite: bool = False,  # replace a different term of that name
+                 ):
+    "Register a loss term under `name` (usable as `@register_loss('tv')`); returns the term unchanged."
+    def add(obj):
+        if not (isinstance(obj, type) and issubclass(obj, LossTerm)) and not callable(obj):
+            raise TypeError(f'register_loss({name!r}) takes a LossTerm subclass or a function f(sr, hq), got {obj!r}')
+        old = LOSS_TERMS.get(name, PixelLoss if name in PIXEL_LOSSES else None)
+        same = old is not None and getattr(old, '__qualname__', None) == getattr(obj, '__qualname__', 0) and \
+               getattr(old, '__module__', None) == getattr(obj, '__module__', 0)       # a notebook cell run again
+        if old is not None and not same and not overwrite:
+            raise ValueError(f'a loss term {name!r} is registered already; choose another name, or pass overwrite=True')
+        LOSS_TERMS[name] = obj
+        return obj
+    return add if term is None else add(term)
+
+
+def build_loss_term(name: str, ctx: LossContext) -> LossTerm:
+    "The term registered as `name`, built for a run."
+    obj = LOSS_TERMS.get(name, PixelLoss if name in PIXEL_LOSSES else None)
+    if obj is None: raise ValueError(f'unknown loss term {name!r}; the terms are {", ".join(loss_term_names())}')
+    if isinstance(obj, type) and issubclass(obj, LossTerm): return obj.from_context(ctx, name)
+    return obj if isinstance(obj, LossTerm) else FunctionTerm(obj)
+
+
+class WeightedLoss:
+    "The generator's loss, Σ weight · term, its terms built once: `loss(sr, hq, at)` -> (total, {name: value})."
+    def __init__(self, terms: dict[str, tuple[float, LossTerm]]):  # name -> (weight, term), summed in this order
+        if not terms: raise ValueError('a loss needs at least one term, e.g. {"l1": 1.0}')
+        self.terms = dict(terms)
+
+    @classmethod
+    def build(cls, weights: dict[str, float],  # term name -> weight, e.g. {'l1': 1.0, 'gan': 0.1}
+              ctx: LossContext | None = None) -> WeightedLoss:
+        "Build each named term once (LOSS_TERMS) with its weight."
+        ctx = ctx or LossContext()
+        return cls({name: (float(w), build_loss_term(name, ctx)) for name, w in weights.items()})
+
+    def __call__(self, sr: torch.Tensor, hq: torch.Tensor, at: float | str) -> tuple[torch.Tensor, dict]:
+        "The weighted total (what is back-propagated) and each term's own value, detached (what is logged)."
+        total, values = None, {}
+        for name, (w, term) in self.terms.items():
+            v = term(sr, hq, at)
+            if not isinstance(v, torch.Tensor) or v.ndim != 0:
+                raise ValueError(f'loss term {name!r} must return a scalar tensor, got {getattr(v, "shape", type(v).__name__)}')
+            values[name] = v.detach()
+            v = v if w == 1.0 else w * v
+            total = v if total is None else total + v
+        return total, values
+
+    def after_step(self, hq: torch.Tensor, sr: torch.Tensor, lr: float) -> None:
+        for _, term in self.terms.values(): term.after_step(hq, sr, lr)
+
+    @property
+    def adversarial(self) -> AdversarialLoss | None:
+        "The adversarial term, if there is one (its discriminator is saved with the checkpoint)."
+        found = [t for _, t in self.terms.values() if isinstance(t, AdversarialLoss)]
+        if len(found) > 1: raise ValueError('a loss can hold one adversarial term')
+        return found[0] if found else None
+
+    @classmethod
+    def default(cls, adversarial: AdversarialLoss | None = None) -> WeightedLoss:
+        "The loss before terms: the pixel loss (its name given per step), plus the adversarial loss with its weights."
+        if adversarial is None: return cls({'pixel': (1.0, PixelLoss())})
+        return cls({'pixel': (adversarial.pixel_weight, PixelLoss()), 'gan': (adversarial.weight, adversarial)})
 
 # %% ../nbs/04d_train_step.ipynb #e945b816
 @dataclass
@@ -198,19 +339,23 @@ def compile_or_none(module: nn.Module, device: torch.device, log: Callable[[str]
         log(f'torch.compile unavailable ({type(e).__name__}: {e}); running eagerly')
         return None
 
-# %% ../nbs/04d_train_step.ipynb #d4a73691
+# %% ../nbs/04d_train_step.ipynb #5e4cee01
 class TrainStep:
-    "One optimiser step of a generator: `step(hq, lq, lr, loss_name)` -> the step's loss (a tensor on the device)."
+    "One optimiser step of a generator: `step(hq, lq, lr, at)` -> the step's loss (a tensor on the device)."
     def __init__(self,
                  generator: nn.Module,  # the network to train, (B,3,h,w) -> (B,3,4h,4w); moved to `device`
                  device: torch.device,
                  cfg: StepConfig | None = None,  # None: StepConfig()
-                 adversarial: AdversarialLoss | None = None,  # the GAN phase's loss (None: pixel loss only)
+                 adversarial: AdversarialLoss | None = None,  # the GAN phase's loss when `loss` is None (None: pixel loss only)
                  ddp: bool = False,  # DistributedDataParallel (the process group must be initialised)
                  log: Callable[[str], None] = print,  # where the fall-backs are reported
+                 loss: WeightedLoss | None = None,  # the loss's terms (None: WeightedLoss.default(adversarial))
                 ):
         cfg = cfg or StepConfig()
-        self.cfg, self.device, self.adversarial, self.log = cfg, torch.device(device), adversarial, log
+        if loss is not None and adversarial is not None and loss.adversarial is not adversarial:
+            raise ValueError('give the adversarial loss as a term of `loss`, not beside it')
+        self.loss = loss if loss is not None else WeightedLoss.default(adversarial)
+        self.cfg, self.device, self.adversarial, self.log = cfg, torch.device(device), self.loss.adversarial, log
         self.generator = generator.to(self.device)
         self.channels_last = use_channels_last(cfg.channels_last, self.device)
         if self.channels_last: self.generator.to(memory_format=torch.channels_last)
@@ -226,6 +371,7 @@ class TrainStep:
         trained = self.ddp if self.ddp is not None else self.generator
         self.compiled = compile_or_none(trained, self.device, log) if use_compile(cfg.compile, self.device, 2 if ddp else 1) else None
         self.steps = 0                     # optimiser steps taken (the training step; resumed from checkpoints)
+        self.term_values: dict[str, torch.Tensor] = {}   # each loss term's value at the last step (on the device)
         self._compile_checked = self._optimizer_checked = False
 
     @property
@@ -236,36 +382,37 @@ class TrainStep:
     def step(self, hq: torch.Tensor,  # (B,3,H,W) float in [0, 1], the targets
              lq: torch.Tensor,  # (B,3,H/4,W/4) float in [0, 1], the inputs
              lr: float,  # this step's learning rate
-             loss_name: str,  # this step's pixel loss: 'l1', 'charbonnier' or 'mse'
+             at: float | str,  # the run's progress in [0, 1] (the terms' schedules follow it), or the pixel loss to use
             ) -> torch.Tensor:  # the step's mean loss, a scalar on the device (not synchronised)
-        "One optimiser step. A compiled generator compiles at its first step; if that fails, the run goes on eagerly."
-        if self.compiled is None or self._compile_checked: return self._step(hq, lq, lr, loss_name)
+        "One optimiser step; each term's value is left in `term_values`. A compiled generator compiles at its first step; if that fails, the run goes on eagerly."
+        if self.compiled is None or self._compile_checked: return self._step(hq, lq, lr, at)
         try:
-            loss = self._step(hq, lq, lr, loss_name)
+            loss = self._step(hq, lq, lr, at)
         except Exception as e:      # Triton/compiler missing or broken: compilation happens here, not at torch.compile()
             self.log(f'torch.compile failed at the first step ({type(e).__name__}: {str(e)[:300]}); running eagerly')
             self.compiled = None
             self.optimizer.zero_grad(set_to_none=True)
-            return self._step(hq, lq, lr, loss_name)
+            return self._step(hq, lq, lr, at)
         self._compile_checked = True
         return loss
 
-    def _step(self, hq, lq, lr, loss_name) -> torch.Tensor:
-        cfg, adv = self.cfg, self.adversarial
+    def _step(self, hq, lq, lr, at) -> torch.Tensor:
+        cfg = self.cfg
         for g in self.optimizer.param_groups: g['lr'] = lr
         run = self.compiled if self.compiled is not None else (self.ddp if self.ddp is not None else self.generator)
         autocast = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
         micro = hq.shape[0] // cfg.accum
         total = torch.zeros((), device=self.device)
+        terms: dict[str, torch.Tensor] = {}
         for m in range(cfg.accum):
             h, l = hq[m * micro:(m + 1) * micro], lq[m * micro:(m + 1) * micro]
             if self.channels_last: l = l.contiguous(memory_format=torch.channels_last)
             with self.ddp.no_sync() if self.ddp is not None and m < cfg.accum - 1 else nullcontext():
                 with autocast: sr = run(l)
-                loss = pixel_loss(loss_name, sr, h)
-                if adv is not None: loss = adv.pixel_weight * loss + adv.weight * adv.generator_loss(sr)
+                loss, values = self.loss(sr, h, at)
                 self.scaler.scale(loss / cfg.accum).backward()
             total += loss.detach() / cfg.accum
+            for k, v in values.items(): terms[k] = terms[k] + v / cfg.accum if k in terms else v / cfg.accum
         if cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.generator.parameters(), cfg.grad_clip)
@@ -273,7 +420,8 @@ class TrainStep:
         else: self.optimizer, self._optimizer_checked = step_or_unfuse(self.optimizer, self.scaler.step, self.log), True
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        if adv is not None: adv.step(hq, sr.detach(), lr)
+        self.loss.after_step(hq, sr.detach(), lr)                 # e.g. the discriminator's step
+        self.term_values = terms
         if self.ema is not None: self.ema.update(self.generator, self.steps)
         self.steps += 1
         return total

@@ -738,6 +738,7 @@ DEGRADE = [
     C('workers_negative', 'numbers', dg('--workers', '-3'), DG_IN, mention=('--workers',)),
     C('workers_zero', 'numbers', dg('--workers', '0'), DG_IN, mention=('--workers',)),
     C('preset_typo', 'names', dg('--preset', 'ai6126_2042'), DG_IN, mention=('--preset',)),
+    C('preset_file_missing', 'names', dg('--preset', 'NOSUCHthing.json'), DG_IN, mention=('--preset', 'NOSUCHthing.json')),
 ]
 
 
@@ -950,6 +951,13 @@ TRAIN = [
     C('generator_kwargs_not_json', 'names', tr('--generator-kwargs', '{num_feat: 8}'), TR_IN, mention=('generator',)),
     C('preset_typo', 'names', tr('--preset', 'ai6126_2042'), TR_IN, mention=('ai6126_2042',), one_line=True),
     C('loss_typo', 'names', tr('--loss', 'l3'), TR_IN, mention=(F('loss'),)),
+    C('loss_terms_unknown_term', 'names', tr('--loss-terms', '{"l1": 1, "l2": 0.5}'), TR_IN, mention=('--loss-terms', "'l2'"),
+      one_line=True),
+    C('loss_terms_negative_weight', 'names', tr('--loss-terms', '{"l1": -1}'), TR_IN, mention=('--loss-terms', 'l1'), one_line=True),
+    C('loss_terms_not_json', 'names', tr('--loss-terms', '{l1: 1}'), TR_IN, mention=('--loss-terms',)),
+    C('gan_without_its_term', 'names', tr('--gan', '--loss-terms', '{"l1": 1}'), TR_IN, mention=('--gan', '"gan"'), one_line=True),
+    C('preset_file_missing', 'names', tr('--preset', 'NOSUCHthing.json'), TR_IN, mention=('--preset', 'NOSUCHthing.json'),
+      one_line=True),
     C('flag_abbreviation_accepted', 'usage', tr('--iter', '3'), TR_IN, expect='work'),     # argparse abbreviation of --iters
     C('unknown_flag', 'usage', tr('--epochs', '5'), TR_IN, mention=('--epochs',)),
     # ---- --config ----
