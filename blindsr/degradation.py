@@ -16,12 +16,12 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['KERNEL_KINDS', 'PI', 'SIZES_7_21', 'MIXED_KINDS', 'MIXED_PROBS', 'MODES', 'AI6126_2024', 'AI6126_2023',
-           'SEED_REPORT_2024', 'BICUBIC', 'PRESETS', 'to_device', 'make_kernels', 'BlurConfig', 'ResizeConfig',
-           'NoiseConfig', 'StageConfig', 'FinalConfig', 'DegradationConfig', 'get_preset', 'ParamColumns', 'BlurParams',
-           'ResizeParams', 'NoiseParams', 'StageParams', 'FinalParams', 'DegParams', 'sample', 'blur_np', 'resize_np',
-           'gaussian_noise_np', 'poisson_noise_np', 'jpeg_opencv', 'quantize', 'blur_pt', 'resize_pt',
-           'gaussian_noise_pt', 'poisson_noise_pt', 'jpeg_factor', 'jpeg_pt', 'check_hq_size', 'degrade_once_np',
-           'degrade_image', 'degrade_once_pt', 'degrade_batch']
+           'SEED_REPORT_2024', 'BICUBIC', 'PRESETS', 'DEFAULT_PRESET', 'to_device', 'make_kernels', 'BlurConfig',
+           'ResizeConfig', 'NoiseConfig', 'StageConfig', 'FinalConfig', 'DegradationConfig', 'get_preset',
+           'ParamColumns', 'BlurParams', 'ResizeParams', 'NoiseParams', 'StageParams', 'FinalParams', 'DegParams',
+           'sample', 'blur_np', 'resize_np', 'gaussian_noise_np', 'poisson_noise_np', 'jpeg_opencv', 'quantize',
+           'blur_pt', 'resize_pt', 'gaussian_noise_pt', 'poisson_noise_pt', 'jpeg_factor', 'jpeg_pt', 'check_hq_size',
+           'degrade_once_np', 'degrade_image', 'degrade_once_pt', 'degrade_batch']
 
 # %% ../nbs/01_degradation.ipynb #d127947b
 def to_device(a,  # numpy array or nested list of numbers
@@ -176,7 +176,7 @@ class DegradationConfig:
         if self.jpeg_codec not in ('torch', 'opencv'): raise ValueError(f"jpeg_codec must be 'torch' or 'opencv', got {self.jpeg_codec!r}")
         if self.resize_codec not in ('torch', 'opencv'): raise ValueError(f"resize_codec must be 'torch' or 'opencv', got {self.resize_codec!r}")
 
-# %% ../nbs/01_degradation.ipynb #d1ae45c2
+# %% ../nbs/01_degradation.ipynb #cb8dc275
 AI6126_2024 = DegradationConfig(
     name='ai6126_2024',
     stages=(StageConfig(),
@@ -213,9 +213,10 @@ BICUBIC = DegradationConfig(     # classical (non-blind) x4 SR: bicubic downscal
     jpeg_codec='opencv', resize_codec='opencv')
 
 PRESETS = {c.name: c for c in (AI6126_2024, AI6126_2023, SEED_REPORT_2024, BICUBIC)}
+DEFAULT_PRESET = AI6126_2024.name   # the preset every command and config uses unless told otherwise: the course's 2024 pipeline
 
 
-def get_preset(name: str | DegradationConfig = 'ai6126_2024') -> DegradationConfig:
+def get_preset(name: str | DegradationConfig = DEFAULT_PRESET) -> DegradationConfig:
     "A preset by name (or a config passed through)."
     if isinstance(name, DegradationConfig): return name
     if name not in PRESETS: raise KeyError(f'unknown degradation preset {name!r}; choose one of {sorted(PRESETS)}')
