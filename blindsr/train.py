@@ -49,8 +49,8 @@ from .distributed import init_distributed
 
 # %% auto #0
 __all__ = ['StepConfig', 'BatchConfig', 'RUN_FILES', 'RESULT_FILES', 'KEPT_RESULTS', 'LOCK_FILE', 'PID_FILE', 'RESUME_FREE',
-           'DATA_FIELDS', 'HISTORY_FILE', 'TRAIN_EXAMPLES', 'TrainConfig', 'RunBudget', 'run_budget', 'progress',
-           'get_lr', 'loss_name', 'view_of', 'config_view', 'RunData', 'prepare_data', 'is_run_file',
+           'DATA_FIELDS', 'HISTORY_FILE', 'TRAIN_EXAMPLES', 'TrainConfig', 'RunBudget', 'run_budget', 'without_derived',
+           'progress', 'get_lr', 'loss_name', 'view_of', 'config_view', 'RunData', 'prepare_data', 'is_run_file',
            'resume_checkpoint', 'open_run_folder', 'pid_alive', 'RunLock', 'faces_fingerprint', 'data_fingerprint',
            'run_record', 'changed_fields', 'refuse_changes', 'finished_message', 'append_history', 'val_batches',
            'evaluate_model', 'bicubic_val_psnr', 'init_weights', 'build_train_step', 'RunClock', 'NonFiniteLossError',
@@ -175,6 +175,15 @@ def run_budget(cfg: TrainConfig) -> RunBudget:
     t = cfg.time_budget_min
     schedule = cfg.schedule_min if cfg.schedule_min is not None or cfg.iters is not None else t
     return RunBudget(cfg.iters, schedule, cfg.session_min if cfg.session_min is not None else t)
+
+# %% ../nbs/05_train.ipynb #6f976b1c
+def without_derived(fields_: dict) -> dict:
+    "TrainConfig fields from a file, less the values older trainers derived from time_budget_min and wrote back."
+    t, out = fields_.get('time_budget_min'), dict(fields_)
+    if t is None: return out
+    if out.get('session_min') == t: out.pop('session_min')
+    if out.get('schedule_min') == t and out.get('iters') is None: out.pop('schedule_min')
+    return out
 
 # %% ../nbs/05_train.ipynb #0a23d58a
 def progress(cfg: TrainConfig, step: int, elapsed_s: float) -> float:
@@ -889,7 +898,7 @@ class RunLog:
         plt.close(fig)
         return path or self.out / 'curves.png'
 
-# %% ../nbs/05_train.ipynb #d29069eb
+# %% ../nbs/05_train.ipynb #dd02db61
 TRAIN_EXAMPLES = examples(
     ('one hour on the best device, validated on the official pairs; rerun the same command to resume',
      'blindsr_train --train-hq data/train/GT --val-gt data/val/GT --val-lq data/val/LQ --time-budget-min 60 --out-dir runs/hour'),
@@ -897,6 +906,8 @@ TRAIN_EXAMPLES = examples(
      'blindsr_train --train-hq faces --val-holdout 20 --iters 2000 --generator msrresnet_deep --out-dir runs/deep'),
     ("a run's config again with one field changed, in a new folder",
      'blindsr_train --config runs/hour/config.json --lr 2e-4 --out-dir runs/hour_lr2e-4'),
+    ('train a run on to a 2-hour budget (what it trains changes only with --allow-change FIELD, kept in its history)',
+     'blindsr_train --config runs/hour/config.json --time-budget-min 120'),
     ('continue a run from the checkpoint before its last one',
      'blindsr_train --config runs/hour/config.json --resume-from runs/hour/previous.ckpt'),
     ('two GPUs (one process each)', 'torchrun --nproc_per_node=2 -m blindsr.train --train-hq data/train/GT --time-budget-min 600'),
@@ -953,7 +964,7 @@ def read_config_file(path: PathLike) -> dict:
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     "TrainConfig from command-line flags and an optional --config file; a bad value names its flag or the file."
     a = vars(config_parser().parse_args(argv))
-    base = read_config_file(a['config']) if a.get('config') else {}
+    base = without_derived(read_config_file(a['config'])) if a.get('config') else {}
     over = {k: v for k, v in a.items() if k not in ('config', 'print_config', 'allow_change')}
     try: cfg = TrainConfig(**{**base, **over})
     except ConfigError as e:
