@@ -20,7 +20,7 @@ from .degradation import DegParams, DegradationConfig, degrade_batch, degrade_im
 
 # %% auto #0
 __all__ = ['StepRNG', 'batch_indices', 'Draws', 'ignore_interrupts', 'without_sharing_errors', 'quiet_handle_sharing',
-           'DegradedFaces', 'step_keys', 'StepBatches', 'BatchConfig', 'TrainBatches']
+           'DegradedFaces', 'step_keys', 'StepBatches', 'TrainBatches']
 
 # %% ../nbs/04c_batches.ipynb #48c45c51
 @dataclass(frozen=True)
@@ -147,26 +147,13 @@ class StepBatches(torch.utils.data.Sampler):
 
     def __len__(self): return self.stop - self.start
 
-# %% ../nbs/04c_batches.ipynb #d98d2673
-@dataclass
-class BatchConfig:
-    "How batches are made; the fields (and defaults) are TrainConfig's of the same names."
-    batch_size: int = 16                 # faces per optimiser step, all processes together
-    seed: int = 0                        # the StepRNG seed
-    preset: str | DegradationConfig = 'ai6126_2024'  # degradation preset: a name (blindsr.degradation.PRESETS), a config or a JSON file
-    hflip: bool = True                   # horizontal flips
-    degrade_on: str = 'auto'             # 'gpu' (torch backend on the training device), 'cpu' (DataLoader workers), 'auto'
-    degrade_group: int | None = None     # faces sharing resize draws on the GPU (None: each degraded batch shares one)
-    degrade_mix: int = 4                 # GPU path: degrade this many batches at once and serve them shuffled (mixing)
-    gpu_cache: str = 'auto'              # keep all decoded HQ faces on the GPU: 'auto' (if < 25 % of its memory), 'on', 'off'
-    workers: int | None = None           # DataLoader workers for degrade_on='cpu' (default: cores - 1)
-
-# %% ../nbs/04c_batches.ipynb #75fc717e
+# %% ../nbs/04c_batches.ipynb #c1d13dbc
 class TrainBatches:
     "The (hq, lq) batch of every training step of one process: a pure function of the step."
     def __init__(self,
                  faces: HQFaces,  # the training faces, decoded into RAM (HQFaces(cache=True))
-                 cfg: BatchConfig,
+                 cfg: BatchConfig,  # batch_size, seed, preset, hflip, degrade_on, degrade_group, degrade_mix, gpu_cache,
+                                    # workers: blindsr.train.BatchConfig, TrainConfig's view of them
                  device: torch.device | str,  # the training device
                  rank: int = 0,  # this process's rank …
                  world: int = 1,  # … of this many; each takes batch_size // world faces per step

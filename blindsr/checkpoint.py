@@ -231,7 +231,7 @@ def check_same_arch(path: PathLike,  # the file, for the message
         want = f'{arch} {dict(arch_kwargs)}' if arch_kwargs is not None else arch
         raise CheckpointError(f'{path} holds the generator {name} {kw}, not {want}; {fix}')
 
-# %% ../nbs/04b_checkpoint.ipynb #1450cdeb
+# %% ../nbs/04b_checkpoint.ipynb #532412dc
 def _file_kind(ck: Mapping) -> str:
     return {WEIGHTS_FORMAT: 'blindsr weights', CHECKPOINT_FORMAT: 'blindsr training checkpoint'}.get(
         ck.get('format'), 'BasicSR checkpoint or state dict')
@@ -275,7 +275,7 @@ def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoi
                               'its definition ran; import the file that registers it first, or update blindsr')
     key = _select_params(ck, path, use_ema)
     if ck.get('arch') is None:                        # the caller's arch_kwargs (--arch-kwargs): typed, built on meta, capped
-        try: check_generator(name, kw, flag='arch_kwargs (--arch-kwargs)')
+        try: check_generator(name, kw, flag='arch_kwargs (--generator-kwargs/--arch-kwargs)')
         except ValueError as e: raise CheckpointError(f'{e} (for {path})') from None
     check_finite(path, ck[key])
     try: model = build_generator(name, **kw)
@@ -284,7 +284,7 @@ def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoi
     try:
         load_basicsr_weights(model, {key: ck[key]}, key=key)
     except (KeyError, ValueError) as e:
-        hint = '' if ck.get('arch') else ' Pass the architecture it was trained with (--arch, --arch-kwargs).'
+        hint = '' if ck.get('arch') else ' Pass the architecture it was trained with (--generator/--arch, --generator-kwargs/--arch-kwargs).'
         raise CheckpointError(f'{path} ({_file_kind(ck)}, {key}) {str(e).removeprefix("<dict> ")}{hint}') from e
     return model.float().eval().requires_grad_(False).to(usable_device(device))
 

@@ -20,14 +20,14 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['KERNEL_KINDS', 'PI', 'SIZES_7_21', 'MIXED_KINDS', 'MIXED_PROBS', 'MODES', 'AI6126_2024', 'AI6126_2023',
-           'SEED_REPORT_2024', 'BICUBIC', 'PRESETS', 'STAGE_STEPS', 'FINAL', 'to_device', 'make_kernels', 'BlurConfig',
-           'ResizeConfig', 'NoiseConfig', 'StageConfig', 'FinalConfig', 'DegradationConfig', 'register_preset',
-           'preset_from_dict', 'read_preset_file', 'is_preset_file', 'get_preset', 'ParamColumns', 'BlurParams',
-           'ResizeParams', 'NoiseParams', 'StageParams', 'FinalParams', 'DegParams', 'ApplyContext', 'Step', 'BlurStep',
-           'ResizeStep', 'NoiseStep', 'JpegStep', 'FinalStep', 'apply_stage', 'apply_params', 'sample', 'blur_np',
-           'resize_np', 'gaussian_noise_np', 'poisson_noise_np', 'jpeg_opencv', 'quantize', 'blur_pt', 'resize_pt',
-           'gaussian_noise_pt', 'poisson_noise_pt', 'jpeg_factor', 'jpeg_pt', 'check_hq_size', 'degrade_once_np',
-           'degrade_image', 'degrade_once_pt', 'degrade_batch']
+           'SEED_REPORT_2024', 'BICUBIC', 'PRESETS', 'DEFAULT_PRESET', 'STAGE_STEPS', 'FINAL', 'to_device',
+           'make_kernels', 'BlurConfig', 'ResizeConfig', 'NoiseConfig', 'StageConfig', 'FinalConfig',
+           'DegradationConfig', 'register_preset', 'preset_from_dict', 'read_preset_file', 'is_preset_file',
+           'get_preset', 'ParamColumns', 'BlurParams', 'ResizeParams', 'NoiseParams', 'StageParams', 'FinalParams',
+           'DegParams', 'ApplyContext', 'Step', 'BlurStep', 'ResizeStep', 'NoiseStep', 'JpegStep', 'FinalStep',
+           'apply_stage', 'apply_params', 'sample', 'blur_np', 'resize_np', 'gaussian_noise_np', 'poisson_noise_np',
+           'jpeg_opencv', 'quantize', 'blur_pt', 'resize_pt', 'gaussian_noise_pt', 'poisson_noise_pt', 'jpeg_factor',
+           'jpeg_pt', 'check_hq_size', 'degrade_once_np', 'degrade_image', 'degrade_once_pt', 'degrade_batch']
 
 # %% ../nbs/01_degradation.ipynb #d127947b
 def to_device(a,  # numpy array or nested list of numbers
@@ -184,7 +184,7 @@ class DegradationConfig:
         if self.jpeg_codec not in ('torch', 'opencv'): raise ValueError(f"jpeg_codec must be 'torch' or 'opencv', got {self.jpeg_codec!r}")
         if self.resize_codec not in ('torch', 'opencv'): raise ValueError(f"resize_codec must be 'torch' or 'opencv', got {self.resize_codec!r}")
 
-# %% ../nbs/01_degradation.ipynb #939c3391
+# %% ../nbs/01_degradation.ipynb #e01cf8c5
 AI6126_2024 = DegradationConfig(
     name='ai6126_2024',
     stages=(StageConfig(),
@@ -221,6 +221,7 @@ BICUBIC = DegradationConfig(     # classical (non-blind) x4 SR: bicubic downscal
     jpeg_codec='opencv', resize_codec='opencv')
 
 PRESETS = {c.name: c for c in (AI6126_2024, AI6126_2023, SEED_REPORT_2024, BICUBIC)}   # open: register_preset adds to it
+DEFAULT_PRESET = AI6126_2024.name   # the preset every command and config uses unless told otherwise: the course's 2024 pipeline
 
 
 def register_preset(cfg: DegradationConfig,  # the preset; `cfg.name` becomes its name
@@ -278,7 +279,7 @@ def is_preset_file(preset) -> bool:
     return isinstance(preset, (str, os.PathLike)) and (str(preset).lower().endswith('.json') or Path(preset).is_file())
 
 
-def get_preset(preset: str | DegradationConfig | dict = 'ai6126_2024',  # a name, a config, its fields, or a JSON file
+def get_preset(preset: str | DegradationConfig | dict = DEFAULT_PRESET,  # a name, a config, its fields, or a JSON file
               ) -> DegradationConfig:
     "A preset: a registered name (PRESETS), a DegradationConfig (passed through), its fields as a dict, or a JSON file of them."
     if isinstance(preset, DegradationConfig): return preset

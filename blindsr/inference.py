@@ -225,7 +225,7 @@ def restore_files(model: nn.Module,  # generator on its device (see load_generat
     bar.close()
     return outs
 
-# %% ../nbs/06_inference.ipynb #72d7662a
+# %% ../nbs/06_inference.ipynb #2fd99fb5
 def _tile_arg(s: str) -> int | str:
     if s == 'auto': return s
     if s.isdigit(): return int(s)
@@ -233,17 +233,17 @@ def _tile_arg(s: str) -> int | str:
 
 
 def add_generator_args(ap: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    "Add the flags of a command that loads a generator: --ckpt/--weights, --arch, --arch-kwargs, --no-ema, --device."
+    "Add the flags of a command that loads a generator: --ckpt/--weights, --generator, --generator-kwargs, --no-ema, --device."
     g = ap.add_argument_group('generator')
     g.add_argument('--ckpt', '--weights', dest='weights', default=None, metavar='PATH',
                    help='generator weights: a blindsr best.pt / final.pt, a training checkpoint last.ckpt, or a BasicSR '
                         'net_g_*.pth (default: the pretrained weights shipped with blindsr, when present)')
-    g.add_argument('--arch', default=None, choices=list(GENERATORS), metavar='NAME',
-                   help=f'architecture of a file that does not name one (BasicSR .pth): {", ".join(GENERATORS)} '
-                        '(default: msrresnet; blindsr files name their own)')
-    g.add_argument('--arch-kwargs', default=None, type=json_object, metavar='JSON',
-                   help='constructor arguments of --arch as a JSON object, e.g. \'{"num_feat": 64, "num_block": 16}\' '
-                        '(default: the architecture\'s defaults; blindsr files carry their own)')
+    g.add_argument('--generator', '--arch', dest='arch', default=None, choices=list(GENERATORS), metavar='NAME',
+                   help=f'the generator of a file that does not name one (BasicSR .pth): {", ".join(GENERATORS)}; '
+                        "--arch is its older name (default: msrresnet; blindsr files name their own)")
+    g.add_argument('--generator-kwargs', '--arch-kwargs', dest='arch_kwargs', default=None, type=json_object, metavar='JSON',
+                   help='constructor arguments of --generator as a JSON object, e.g. \'{"num_feat": 64, "num_block": 16}\'; '
+                        "--arch-kwargs is its older name (default: the generator's defaults; blindsr files carry their own)")
     g.add_argument('--no-ema', action='store_true',
                    help="load a training checkpoint's plain weights instead of its EMA weights (default: EMA)")
     g.add_argument('--device', default=None, metavar='DEVICE',

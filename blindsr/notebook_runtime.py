@@ -121,16 +121,18 @@ def working_dir(smoke: bool) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     return out
 
-# %% ../nbs/09c_notebook_runtime.ipynb #4933b1e1
+# %% ../nbs/09c_notebook_runtime.ipynb #1f36ec39
 def make_smoke_data(root: Path | str,  # created; holds train/GT, val/GT, val/LQ, test/LQ
                     n_train: int = 12, n_val: int = 4, n_test: int = 4,
                     size: int = 64,  # HQ side (LQ is size // 4)
-                    preset: str = 'ai6126_2024',
+                    preset: str | None = None,  # the degradation of the LQ (None: blindsr.degradation.DEFAULT_PRESET)
                     seed: int = 0):  # -> blindsr.data.DataPaths
     "Write a miniature course data set of generated faces; returns its DataPaths."
     from blindsr.samples import synthetic_faces
     from blindsr.data import DataPaths
     from blindsr.lqset import degrade_folder
+    from blindsr.degradation import DEFAULT_PRESET
+    preset = preset or DEFAULT_PRESET
     root = Path(root)
     synthetic_faces(root / 'train' / 'GT', n_train, size, seed)
     synthetic_faces(root / 'val' / 'GT', n_val, size, seed + 1)

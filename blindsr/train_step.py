@@ -20,8 +20,7 @@ from .models import UNetDiscriminatorSN
 # %% auto #0
 __all__ = ['PIXEL_LOSSES', 'LOSS_TERMS', 'pixel_loss', 'amp_policy', 'use_channels_last', 'use_compile', 'adam', 'step_or_unfuse',
            'ema_decay', 'EMA', 'LossContext', 'LossTerm', 'PixelLoss', 'FunctionTerm', 'AdversarialLoss',
-           'loss_term_names', 'register_loss', 'build_loss_term', 'WeightedLoss', 'StepConfig', 'compile_or_none',
-           'TrainStep']
+           'loss_term_names', 'register_loss', 'build_loss_term', 'WeightedLoss', 'compile_or_none', 'TrainStep']
 
 # %% ../nbs/04d_train_step.ipynb #5faf1903
 PIXEL_LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -313,21 +312,6 @@ class WeightedLoss:
         if adversarial is None: return cls({'pixel': (1.0, PixelLoss())})
         return cls({'pixel': (adversarial.pixel_weight, PixelLoss()), 'gan': (adversarial.weight, adversarial)})
 
-# %% ../nbs/04d_train_step.ipynb #e945b816
-@dataclass
-class StepConfig:
-    "How the optimiser step runs; the fields (and defaults) are TrainConfig's of the same names."
-    accum: int = 1                       # split each batch into this many micro-batches (same maths, less memory)
-    lr: float = 4e-4                     # peak learning rate (Adam); each step sets its own
-    betas: tuple = (0.9, 0.99)
-    weight_decay: float = 0.0
-    grad_clip: float | None = None       # clip the gradient norm (None: off)
-    amp: str = 'auto'                    # 'auto' (bf16 on sm_80+, fp16 + GradScaler below, fp32 on CPU), 'bf16', 'fp16', 'off'
-    channels_last: str = 'auto'          # 'auto' (on for CUDA sm_70+), 'on', 'off'
-    compile: str = 'auto'                # torch.compile the generator: 'auto' (one CUDA process on sm_70+), 'on', 'off'
-    ema: float = 0.999                   # EMA decay of the weights (0: off)
-    ema_warmup: bool = True              # decay ramps as min(ema, (1+step)/(10+step))
-
 # %% ../nbs/04d_train_step.ipynb #ffcbbd91
 def compile_or_none(module: nn.Module, device: torch.device, log: Callable[[str], None] = print) -> nn.Module | None:
     "torch.compile(module), or None (run eagerly) where Triton cannot run or torch.compile is unavailable."
@@ -339,19 +323,19 @@ def compile_or_none(module: nn.Module, device: torch.device, log: Callable[[str]
         log(f'torch.compile unavailable ({type(e).__name__}: {e}); running eagerly')
         return None
 
-# %% ../nbs/04d_train_step.ipynb #5e4cee01
+# %% ../nbs/04d_train_step.ipynb #c82da3b4
 class TrainStep:
     "One optimiser step of a generator: `step(hq, lq, lr, at)` -> the step's loss (a tensor on the device)."
     def __init__(self,
                  generator: nn.Module,  # the network to train, (B,3,h,w) -> (B,3,4h,4w); moved to `device`
                  device: torch.device,
-                 cfg: StepConfig | None = None,  # None: StepConfig()
+                 cfg: StepConfig,  # accum, lr, betas, weight_decay, grad_clip, amp, channels_last, compile, ema, ema_warmup:
+                                   # blindsr.train.StepConfig, TrainConfig's view of them
                  adversarial: AdversarialLoss | None = None,  # the GAN phase's loss when `loss` is None (None: pixel loss only)
                  ddp: bool = False,  # DistributedDataParallel (the process group must be initialised)
                  log: Callable[[str], None] = print,  # where the fall-backs are reported
                  loss: WeightedLoss | None = None,  # the loss's terms (None: WeightedLoss.default(adversarial))
                 ):
-        cfg = cfg or StepConfig()
         if loss is not None and adversarial is not None and loss.adversarial is not adversarial:
             raise ValueError('give the adversarial loss as a term of `loss`, not beside it')
         self.loss = loss if loss is not None else WeightedLoss.default(adversarial)

@@ -12,7 +12,8 @@ import sys
 import pytest
 import torch
 
-from blindsr.batches import BatchConfig, TrainBatches
+from blindsr.batches import TrainBatches
+from blindsr.train import BatchConfig
 from blindsr.core import list_images, write_png
 from blindsr.data import HQFaces
 
