@@ -216,7 +216,7 @@ RECIPES = {
     'blindsr_plksr': dict(generator='plksr'),             # ... with the partial-large-kernel CNN
 }
 
-# %% ../nbs/08_bench.ipynb #b2a55b2f
+# %% ../nbs/08_bench.ipynb #91b75cef
 def recipe_config(recipe: str | dict,  # a RECIPES name or TrainConfig overrides
                   faces: PathLike,  # folder of HQ faces to train on
                   device: str | None = None,
@@ -236,6 +236,8 @@ def bench_training(faces: PathLike,  # folder of HQ faces
                   ) -> dict:
     "End-to-end training images/s (and peak GPU memory) of a recipe, measured by running Trainer briefly."
     out_dir = out_dir or tempfile.mkdtemp(prefix='blindsr_bench_')
+    dev = get_device(device)
+    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats(dev)     # this run's peak, not an earlier one's
     cfg = recipe_config(recipe, faces, device, **{'time_budget_min': minutes, 'iters': None, 'out_dir': str(out_dir),
                                                   'val_every': 10 ** 9, 'ckpt_every': 10 ** 9, 'log_every': 10, **overrides})
     s = Trainer(cfg).fit()
