@@ -777,7 +777,7 @@ def bench_gan(faces: PathLike,  # folder of HQ faces; the last val_holdout valid
                                                                         | {'config': record['cfg']}, indent=1), inside=out)
     return {**res, 'picture': 'gan.png', 'weights': GAN_WEIGHTS.name}
 
-# %% ../nbs/08_bench.ipynb #c5f633fe
+# %% ../nbs/08_bench.ipynb #9f2d5978
 def _fmt(v, spec='.2f', none='–'):
     return none if v is None else format(v, spec)
 
@@ -794,14 +794,14 @@ def report_markdown(report: dict) -> str:
     if t:
         out += ['', '## Throughput (end to end, same faces)', '', '| recipe | precision | degradation | batch | images/s | peak GPU GB |',
                 '|---|---|---|---:|---:|---:|']
-        out += [f"| {k} | {t[k]['amp']} | {t[k]['degrade_on']} | {t[k]['batch']} | {_fmt(t[k]['images_per_s'], '.1f')} | {_fmt(t[k]['peak_mem_gb'])} |"
+        out += [f"| {k} | {t[k]['amp']} | {t[k]['degrade_on']} | {t[k]['batch']} | {_fmt(t[k]['images_per_s'], '.4g')} | {_fmt(t[k]['peak_mem_gb'])} |"
                 for k in REPORT_RECIPES]
         out += ['', f"blindsr_default / basicsr_handout: **{_fmt(t['speedup'])}×**"]
     p = report['precision']
     if p:
         out += ['', '## Precision (blindsr_default training steps)', '',
                 '| precision | GradScaler | compiled | steps | images/s | skipped steps | loss scale | note |', '|---|---|---|---:|---:|---:|---:|---|']
-        out += [f"| {k} | {r['grad_scaler']} | {_fmt(r['compiled'], '')} | {_fmt(r['steps'], 'd')} | {_fmt(r['images_per_s'], '.1f')} | "
+        out += [f"| {k} | {r['grad_scaler']} | {_fmt(r['compiled'], '')} | {_fmt(r['steps'], 'd')} | {_fmt(r['images_per_s'], '.4g')} | "
                 f"{_fmt(r['skipped_steps'], 'd')} | {_fmt(r['loss_scale'], 'g')} | {r['note'] or ''} |" for k, r in ((k, p[k]) for k in ('fp32', 'fp16', 'bf16'))]
         g = p['cuda_graph']
         out += ['', 'CUDA graph of the training step: ' + ('not measured (no CUDA GPU)' if g is None else
@@ -811,7 +811,7 @@ def report_markdown(report: dict) -> str:
     if q:
         out += ['', f"## Time to quality ({q['minutes_each']:.2f} min each, {q['val_faces']} held-out faces, bicubic {_fmt(q['bicubic_val_psnr'])} dB)", '',
                 '| recipe | steps | images/s | final val PSNR (dB) |', '|---|---:|---:|---:|']
-        out += [f"| {k} | {q[k]['steps']} | {_fmt(q[k]['images_per_s'], '.1f')} | {_fmt(q[k]['final_val_psnr'], '.3f')} |" for k in REPORT_RECIPES]
+        out += [f"| {k} | {q[k]['steps']} | {_fmt(q[k]['images_per_s'], '.4g')} | {_fmt(q[k]['final_val_psnr'], '.3f')} |" for k in REPORT_RECIPES]
         out += ['', f"blindsr_default reaches the handout's final {_fmt(q['target_psnr'], '.3f')} dB at "
                 f"{_fmt(q['blindsr_minutes_to_target'])} min against its {_fmt(q['handout_minutes'])}: **{_fmt(q['times_sooner'])}× sooner** "
                 '(goal 4×)', '', '![time to quality](time_to_quality.png)']
