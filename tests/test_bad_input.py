@@ -1322,6 +1322,7 @@ def dm(*extra):
 
 
 DM_IN = lambda w: [w.pt]
+GAN_SHIPPED = (Path(__file__).resolve().parent.parent / 'blindsr' / 'weights' / 'blindsr_gan.pt').exists()
 
 
 def demo_image_is_output(w):
@@ -1346,6 +1347,9 @@ DEMO = [
     C('out_readonly', 'paths', dm('--out', lambda w: w / 'RO'), DM_IN, setup=lambda w: w.readonly(w / 'RO'), mention=('RO',)),
     C('image_tif', 'images', dm('--image', lambda w: add_bad(w.root, 'tif', 64)), DM_IN, mention=('00009.tif',)),
     C('preset_typo', 'names', dm('--preset', 'ai6126_2042'), DM_IN, mention=('ai6126_2042',), one_line=True),
+    C('gan_weights_not_shipped', 'checkpoint', lambda w: ['blindsr_demo', '--gan', '--out', w.out, '--device', 'cpu'],
+      mention=('blindsr_bench report', 'blindsr_gan.pt'), one_line=True,
+      marks=(pytest.mark.skipif(GAN_SHIPPED, reason='blindsr/weights/blindsr_gan.pt is shipped: --gan runs'),)),
     C('seed_negative', 'numbers', dm('--seed', '-1'), DM_IN, mention=('--seed',)),
     C('tta_typo', 'names', dm('--tta', 'x9'), DM_IN, mention=('--tta',)),
     C('device_cuda_without_gpu', 'device', dm('--device', 'cuda'), DM_IN, mention=('cuda',), one_line=True, marks=(NO_GPU,)),
@@ -1432,6 +1436,19 @@ BENCH = [
     C('breakdown_faces_missing', 'paths', lambda w: ['blindsr_bench', 'breakdown', w.missing, '--device', 'cpu', *TINY_SET],
       mention=('NOSUCHthing',)),
     C('no_subcommand', 'usage', bn(), mention=(('speed', 'cmd'),)),
+    # blindsr_bench report (issue 25): every mistake before any phase runs
+    C('report_faces_missing', 'paths', bn('report', '--faces', lambda w: w.missing, '--device', 'cpu', '--out', lambda w: w.out),
+      mention=('NOSUCHthing',), one_line=True),
+    C('report_minutes_zero', 'numbers', bn('report', '--smoke', '--device', 'cpu', '--minutes', '0'), mention=('--minutes',)),
+    C('report_phase_typo', 'names', bn('report', '--smoke', '--device', 'cpu', '--phases', 'gann'), mention=('gann',)),
+    C('report_set_unknown_field', 'names', bn('report', '--smoke', '--device', 'cpu', '--set', 'iterz=3', '--out', lambda w: w.out),
+      mention=('iterz',), one_line=True),
+    C('report_out_is_faces', 'data-loss', bn('report', '--faces', lambda w: w / 'FACES', '--device', 'cpu', '--out', lambda w: w / 'FACES'),
+      FACES_IN, setup=faces6, mention=(('--out', 'FACES'),), one_line=True),
+    C('report_val_holdout_all_faces', 'numbers', bn('report', '--faces', lambda w: w / 'FACES', '--device', 'cpu', '--val-holdout', '6',
+                                                   '--out', lambda w: w.out), FACES_IN, setup=faces6, mention=('--val-holdout',), one_line=True),
+    C('report_device_cuda_without_gpu', 'device', bn('report', '--smoke', '--device', 'cuda', '--out', lambda w: w.out),
+      mention=('cuda',), one_line=True, marks=(NO_GPU,)),
 ]
 
 

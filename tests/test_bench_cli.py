@@ -80,3 +80,57 @@ def test_generators_amp_on_cpu_is_refused():
     r = bench('generators', 'msrresnet', '--device', 'cpu', '--amp', 'on', '--size', '8')
     assert r.returncode == 2
     assert 'CUDA only' in r.stderr
+
+
+def test_report_smoke_writes_every_field(tmp_path):
+    """`blindsr_bench report --smoke --device cpu`: every phase runs in seconds and writes every field the GPU run
+    writes, null only where a GPU is needed; the pictures, the summary and the GAN weights exist; a rerun keeps the
+    finished phases; other settings in the same folder are refused (issue 25)."""
+    out = tmp_path / 'report'
+    r = bench('report', '--smoke', '--device', 'cpu', '--out', out)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / 'report.json').read_text())
+    for name in ('report.json', 'summary.md', 'time_to_quality.png', 'gan.png', 'blindsr_gan.pt', 'blindsr_gan.json'):
+        assert (out / name).stat().st_size > 0, name
+    num, opt = (int, float), (int, float, type(None))
+
+    def has(d, spec, where):
+        missing = set(spec) - set(d)
+        assert not missing, f'{where} lacks {missing}'
+        for k, t in spec.items():
+            assert isinstance(d[k], t), f'{where}.{k} = {d[k]!r} is not {t}'
+
+    assert set(rep) == {'settings', 'machine', 'phases', 'files', 'throughput', 'precision', 'time_to_quality', 'gan'}
+    has(rep['machine'], {'device': str, 'cuda_capability': type(None), 'torch': str, 'date': str}, 'machine')
+    assert [p['status'] for p in rep['phases'].values()] == ['done'] * 4 and list(rep['phases']) == [
+        'throughput', 'precision', 'time_to_quality', 'gan']
+    t = rep['throughput']
+    has(t, {'speedup': num, 'minutes_each': num}, 'throughput')
+    for name in ('blindsr_default', 'basicsr_handout'):
+        has(t[name], {'images_per_s': num, 'steps': int, 'batch': int, 'amp': str, 'degrade_on': str, 'peak_mem_gb': type(None)}, name)
+    assert t['basicsr_handout']['degrade_on'] == 'cpu' and t['basicsr_handout']['amp'] == 'fp32'
+    p = rep['precision']
+    row = {'amp': str, 'precision': str, 'grad_scaler': bool, 'compiled': (bool, type(None)), 'steps': (int, type(None)),
+           'images_per_s': opt, 'skipped_steps': (int, type(None)), 'loss_scale': opt, 'final_loss': opt, 'note': (str, type(None))}
+    for k in ('fp32', 'fp16', 'bf16'): has(p[k], row, f'precision.{k}')
+    assert set(p['fp16']) == set(p['fp32']) and p['fp32']['images_per_s'] > 0 and p['fp32']['skipped_steps'] == 0
+    assert p['fp16']['images_per_s'] is None and 'GPU' in p['fp16']['note'] and p['cuda_graph'] is None
+    q = rep['time_to_quality']
+    has(q, {'minutes_each': num, 'bicubic_val_psnr': num, 'val_faces': int, 'target_psnr': num, 'handout_minutes': num,
+            'blindsr_minutes_to_target': opt, 'times_sooner': opt, 'picture': str}, 'time_to_quality')
+    for name in ('blindsr_default', 'basicsr_handout'):
+        has(q[name], {'steps': int, 'final_val_psnr': num, 'val_curve': list}, name)
+        assert q[name]['val_curve'] and all(len(pt) == 2 for pt in q[name]['val_curve'])
+    g = rep['gan']
+    has(g, {'steps': int, 'minutes': num, 'psnr_before': num, 'psnr_after': num, 'sharpness': str, 'sharpness_before': num,
+            'sharpness_after': num, 'sharpness_gt': num, 'picture': str, 'weights': str, 'start': str}, 'gan')
+    from blindsr.checkpoint import weights_info
+    info = weights_info(out / 'blindsr_gan.pt')
+    assert info['arch'] == 'msrresnet' and info['meta']['smoke'] is True and info['dtype'] == 'float16'
+    md = (out / 'summary.md').read_text()
+    assert '## Time to quality' in md and '## GAN fine-tune' in md and 'needs a CUDA GPU' in md
+
+    again = bench('report', '--smoke', '--device', 'cpu', '--out', out)       # resumes: nothing left to run
+    assert again.returncode == 0 and again.stdout.count('kept from the earlier run') == 4, again.stdout
+    other = bench('report', '--smoke', '--device', 'cpu', '--out', out, '--minutes', '0.3')
+    assert other.returncode == 2 and 'other settings (minutes)' in other.stderr
