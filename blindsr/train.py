@@ -48,9 +48,9 @@ __all__ = ['RUN_FILES', 'RESULT_FILES', 'KEPT_RESULTS', 'TRAIN_EXAMPLES', 'Train
            'config_view', 'RunData', 'prepare_data', 'is_run_file', 'resume_checkpoint', 'open_run_folder',
            'val_batches', 'evaluate_model', 'bicubic_val_psnr', 'init_weights', 'build_train_step', 'RunClock',
            'NonFiniteLossError', 'sigterm_calls', 'weights_checksum', 'Trainer', 'RunLog', 'config_parser',
-           'read_config_file', 'config_from_args', 'check_device', 'train_cli']
+           'read_config_file', 'config_from_args', 'check_device', 'next_step_line', 'train_cli']
 
-# %% ../nbs/05_train.ipynb #f6925ba3
+# %% ../nbs/05_train.ipynb #20978a49
 @dataclass
 class TrainConfig:
     "Everything a training run needs. Paths may be None where a later step finds them (e.g. on Kaggle)."
@@ -65,7 +65,7 @@ class TrainConfig:
               'time_budget_min': Range(0, lo_open=True), 'warmup': Range(0, 1, hi_open=True), 'min_lr': Range(0),
               'mse_finish': Range(0, 1), 'gan_weight': Range(0), 'pixel_weight': Range(0), 'disc_feat': Range(1),
               'disc_lr': Range(0, lo_open=True), 'log_every': Range(1), 'val_every': Range(1),
-              'val_every_min': Range(0, lo_open=True), 'ckpt_every': Range(1)}
+              'val_every_min': Range(0, lo_open=True), 'ckpt_every': Range(1), 'ckpt_every_min': Range(0, lo_open=True)}
     METAVARS = {'train_hq': 'DIR', 'val_gt': 'DIR', 'val_lq': 'DIR', 'init_from': 'FILE', 'out_dir': 'DIR',
                 'resume_from': 'FILE', 'generator_kwargs': 'JSON', 'betas': 'JSON', 'device': 'DEVICE'}
     # data
@@ -120,10 +120,13 @@ class TrainConfig:
     disc_lr: float = 1e-4                # the discriminator's learning rate (Adam)
     # output
     out_dir: str = 'runs/blindsr'        # the run's folder: checkpoints, weights (best.pt, final.pt), logs, curves
-    log_every: int = 50                  # steps between loss logs (the only host syncs of the loop)
+    log_every: int | None = None         # steps between loss logs, the loop's only host syncs (none: 50 on a GPU; every
+                                         # step elsewhere, where a step takes seconds and a short run would log nothing)
     val_every: int = 1000                # steps between validations (and at the end)
     val_every_min: float | None = None   # or minutes between validations (whichever comes first)
     ckpt_every: int = 2000               # steps between checkpoints (also at the end, on SIGTERM/Ctrl-C, at the budget)
+    ckpt_every_min: float | None = 10.0  # or minutes of training between checkpoints, whichever comes first (none: by steps
+                                         # only): what a disconnect can lose at most
     resume: bool = True                  # continue from out_dir's checkpoint (last.ckpt, else previous.ckpt) if it has one
     resume_from: str | None = None       # continue from this training checkpoint instead (e.g. out_dir/previous.ckpt)
     overwrite: bool = False              # start afresh in an out_dir holding an earlier run or other files, replacing the run's files
@@ -337,30 +340,35 @@ def build_train_step(cfg: TrainConfig, device: torch.device,
                                   weight=cfg.gan_weight, pixel_weight=cfg.pixel_weight, ddp=ddp, log=log) if cfg.gan else None
     return TrainStep(generator, device, config_view(StepConfig, cfg), adversarial, ddp, log)
 
-# %% ../nbs/05_train.ipynb #86b72984
+# %% ../nbs/05_train.ipynb #e0a4f2d3
 class RunClock:
     "Minutes trained over all sessions, this session's seconds, and training images/s per log window."
     def __init__(self, elapsed_before: float,  # seconds trained in earlier sessions
                  step: int):  # the step this session starts at
         self.before, self.start = elapsed_before, time.perf_counter()
         self.window, self.paused_s = (self.start, step), 0.0   # the log window's start (time, step); its pauses
-        self.last_validation = self.start
+        self.last_validation = self.last_checkpoint = self.start
 
     def session_s(self) -> float: return time.perf_counter() - self.start
     def elapsed(self) -> float: return self.before + self.session_s()
 
     @contextmanager
-    def pause(self, validation: bool = False):
-        "Time inside the block is left out of images/s (validation: it also restarts the val_every_min count)."
+    def pause(self, validation: bool = False, checkpoint: bool = False):
+        "Time inside the block is left out of images/s (validation, checkpoint: it also restarts that one's minutes count)."
         t = time.perf_counter()
         try: yield
         finally:
             self.paused_s += time.perf_counter() - t
             if validation: self.last_validation = time.perf_counter()
+            if checkpoint: self.last_checkpoint = time.perf_counter()
 
     def validation_due(self, step: int, every: int, every_min: float | None) -> bool:
         "Every `every` steps, or `every_min` minutes after the last validation."
         return step % every == 0 or bool(every_min and time.perf_counter() - self.last_validation >= 60 * every_min)
+
+    def checkpoint_due(self, step: int, every: int, every_min: float | None) -> bool:
+        "Every `every` steps, or `every_min` minutes after the last checkpoint."
+        return step % every == 0 or bool(every_min and time.perf_counter() - self.last_checkpoint >= 60 * every_min)
 
     def images_per_s(self, step: int, batch: int) -> float:
         "Training images/s since the previous call, pauses left out; starts the next window."
@@ -390,7 +398,7 @@ def weights_checksum(model: nn.Module) -> torch.Tensor:
     "(1,) float64 on the model's device: the sum of all its parameters, to compare the copies processes hold."
     return torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().view(1)
 
-# %% ../nbs/05_train.ipynb #b36aaa7f
+# %% ../nbs/05_train.ipynb #b6a36385
 class Trainer:
     "Train a generator as `cfg` says; `fit()` runs to the end (or the budget) and returns a summary dict."
     def __init__(self, cfg: TrainConfig):
@@ -419,6 +427,7 @@ class Trainer:
         self.elapsed, self.best_psnr, self.bicubic = 0.0, -math.inf, None     # seconds trained; best val PSNR; bicubic's
         self.stop_reason: str | None = None
         self._val_on_device, self._plotted = None, -math.inf
+        self.log_every = cfg.log_every or (50 if self.device.type == 'cuda' else 1)   # off a GPU a step takes seconds
 
     def log(self, msg: str) -> None:
         if self.dist.is_main: tqdm.write(msg)
@@ -429,6 +438,7 @@ class Trainer:
         cfg, ts, dist, last = self.cfg, self.train_step, self.dist, self.out / LAST_CHECKPOINT
         if self.resume_path is not None: self.resume_from(self.resume_path)
         self.start_logs()                                 # log.csv/val.csv cut at the resumed step, config.json, bicubic
+        self.log_start()
         total = cfg.iters if cfg.iters is not None else 10 ** 12   # without iters, the schedule's minutes end the run
         clock = RunClock(self.elapsed, ts.steps)
         batches = self.batches.stream(ts.steps, total)    # (hq, lq) per step, float in [0, 1] on the device
@@ -446,7 +456,7 @@ class Trainer:
                     loss_sum += ts.step(hq, lq, lr, loss_name(cfg, p))        # one optimiser step: ts.steps + 1
                     n_losses += 1
                     bar.update(1)
-                    if ts.steps % cfg.log_every == 0 or ts.steps == total:   # the loop's only wait for the GPU
+                    if ts.steps % self.log_every == 0 or ts.steps == total:  # the loop's only wait for the GPU
                         self.log_loss((loss_sum / n_losses).item(), lr, clock, bar)   # a NaN stops the run here
                         loss_sum.zero_(); n_losses = 0
                         over_budget = cfg.session_min is not None and clock.session_s() >= 60 * cfg.session_min
@@ -455,8 +465,8 @@ class Trainer:
                             break
                     if self.val is not None and clock.validation_due(ts.steps, cfg.val_every, cfg.val_every_min):
                         with clock.pause(validation=True): self.validate(clock.elapsed())
-                    if ts.steps % cfg.ckpt_every == 0:
-                        with clock.pause(): self.save()
+                    if clock.checkpoint_due(ts.steps, cfg.ckpt_every, cfg.ckpt_every_min):
+                        with clock.pause(checkpoint=True): self.save()
                     if stop_at is not None and ts.steps >= stop_at:
                         self.stop_reason = f'stop_at={stop_at}'
                         break
@@ -476,6 +486,19 @@ class Trainer:
         self.elapsed, self.best_psnr = ck['elapsed'], ck['best_psnr']
         self.saved = (Path(path), self.train_step.steps)
         self.log(f'resumed from {path} at step {self.train_step.steps} ({self.elapsed / 60:.1f} min trained)')
+
+    def log_start(self) -> None:
+        "Say what the budget counts and, off a GPU, what to expect."
+        cfg = self.cfg
+        if cfg.session_min is not None or cfg.schedule_min is not None:
+            self.log(f'time budget: {cfg.session_min if cfg.session_min is not None else cfg.schedule_min:g} min of training in '
+                     'this session, counted from now: the set-up before (data, validation LQ) and the final validation, '
+                     'export and summary after are not in it')
+        if self.device.type != 'cuda':
+            self.log(f'training on {self.device.type.upper()}, not a GPU: expect seconds to minutes per step at batch '
+                     f'{cfg.batch_size} (a GPU is 100x or more faster). A run here proves the pipeline, not the model: '
+                     f'a few steps gain hundredths of a dB over bicubic. Train for real on Kaggle or Colab (README); '
+                     f'the loss is logged every {self.log_every} step(s) to {self.out / "log.csv"}')
 
     def start_logs(self) -> None:
         "The run's logs, cut at the step it starts from; config.json; the bicubic PSNR of the validation set."
@@ -626,7 +649,7 @@ class RunLog:
         plt.close(fig)
         return path or self.out / 'curves.png'
 
-# %% ../nbs/05_train.ipynb #6a58081d
+# %% ../nbs/05_train.ipynb #adaf813e
 TRAIN_EXAMPLES = examples(
     ('one hour on the best device, validated on the official pairs; rerun the same command to resume',
      'blindsr_train --train-hq data/train/GT --val-gt data/val/GT --val-lq data/val/LQ --time-budget-min 60 --out-dir runs/hour'),
@@ -704,6 +727,17 @@ def check_device(device: str | None) -> None:
     except (RuntimeError, ValueError) as e: raise UserError(f'--device {device}: {e}') from None
 
 
+def next_step_line(cfg: TrainConfig, summary: dict) -> str:
+    "The run's last line: where its best weights are, and the commands that use them."
+    out = Path(cfg.out_dir)
+    best = out / BEST_WEIGHTS if (out / BEST_WEIGHTS).exists() else out / FINAL_WEIGHTS
+    score = (f" (val {summary['best_val_psnr']:.2f} dB, bicubic {summary['bicubic_val_psnr']:.2f} dB)"
+             if summary.get('best_val_psnr') is not None and summary.get('bicubic_val_psnr') is not None else '')
+    val_lq, val_gt = (cfg.val_lq, cfg.val_gt) if cfg.val_lq and cfg.val_gt else ('VAL_LQ', 'VAL_GT')
+    return (f'done: {best}{score}; next: blindsr_val {val_lq} {val_gt} {out / "val"} --ckpt {best}, then '
+            f'blindsr_submit TEST_LQ submission.zip --ckpt {best}')
+
+
 def train_cli(argv: list[str] | None = None) -> int:
     "blindsr_train: train as the flags (or --config file) say; prints the summary JSON."
     run = {}
@@ -712,7 +746,9 @@ def train_cli(argv: list[str] | None = None) -> int:
         check_device(cfg.device)
         run['trainer'] = trainer = Trainer(cfg)
         summary = trainer.fit()
-        if int(os.environ.get('RANK', '0')) == 0: print(json.dumps(summary, indent=1))
+        if int(os.environ.get('RANK', '0')) == 0:
+            print(json.dumps(summary, indent=1))
+            print(next_step_line(cfg, summary))
 
     def where_it_stopped() -> str:
         t = run.get('trainer')
