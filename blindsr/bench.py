@@ -36,7 +36,7 @@ from .train import NonFiniteLossError, RunLog, TrainConfig, Trainer
 # %% auto #0
 __all__ = ['RECIPES', 'BENCH_EXAMPLES', 'bench_cpu_degradation', 'bench_degradation', 'degradation_table', 'bench_generator',
            'bench_generators', 'generators_table', 'recipe_config', 'bench_training', 'step_syncs', 'step_breakdown',
-           'breakdown_table', 'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table',
+           'breakdown_table', 'fmt', 'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table',
            'compare_recipes', 'psnr_at', 'minutes_to', 'plot_recipes', 'config_overrides', 'bench_parser', 'bench_cli']
 
 # %% ../nbs/08_bench.ipynb #931b3ebd
@@ -332,7 +332,15 @@ def breakdown_table(r: dict) -> str:
             out += [f"| `{k['kernel']}` | {k['ms_per_step']} | {k['calls_per_step']} |" for k in r[part]]
     return '\n'.join(out)
 
-# %% ../nbs/08_bench.ipynb #d4a89fad
+# %% ../nbs/08_bench.ipynb #99220f1c
+def fmt(value: float | None,  # a measurement; None when it was not measured (peak memory off a GPU)
+        unit: str,  # 'img/s', 'GiB', …
+        digits: int = 1,
+       ) -> str:
+    "A measurement for a log line: rounded, with its unit ('n/a' when not measured), never 54.699999999999996 or None."
+    return 'n/a' if value is None else f'{value:.{digits}f} {unit}'
+
+# %% ../nbs/08_bench.ipynb #ee94ff0f
 def bench_speed(device: str | None = None,  # None: the best available
                 smoke: bool = False,  # tiny sizes: seconds on a CPU (for CI); numbers are meaningless
                 faces: PathLike | None = None,  # HQ faces for the end-to-end part (default: synthetic)
@@ -362,8 +370,8 @@ def bench_speed(device: str | None = None,  # None: the best available
         rows = bench_generators(names, device=dev, channels_last=True, **kw)
         if cuda:   # channels_last off, for the comparison
             rows += bench_generators(names or ['msrresnet'], device=dev, channels_last=False, **kw)
-        for r in rows: log(f"{r['name']:15s} {r['precision']:5s} cl={r['channels_last']!s:5s} train {r['train_img_s']} img/s, "
-                           f"fwd {r['fwd_ms_per_img']} ms/img, peak {r['peak_mem_gib']} GiB")
+        for r in rows: log(f"{r['name']:15s} {r['precision']:5s} cl={r['channels_last']!s:5s} train {fmt(r['train_img_s'], 'img/s')}, "
+                           f"fwd {fmt(r['fwd_ms_per_img'], 'ms/img', 2)}, peak {fmt(r['peak_mem_gib'], 'GiB', 2)}")
         res['generators'] = rows
     if 'training' in parts:
         tmp = Path(tempfile.mkdtemp(prefix='blindsr_faces_'))
@@ -377,7 +385,8 @@ def bench_speed(device: str | None = None,  # None: the best available
             r = bench_training(faces, name, minutes=minutes, device=device, out_dir=tmp / f'run_{name}_{len(rows)}',
                                **{**ov, **(train_overrides or {})})
             rows.append(r)
-            log(f"end-to-end {name} ({r['generator']}, batch {r['batch']}, {r['amp']}): {r['images_per_s']} img/s, peak {r['peak_mem_gb']} GB")
+            log(f"end-to-end {name} ({r['generator']}, batch {r['batch']}, {r['amp']}): {fmt(r['images_per_s'], 'img/s')}, "
+                f"peak {fmt(r['peak_mem_gb'], 'GB', 2)}")
         res['training'] = rows
         if cuda:
             res['step_syncs'] = step_syncs(faces, device=device, **(train_overrides or {}))

@@ -27,12 +27,12 @@ from .kaggle_build import (BUILD_FILE, CODE_FILE, KERNEL_DIR, MACHINES, METADATA
 
 # %% auto #0
 __all__ = ['CREDENTIALS_HELP', 'CLI_FIX', 'KAGGLE_PYTHON', 'VERSION_ARGS', 'STATUS_EXIT', 'DATASET_META', 'DATASET_FOLDERS',
-           'DATASET_DIR', 'DATASET_POLL_S', 'DATASET_WAIT_MIN', 'KAGGLE_EXAMPLES', 'kaggle_config_dir',
-           'kaggle_credential_sources', 'kaggle_credentials', 'python_problem', 'kaggle_cli_check', 'push_args',
-           'status_args', 'output_args', 'parse_status', 'dataset_metadata', 'dataset_files', 'git_would_add',
-           'make_dataset_folder', 'dataset_status_args', 'dataset_create_args', 'dataset_version_args',
-           'parse_dataset_status', 'dataset_state', 'wait_for_dataset', 'push_checks', 'dataset_problem',
-           'kaggle_parser', 'kaggle_cli']
+           'DATASET_DIR', 'DATASET_POLL_S', 'DATASET_WAIT_MIN', 'USER_KERNEL_DIR', 'KAGGLE_EXAMPLES',
+           'kaggle_config_dir', 'kaggle_credential_sources', 'kaggle_credentials', 'python_problem', 'kaggle_cli_check',
+           'push_args', 'status_args', 'output_args', 'parse_status', 'dataset_metadata', 'dataset_files',
+           'git_would_add', 'make_dataset_folder', 'dataset_status_args', 'dataset_create_args', 'dataset_version_args',
+           'parse_dataset_status', 'dataset_state', 'wait_for_dataset', 'push_checks', 'default_kernel_dir',
+           'dataset_problem', 'kaggle_parser', 'kaggle_cli']
 
 # %% ../nbs/09b_kaggle_client.ipynb #42614c99
 def kaggle_config_dir(env=None) -> Path:
@@ -294,7 +294,7 @@ def push_checks(kernel_dir: Path, root: Path | str | None = None) -> list[tuple[
                 'Kaggle credentials: none found (see below)'))
     return out
 
-# %% ../nbs/09b_kaggle_client.ipynb #f1ecf70d
+# %% ../nbs/09b_kaggle_client.ipynb #c8b729ad
 def _shown(path: Path) -> str:
     "`path` relative to the current folder when it is inside it (shorter commands to read and copy)."
     try: return str(Path(path).resolve().relative_to(Path.cwd().resolve())) or '.'
@@ -321,6 +321,17 @@ def _kernel_ref(a) -> str:
     return json.loads((Path(a.dir) / METADATA_FILE).read_text(encoding='utf-8'))['id']
 
 
+USER_KERNEL_DIR = Path('runs') / 'kaggle_kernel'   # your builds (git-ignored); kaggle_kernel/ is the committed example
+
+
+def default_kernel_dir(root: Path, user: str | None = None) -> Path:
+    """The kernel folder a command uses without --dir: yours, runs/kaggle_kernel (git-ignored: a `git add -A` never takes your
+    build), once built or when building for a --user; else the committed example kaggle_kernel/ (built for the placeholder user)."""
+    mine = root / USER_KERNEL_DIR
+    if (user and user != PLACEHOLDER_USER) or (mine / BUILD_FILE).is_file(): return mine
+    return root / KERNEL_DIR
+
+
 def _cmd_build(a) -> int:
     kdir = Path(a.dir)
     given = {k: v for k, v in dict(user=a.user, dataset=a.dataset, val_datasets=a.val_dataset, machine=a.machine,
@@ -338,7 +349,7 @@ def _cmd_build(a) -> int:
         return 2
     if 'user' in given and 'user' in base and given['user'] != base['user'] and 'dataset' not in given:
         base['dataset'] = base['dataset'].split('/', 1)[1]       # a new user's own dataset of the same name
-    merged = {**base, **given}
+    merged = {'slug': KernelSpec.__dataclass_fields__['slug'].default, **base, **given}
     if merged.get('previous') and qualify(merged['previous'], merged['user'], 'previous (a kernel)', 5) == f"{merged['user']}/{merged['slug']}":
         given['slug'] = partner_slug(merged['slug'])       # a kernel is not known to read its own output: the other of a pair
         print(f"note: continuing {merged['previous']} from a second kernel, {merged['user']}/{given['slug']} (Kaggle is not "
@@ -434,7 +445,8 @@ def _cmd_dataset(a) -> int:
     base = asdict(load_spec(a.dir)) if (Path(a.dir) / BUILD_FILE).is_file() else {}
     user = a.user or base.get('user')
     if not user or user == PLACEHOLDER_USER: raise UserError('give --user (your Kaggle user name): the dataset is USER/SLUG')
-    meta = dataset_metadata(user, a.slug, a.title)
+    try: meta = dataset_metadata(user, a.slug, a.title)
+    except ValueError as e: raise UserError(f'--slug {a.slug}' + (f' --title {a.title!r}' if a.title else '') + f': {e}') from None
     ref = meta['id']
     out = Path(a.path) if a.path else DATASET_DIR / a.slug
     zp = make_dataset_folder(a.data, out, user, a.slug, a.title)
@@ -536,7 +548,8 @@ def kaggle_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest='cmd', required=True, metavar='SUBCOMMAND', title='subcommands')
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group('where')
-    g.add_argument('--dir', default=None, metavar='DIR', help=f'the kernel folder (default: <checkout>/{KERNEL_DIR})')
+    g.add_argument('--dir', default=None, metavar='DIR', help=f'the kernel folder (default: <checkout>/{USER_KERNEL_DIR}, '
+                                                             f'git-ignored, once built for you; else <checkout>/{KERNEL_DIR})')
     g.add_argument('--root', default=None, metavar='DIR', help='the blindsr checkout (default: found from here or the package)')
     def parser(name, text, description=None):
         return sub.add_parser(name, parents=[common], help=text, description=description or text,
@@ -616,7 +629,7 @@ def kaggle_cli(argv: list[str] | None = None) -> int:
     "blindsr_kaggle dataset | build | push | status | output: the Kaggle kernel that trains blindsr."
     a = kaggle_parser().parse_args(argv)
     def body():
-        if a.dir is None: a.dir = _shown(repo_root(a.root) / KERNEL_DIR)
+        if a.dir is None: a.dir = _shown(default_kernel_dir(repo_root(a.root), getattr(a, 'user', None)))
         needs_kaggle = a.cmd in ('status', 'output') or (a.cmd == 'push' and not a.dry_run) or (a.cmd == 'dataset' and not a.no_upload)
         if needs_kaggle and python_problem(): raise UserError(python_problem())
         return {'build': _cmd_build, 'dataset': _cmd_dataset, 'push': _cmd_push, 'status': _cmd_status, 'output': _cmd_output}[a.cmd](a)
