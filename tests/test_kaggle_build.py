@@ -157,3 +157,15 @@ def test_trial_sessions_and_continue_through_the_command(tmp_path, capsys):
     assert (meta['id'], meta['kernel_sources']) == ('alice/blindsr-train', ['alice/blindsr-train-2'])
     assert kaggle_cli(['build', '--dir', str(k), '--previous', 'alice/blindsr-train']) == 0   # naming itself: the same switch
     assert json.loads((k / METADATA_FILE).read_text())['id'] == 'alice/blindsr-train-2'
+
+
+def test_a_users_build_goes_to_a_git_ignored_folder_and_git_status_stays_clean(tmp_path, root):
+    "In a clone: build for a user, then push --dry-run, with no --dir: runs/kaggle_kernel, never the committed kaggle_kernel/."
+    clone = tmp_path / 'clone'
+    subprocess.run(['git', 'clone', '-q', str(root), str(clone)], check=True)
+    for argv in (['build', '--user', 'zoe-example', '--dataset', 'ai6126-faces', '--trial'], ['push', '--dry-run']):
+        r = subprocess.run(['blindsr_kaggle', *argv], capture_output=True, text=True, env=ENV, cwd=clone)
+        assert r.returncode == 0, r.stderr
+    assert 'would run: kaggle kernels push -p runs/kaggle_kernel' in r.stdout
+    assert json.loads((clone / 'runs' / 'kaggle_kernel' / METADATA_FILE).read_text())['id'] == 'zoe-example/blindsr-train'
+    assert subprocess.run(['git', 'status', '--porcelain'], capture_output=True, text=True, cwd=clone, check=True).stdout == ''
