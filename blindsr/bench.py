@@ -39,10 +39,10 @@ from .train import NonFiniteLossError, RunLog, TrainConfig, Trainer
 __all__ = ['RECIPES', 'REPORT_SHARES', 'REPORT_PHASES', 'REPORT_RECIPES', 'REPORT_FILES', 'BENCH_EXAMPLES',
            'bench_cpu_degradation', 'bench_degradation', 'degradation_table', 'bench_generator', 'bench_generators',
            'generators_table', 'recipe_config', 'bench_training', 'step_syncs', 'step_breakdown', 'breakdown_table',
-           'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table', 'compare_recipes', 'psnr_at',
-           'minutes_to', 'plot_recipes', 'ReportConfig', 'mean_gradient', 'bench_training_recipes', 'cuda_graph_step',
-           'bench_precision', 'bench_time_to_quality', 'bench_gan', 'report_markdown', 'bench_report',
-           'config_overrides', 'bench_parser', 'bench_cli']
+           'fmt', 'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table', 'compare_recipes',
+           'psnr_at', 'minutes_to', 'plot_recipes', 'ReportConfig', 'mean_gradient', 'bench_training_recipes',
+           'cuda_graph_step', 'bench_precision', 'bench_time_to_quality', 'bench_gan', 'report_markdown',
+           'bench_report', 'config_overrides', 'bench_parser', 'bench_cli']
 
 # %% ../nbs/08_bench.ipynb #b1fc3b68
 def bench_cpu_degradation(preset: str = DEFAULT_PRESET,  # a preset: a name, a DegradationConfig or a JSON file
@@ -339,7 +339,15 @@ def breakdown_table(r: dict) -> str:
             out += [f"| `{k['kernel']}` | {k['ms_per_step']} | {k['calls_per_step']} |" for k in r[part]]
     return '\n'.join(out)
 
-# %% ../nbs/08_bench.ipynb #8613b542
+# %% ../nbs/08_bench.ipynb #99220f1c
+def fmt(value: float | None,  # a measurement; None when it was not measured (peak memory off a GPU)
+        unit: str,  # 'img/s', 'GiB', …
+        digits: int = 1,
+       ) -> str:
+    "A measurement for a log line: rounded, with its unit ('n/a' when not measured), never 54.699999999999996 or None."
+    return 'n/a' if value is None else f'{value:.{digits}f} {unit}'
+
+# %% ../nbs/08_bench.ipynb #9be7c8ad
 def bench_speed(device: str | None = None,  # None: the best available
                 smoke: bool = False,  # tiny sizes: seconds on a CPU (for CI); numbers are meaningless
                 faces: PathLike | None = None,  # HQ faces for the end-to-end part (default: synthetic)
@@ -369,8 +377,8 @@ def bench_speed(device: str | None = None,  # None: the best available
         rows = bench_generators(names, device=dev, channels_last=True, **kw)
         if cuda:   # channels_last off, for the comparison
             rows += bench_generators(names or ['msrresnet'], device=dev, channels_last=False, **kw)
-        for r in rows: log(f"{r['name']:15s} {r['precision']:5s} cl={r['channels_last']!s:5s} train {r['train_img_s']} img/s, "
-                           f"fwd {r['fwd_ms_per_img']} ms/img, peak {r['peak_mem_gib']} GiB")
+        for r in rows: log(f"{r['name']:15s} {r['precision']:5s} cl={r['channels_last']!s:5s} train {fmt(r['train_img_s'], 'img/s')}, "
+                           f"fwd {fmt(r['fwd_ms_per_img'], 'ms/img', 2)}, peak {fmt(r['peak_mem_gib'], 'GiB', 2)}")
         res['generators'] = rows
     if 'training' in parts:
         tmp = Path(tempfile.mkdtemp(prefix='blindsr_faces_'))
@@ -384,7 +392,8 @@ def bench_speed(device: str | None = None,  # None: the best available
             r = bench_training(faces, name, minutes=minutes, device=device, out_dir=tmp / f'run_{name}_{len(rows)}',
                                **{**ov, **(train_overrides or {})})
             rows.append(r)
-            log(f"end-to-end {name} ({r['generator']}, batch {r['batch']}, {r['amp']}): {r['images_per_s']} img/s, peak {r['peak_mem_gb']} GB")
+            log(f"end-to-end {name} ({r['generator']}, batch {r['batch']}, {r['amp']}): {fmt(r['images_per_s'], 'img/s')}, "
+                f"peak {fmt(r['peak_mem_gb'], 'GB', 2)}")
         res['training'] = rows
         if cuda:
             res['step_syncs'] = step_syncs(faces, device=device, **(train_overrides or {}))

@@ -17,9 +17,23 @@ import torch
 from PIL import Image
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'PathLike', 'OTHER_IMAGE_EXTS', 'ImageReadError', 'read_image', 'read_image_size', 'UnsafePathError',
-           'safe_child', 'atomic_write', 'write_png', 'UnsupportedImageError', 'check_image_types', 'list_images',
-           'img_to_tensor', 'tensor_to_img', 'figure_png', 'show_figures_in_notebooks', 'seed_everything']
+__all__ = ['tqdm', 'IMAGE_EXTS', 'PathLike', 'OTHER_IMAGE_EXTS', 'progress_bar_class', 'ImageReadError', 'read_image',
+           'read_image_size', 'UnsafePathError', 'safe_child', 'atomic_write', 'write_png', 'UnsupportedImageError',
+           'check_image_types', 'list_images', 'img_to_tensor', 'tensor_to_img', 'figure_png',
+           'show_figures_in_notebooks', 'seed_everything']
+
+# %% ../nbs/00_core.ipynb #f65e15aa
+def progress_bar_class() -> type:
+    "tqdm.auto's bar where Jupyter widgets (ipywidgets) can draw it, else tqdm's text bar: never the IProgress warning."
+    import importlib.util
+    if importlib.util.find_spec('ipywidgets') is None:
+        from tqdm.std import tqdm as bar
+    else:
+        from tqdm.auto import tqdm as bar
+    return bar
+
+
+tqdm = progress_bar_class()      # what blindsr's modules use: `from blindsr.core import tqdm`
 
 # %% ../nbs/00_core.ipynb #3dc897b3
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp')

@@ -22,7 +22,7 @@ from .metrics import image_set
 __all__ = ['SEARCH_MAX_ENTRIES', 'SEARCH_MAX_SECONDS', 'ROLES', 'HQFaces', 'PairedFaces', 'LQFaces', 'holdout_split',
            'BoundedWalk', 'folder_role', 'image_size', 'folder_listing', 'DataPaths', 'find_data']
 
-# %% ../nbs/04_data.ipynb #f4855205
+# %% ../nbs/04_data.ipynb #4d62e0ef
 class HQFaces(Dataset):
     "HQ faces of one folder as uint8 (3, H, W) tensors; optionally decoded once into RAM."
     def __init__(self,
@@ -47,7 +47,7 @@ class HQFaces(Dataset):
         return img
 
     def _decode_all(self, workers, progress) -> torch.Tensor:
-        from tqdm.auto import tqdm
+        from blindsr.core import tqdm
         out = torch.empty(len(self.files), 3, *self.size, dtype=torch.uint8)
         def load(i): out[i] = torch.from_numpy(self._read(self.files[i])).permute(2, 0, 1)
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as ex:

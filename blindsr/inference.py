@@ -168,7 +168,7 @@ def restore(model: nn.Module,  # generator, (B,3,h,w) -> (B,3,4h,4w); see load_g
         model.train(was_training)
     return back(torch.cat(outs))   # outside inference mode: a normal tensor the caller may modify
 
-# %% ../nbs/06_inference.ipynb #f7e2a465
+# %% ../nbs/06_inference.ipynb #359d091e
 def input_files(src: PathLike) -> list[Path]:
     "An image file, or the images of a folder (sorted); missing paths, empty folders and unread image types raise, naming them."
     src = Path(src)
@@ -209,7 +209,7 @@ def restore_files(model: nn.Module,  # generator on its device (see load_generat
     jobs = [ix[j:j + batch] for ix in by_size.values() for j in range(0, len(ix), batch)]
     dev = model_device(model)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from tqdm.auto import tqdm
+    from blindsr.core import tqdm
     bar = tqdm(total=len(files), desc=f'restore (tta {tta})', unit='img', disable=not progress, dynamic_ncols=True)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         read = lambda job: [pool.submit(read_image, files[i]) for i in job]

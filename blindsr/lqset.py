@@ -42,7 +42,7 @@ def face_params(preset: str | DegradationConfig,  # a preset or its name
     "The degradation parameters of one face of an LQ set: a function of (preset, seed, stem) only."
     return sample(get_preset(preset), np.random.default_rng([seed, stem_seed(stem)]), 1)
 
-# %% ../nbs/01a_lqset.ipynb #c17e376b
+# %% ../nbs/01a_lqset.ipynb #53b50bdd
 LQSET_FORMAT = 2     # degradation.json: 2 = parameters drawn per stem, HQ SHA-256 recorded (none: by position)
 
 
@@ -145,7 +145,7 @@ def degrade_folder(hq_dir: PathLike,  # folder of HQ images (png/jpg/webp/bmp), 
                   ) -> list[Path]:  # the LQ files, in name order
     "Degrade every image of `hq_dir` into `out_dir/<stem>.png`, each face with its own draw (resumable, parallel)."
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-    from tqdm.auto import tqdm
+    from blindsr.core import tqdm
     cfg = get_preset(preset)
     if workers is not None and workers < 1: raise ValueError(f'workers must be a number of processes >= 1, got {workers}')
     if seed < 0: raise ValueError(f'seed must be a whole number >= 0, got {seed}')

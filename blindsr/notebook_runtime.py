@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Sequence
 
 # %% auto #0
-__all__ = ['MAX_HOURS', 'RESERVE_MIN', 'PREVIOUS_FILES', 'install_blindsr', 'on_kaggle', 'on_colab', 'input_root', 'smoke_mode',
-           'working_dir', 'make_smoke_data', 'find_previous_checkpoint', 'checkpoint_state', 'adopt_previous_run',
-           'session_minutes', 'train_run', 'LogFollower', 'validate_and_submit', 'drive_folder', 'upload_files',
-           'download', 'unpack_data']
+__all__ = ['MAX_HOURS', 'RESERVE_MIN', 'SETUP_MIN', 'MIN_TRAIN_MIN', 'TRIAL_HOURS', 'TRIAL_RESERVE_MIN', 'TRIAL_TRAIN_MIN',
+           'CLOUD_GENERATOR', 'PREVIOUS_FILES', 'NO_GPU_FIX', 'PLAN_FILE', 'SMOKE_GENERATOR', 'install_blindsr',
+           'on_kaggle', 'on_colab', 'input_root', 'smoke_mode', 'working_dir', 'make_smoke_data',
+           'find_previous_checkpoint', 'checkpoint_state', 'adopt_previous_run', 'min_hours', 'session_minutes',
+           'require_gpu', 'plan_session', 'train_run', 'LogFollower', 'run_generator', 'run_config',
+           'validate_and_submit', 'drive_folder', 'upload_files', 'download', 'unpack_data']
 
 # %% ../nbs/09c_notebook_runtime.ipynb #38c7fbe3
 def install_blindsr(wheel: 'dict | None' = None,  # {'name', 'sha256', 'base64'} from the packed-wheel cell; None: none packed
@@ -80,9 +82,16 @@ def install_blindsr(wheel: 'dict | None' = None,  # {'name', 'sha256', 'base64'}
     print(f"blindsr {out['version']}, built from commit {out['commit']}; from {source}")
     return out
 
-# %% ../nbs/09c_notebook_runtime.ipynb #59dd5191
+# %% ../nbs/09c_notebook_runtime.ipynb #37a6fe3d
 MAX_HOURS = 11.5        # Kaggle stops GPU sessions at 12 h
 RESERVE_MIN = 20.0      # minutes kept for the final validation, the submission and saving the output
+SETUP_MIN = 5.0         # minutes the set-up before training takes (torch check, install, finding the data): an estimate
+MIN_TRAIN_MIN = 5.0     # the least training a session may get
+TRIAL_HOURS = 0.25      # a trial kernel's budget: the whole path (install, data, GPU, train, validate, submit) in 15 minutes
+TRIAL_RESERVE_MIN = 6.0 # a trial's reserve (validation and submission of 400 faces each take a minute or two on a T4)
+TRIAL_TRAIN_MIN = 2.0   # the least training a trial gets
+CLOUD_GENERATOR = 'msrresnet_deep'   # the Kaggle and Colab default: fills the cap, fast in fp16 on a T4, for hours of training
+                                     # (blindsr_train's default is msrresnet, the organisers' baseline, for short runs)
 
 
 def on_kaggle() -> bool:
@@ -209,17 +218,82 @@ def adopt_previous_run(ckpt: Path | str,  # a previous run's last.ckpt
         if (ckpt.parent / name).is_file(): shutil.copyfile(ckpt.parent / name, out / name)
     return state
 
-# %% ../nbs/09c_notebook_runtime.ipynb #3735d3c3
+# %% ../nbs/09c_notebook_runtime.ipynb #39cfabf1
+def min_hours(trial: bool = False) -> float:
+    "The smallest --hours that leaves training time: set-up, the least training and the reserve, in hours."
+    return ((TRIAL_RESERVE_MIN + TRIAL_TRAIN_MIN) if trial else (RESERVE_MIN + MIN_TRAIN_MIN)) / 60 + SETUP_MIN / 60
+
+
 def session_minutes(hours: float,  # the notebook's wall-clock budget
                     t0: float,  # time.time() when the notebook started
-                    reserve_min: float = RESERVE_MIN,
+                    trial: bool = False,  # a trial run: a smaller reserve, less training
                     now: float | None = None,
                    ) -> float:  # minutes of training this session can afford
-    "Minutes of training left in a session of `hours` that started at `t0`."
-    left = 60 * hours - ((now if now is not None else time.time()) - t0) / 60 - reserve_min
-    if left < 5: raise ValueError(f'only {left:.1f} min would be left for training of a {hours} h budget; raise --hours '
-                                  f'(at most {MAX_HOURS}) or start sooner')
+    "Minutes of training left in a session of `hours` that started at `t0` ($BLINDSR_TRAIN_MIN overrides: tests, trials)."
+    if os.environ.get('BLINDSR_TRAIN_MIN'): return float(os.environ['BLINDSR_TRAIN_MIN'])
+    reserve, least = (TRIAL_RESERVE_MIN, TRIAL_TRAIN_MIN) if trial else (RESERVE_MIN, MIN_TRAIN_MIN)
+    left = 60 * hours - ((now if now is not None else time.time()) - t0) / 60 - reserve
+    if left < least: raise ValueError(f'only {left:.1f} min would be left for training of a {hours} h budget; raise --hours '
+                                      f'(at least {min_hours(trial):.2f}, at most {MAX_HOURS}) or start sooner')
     return left
+
+# %% ../nbs/09c_notebook_runtime.ipynb #c419fea2
+NO_GPU_FIX = {
+    'kaggle': ('Check: (1) the accelerator: on the kernel\'s page, Settings > Accelerator must be a GPU (kernel-metadata.json '
+               'asks for one; an edit in the web editor can drop it); (2) phone verification: GPUs need a phone-verified '
+               'account (kaggle.com/settings > Phone verification); (3) quota: the week\'s GPU hours may be used up (the '
+               'quota is shown at kaggle.com/settings and in the editor). To train on the CPU on purpose, rebuild with '
+               'blindsr_kaggle build --allow-cpu.'),
+    'colab': ('Check: Runtime > Change runtime type > T4 GPU (or better), then Run all again; on the free tier Colab may have '
+              'no GPU for you for a while (its usage limits). To train on the CPU on purpose, set ALLOW_CPU = True.')}
+
+
+def require_gpu(gpus: int,  # the CUDA GPUs this session has
+                smoke: bool,  # a smoke run (generated faces, a tiny network): any device does
+                allow_cpu: bool = False,  # the build asked for a CPU run
+                platform: str = 'kaggle',  # 'kaggle' or 'colab': what to check
+               ) -> str:  # what the session trains on
+    "Stop a full run that has no GPU (RuntimeError saying what to check) unless a CPU run was asked for."
+    if gpus: return f'{gpus} GPU(s)'
+    if smoke: return 'the CPU (smoke mode)'
+    if not allow_cpu:
+        raise RuntimeError(f'no GPU in this session: a full run would train on the CPU for its whole budget (about 2 minutes '
+                           f'a step) and still write a submission. Stopped before training. {NO_GPU_FIX[platform]}')
+    print('training on the CPU, as the build asked (allow CPU): expect about 2 minutes a step at batch 16 — hours for '
+          'what a GPU does in minutes', flush=True)
+    return 'the CPU (asked for)'
+
+# %% ../nbs/09c_notebook_runtime.ipynb #dd1277c2
+PLAN_FILE = 'plan.json'       # beside the run folder: {'session', 'sessions', 'schedule_min', 'session_min'}
+
+
+def plan_session(plan: Path | str,  # where this session's plan is written (the kernel: WORKING/plan.json)
+                 sessions: int,  # the sessions the run is planned over (a previous plan wins)
+                 session_min: float,  # minutes of training this session can afford
+                 trained_min: float = 0.0,  # minutes trained by the previous sessions (the checkpoint's)
+                 previous: Path | str | None = None,  # the previous session's plan.json (default: `plan`, if it exists)
+                 log=print,
+                ) -> dict:  # {'session', 'sessions', 'schedule_min', 'session_min'}, also written to `plan`
+    "This session's place in a run planned over `sessions` sessions: the schedule's length and this session's budget."
+    from blindsr.core import atomic_write
+    plan, previous = Path(plan), Path(previous) if previous is not None else Path(plan)
+    prev = json.loads(previous.read_text()) if previous.is_file() else None
+    if prev and prev['session'] < prev['sessions']:
+        k, n = prev['session'] + 1, prev['sessions']
+        if sessions != n: log(f'note: the run is planned over {n} sessions ({previous}); keeping that plan, not {sessions}')
+    else:
+        k, n = 1, int(sessions)
+        if trained_min > 0:
+            log(f'note: the previous run finished its schedule ({trained_min:.0f} min, its learning rate annealed): this '
+                f'plan of {n} session(s) raises the learning rate again (a warm restart). To continue one cosine, plan '
+                'the run from its first session: blindsr_kaggle build --sessions N')
+    schedule = trained_min + (n - k + 1) * session_min
+    if k > 1: schedule = min(schedule, prev['schedule_min'])        # never longer: the learning rate never rises
+    out = {'session': k, 'sessions': n, 'schedule_min': schedule,
+           'session_min': 1.02 * session_min + 0.1 if k == n else session_min}
+    plan.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(plan, json.dumps(out, indent=1) + '\n')
+    return out
 
 # %% ../nbs/09c_notebook_runtime.ipynb #5b77d7bd
 def train_run(cfg,  # a blindsr.train.TrainConfig
@@ -278,6 +352,36 @@ class LogFollower:
 
     def __exit__(self, *exc):
         self._stop.set(); self._t.join()
+
+# %% ../nbs/09c_notebook_runtime.ipynb #3c9ed4d4
+SMOKE_GENERATOR = ('msrresnet', {'num_feat': 8, 'num_block': 1})   # what a smoke run trains
+
+
+def run_generator(smoke: bool, generator: str, generator_kwargs: dict) -> tuple[str, dict]:
+    "(name, kwargs) of the generator a notebook run trains: the tiny SMOKE_GENERATOR in smoke mode."
+    return (SMOKE_GENERATOR[0], dict(SMOKE_GENERATOR[1])) if smoke else (generator, dict(generator_kwargs))
+
+
+def run_config(data,  # blindsr.data.DataPaths: train_hq, and val_gt/val_lq if found (else 100 faces are held out)
+               out_dir: Path | str,  # the run's folder
+               smoke: bool,  # 6 steps of a tiny network, or a full run
+               generator: str = CLOUD_GENERATOR, generator_kwargs: dict | None = None,
+               start_step: int = 0,  # smoke: the step a continued run starts at (6 more are trained)
+               schedule_min: float | None = None,  # full: the learning-rate schedule's minutes over all sessions
+               session_min: float | None = None,  # full: this session's minutes of training
+               val_every_min: float = 30.0,  # full: minutes between validations
+               ckpt_every_min: float = 10.0,  # full: minutes of training between checkpoints (or 2,000 steps)
+               **overrides,  # any other TrainConfig field
+              ):  # -> blindsr.train.TrainConfig
+    "The training config both cloud notebooks run: a smoke run's 6 steps, or a full run on a time budget."
+    from blindsr.train import TrainConfig
+    gen, kw = run_generator(smoke, generator, generator_kwargs or {})
+    val = dict(val_gt=str(data.val_gt), val_lq=str(data.val_lq) if data.val_lq else None) if data.val_gt else dict(val_holdout=100)
+    common = dict(train_hq=str(data.train_hq), **val, generator=gen, generator_kwargs=kw, out_dir=str(out_dir), progress=False)
+    if smoke: how = dict(iters=start_step + 6, batch_size=4, log_every=2, val_every=3, ckpt_every=1000, degrade_on='cpu', workers=0)
+    else: how = dict(schedule_min=schedule_min, session_min=session_min, val_every=10 ** 9, val_every_min=val_every_min,
+                     ckpt_every=2000, ckpt_every_min=ckpt_every_min)
+    return TrainConfig(**{**common, **how, **overrides})
 
 # %% ../nbs/09c_notebook_runtime.ipynb #927d91b0
 def validate_and_submit(run_dir: Path | str,  # the training run's folder (best.pt or final.pt, curves.png)

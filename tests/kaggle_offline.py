@@ -10,7 +10,10 @@ KAGGLE_CONFIG_DIR pointed at an empty folder, dummy legacy credentials set (auth
     python kaggle_offline.py --auth    # print {"auth": bool, "method": …}: how `import kaggle` authenticated here
 
 Replies: $FAKE_STATUS (a KernelWorkerStatus name) and $FAKE_FAILURE for `kernels status`; $FAKE_OUTPUT_DIR (its files)
-for `kernels output`.
+for `kernels output`; for `datasets status` the next of $FAKE_DATASET_STATUSES (comma-separated DatabundleVersionStatus
+names, MISSING for a 404; the last one repeats; the position is kept in the file $FAKE_DATASET_COUNTER) with the
+current version the same way from $FAKE_DATASET_VERSIONS. Dataset uploads (`datasets create/version`) are received
+into $FAKE_UPLOADS, a folder.
 """
 import io
 import json
@@ -67,7 +70,55 @@ def replies_from_env():
     def save(req):
         return ApiSaveKernelResponse.from_dict({'ref': '/code/' + req.slug, 'url': 'https://www.kaggle.com/code/' + req.slug,
                                                 'versionNumber': 3})
-    return {'GetKernelSessionStatus': status, 'ListKernelSessionOutput': output, 'SaveKernel': save}
+    from kagglesdk.blobs.types.blob_api_service import ApiStartBlobUploadResponse
+    from kagglesdk.datasets.types.dataset_api_service import ApiCreateDatasetResponse, ApiGetDatasetStatusResponse
+    from kagglesdk.datasets.types.dataset_enums import DatabundleVersionStatus
+    import requests
+
+    def position(advance):
+        counter = os.environ.get('FAKE_DATASET_COUNTER')
+        i = int(open(counter).read() or 0) if counter and os.path.exists(counter) else 0
+        if counter and advance:
+            with open(counter, 'w') as f: f.write(str(i + 1))
+        return i if advance else max(0, i - 1)
+
+    def nth(var, default, i):
+        names = os.environ.get(var, default).split(',')
+        return names[min(i, len(names) - 1)]
+
+    def dataset_status(req):
+        name = nth('FAKE_DATASET_STATUSES', 'READY', position(True))
+        if name == 'MISSING':
+            resp = requests.Response(); resp.status_code = 404
+            raise requests.HTTPError(f'404 Client Error: Not Found for url: https://api.kaggle.com/v1/datasets/{req.dataset_slug}', response=resp)
+        r = ApiGetDatasetStatusResponse(); r.status = DatabundleVersionStatus[name]; return r
+
+    def dataset(req):                                      # asked right after the status: the same position
+        from kagglesdk.datasets.types.dataset_api_service import ApiDataset
+        d = ApiDataset(); d.current_version_number = int(nth('FAKE_DATASET_VERSIONS', '1', position(False))); return d
+
+    def start_upload(req):
+        r = ApiStartBlobUploadResponse(); r.token = f'token-{req.name}'; r.create_url = f'https://upload.invalid/{req.name}'; return r
+
+    def created(req):
+        return ApiCreateDatasetResponse.from_dict({'status': 'ok', 'url': 'https://www.kaggle.com/datasets/x', 'ref': 'x'})
+    return {'GetKernelSessionStatus': status, 'ListKernelSessionOutput': output, 'SaveKernel': save,
+            'GetDatasetStatus': dataset_status, 'GetDataset': dataset, 'StartBlobUpload': start_upload,
+            'CreateDataset': created, 'CreateDatasetVersion': created}
+
+
+def stub_uploads():
+    "A dataset file goes up with a plain requests.Session.put of a signed URL: receive it into $FAKE_UPLOADS."
+    import requests
+
+    def put(self, url, data=None, **kw):
+        body = data.read() if hasattr(data, 'read') else (data or b'')
+        d = os.environ.get('FAKE_UPLOADS')
+        if d and body:
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, url.rsplit('/', 1)[1]), 'wb') as f: f.write(body)
+        r = requests.Response(); r.status_code, r.url = 200, url; return r
+    requests.Session.put = put
 
 
 def stub_downloads():
@@ -107,6 +158,7 @@ if __name__ == '__main__':
     sandbox_env(tempfile.mkdtemp(prefix='kaggle-offline-'))
     install_stub(replies_from_env(), os.environ.get('FAKE_KAGGLE_LOG'))
     stub_downloads()
+    stub_uploads()
     from kaggle.cli import main
     sys.argv = ['kaggle', *sys.argv[1:]]
     main()

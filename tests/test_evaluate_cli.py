@@ -95,3 +95,20 @@ def test_outputs_and_unread_types_are_refused_before_scoring(tmp_path, capsys):
     assert '00002.tif' in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in (tmp_path / 'gt').iterdir()} == before
     assert (tmp_path / 'notes.csv').read_text() == 'mine' and not (tmp_path / 'pred_metrics.csv').exists()
+
+
+def test_the_readmes_scoring_example_works_as_written(tmp_path, root):
+    "README 'Score a submission': the commands as printed there, on a 2-face val set at the course's sizes."
+    import shlex
+    import shutil
+    from blindsr.checkpoint import default_weights
+    lines = [l.split('#')[0].strip() for l in (root / 'README.md').read_text().splitlines()
+             if l.startswith(('blindsr_submit data/val/LQ', 'blindsr_evaluate val_submission.zip'))]
+    assert len(lines) == 2, lines
+    make_set(tmp_path / 'data' / 'val' / 'LQ', n=2, size=128); make_set(tmp_path / 'data' / 'val' / 'GT', n=2, size=512)
+    ckpt = tmp_path / shlex.split(lines[0])[shlex.split(lines[0]).index('--ckpt') + 1]
+    ckpt.parent.mkdir(parents=True); shutil.copyfile(default_weights(), ckpt)
+    for line in lines:
+        r = subprocess.run(shlex.split(line), capture_output=True, text=True, cwd=tmp_path)
+        assert r.returncode == 0, (line, r.stderr)
+    assert 'PSNR' in r.stdout

@@ -113,6 +113,8 @@ def test_build_command_reuses_build_json_and_checks(tmp_path, root, capsys):
 @pytest.mark.parametrize('args, msg', [
     (['--user', 'alice'], 'give --user'),
     (['--user', 'alice', '--dataset', 'bob/faces', '--hours', '12'], '12 h'),
+    (['--user', 'alice', '--dataset', 'bob/faces', '--hours', '0.0001'], 'at least 0.50 h'),
+    (['--user', 'alice', '--dataset', 'bob/faces', '--hours', '0.4'], 'at least 0.50 h (for a 15-minute real trial of the whole path: --trial)'),
     (['--user', 'alice', '--dataset', 'Bad Name'], 'not a valid Kaggle slug'),
     (['--user', 'alice', '--dataset', 'bob/faces/latest'], 'OWNER/SLUG/N'),
     (['--user', 'alice', '--dataset', 'faces', '--generator', 'resnet9000'], 'unknown generator'),
@@ -132,3 +134,38 @@ def test_the_kaggle_command_starts_without_torch():
     r = subprocess.run([sys.executable, '-c', 'import sys, blindsr.kaggle_client; print("torch" in sys.modules)'],
                        capture_output=True, text=True, check=True)
     assert r.stdout.strip() == 'False'
+
+
+def test_trial_sessions_and_continue_through_the_command(tmp_path, capsys):
+    "--trial: a 15-minute kernel; --sessions: the plan's length; --continue: the next version, from the partner slug and back."
+    k = tmp_path / 'k'
+    assert kaggle_cli(['build', '--dir', str(k), '--user', 'alice', '--dataset', 'ai6126-faces', '--trial']) == 0
+    spec = load_spec(k)
+    assert (spec.trial, spec.hours) == (True, 0.25) and 'TRIAL = True' in (k / CODE_FILE).read_text()
+    assert 'a TRIAL run' in capsys.readouterr().out
+    assert kaggle_cli(['build', '--dir', str(k), '--no-trial', '--sessions', '3']) == 0       # back to 11 h, in 3 sessions
+    spec = load_spec(k)
+    assert (spec.trial, spec.hours, spec.sessions, spec.previous) == (False, 11.0, 3, None)
+    assert kaggle_cli(['build', '--dir', str(k), '--continue']) == 0
+    out = capsys.readouterr().out
+    assert 'continuing alice/blindsr-train from a second kernel, alice/blindsr-train-2' in out
+    meta = json.loads((k / METADATA_FILE).read_text())
+    assert (meta['id'], meta['title'], meta['kernel_sources']) == ('alice/blindsr-train-2', 'blindsr train 2', ['alice/blindsr-train'])
+    assert "SESSIONS = 3" in (k / CODE_FILE).read_text()
+    assert kaggle_cli(['build', '--dir', str(k), '--continue']) == 0                          # version 3: back to the first slug
+    meta = json.loads((k / METADATA_FILE).read_text())
+    assert (meta['id'], meta['kernel_sources']) == ('alice/blindsr-train', ['alice/blindsr-train-2'])
+    assert kaggle_cli(['build', '--dir', str(k), '--previous', 'alice/blindsr-train']) == 0   # naming itself: the same switch
+    assert json.loads((k / METADATA_FILE).read_text())['id'] == 'alice/blindsr-train-2'
+
+
+def test_a_users_build_goes_to_a_git_ignored_folder_and_git_status_stays_clean(tmp_path, root):
+    "In a clone: build for a user, then push --dry-run, with no --dir: runs/kaggle_kernel, never the committed kaggle_kernel/."
+    clone = tmp_path / 'clone'
+    subprocess.run(['git', 'clone', '-q', str(root), str(clone)], check=True)
+    for argv in (['build', '--user', 'zoe-example', '--dataset', 'ai6126-faces', '--trial'], ['push', '--dry-run']):
+        r = subprocess.run(['blindsr_kaggle', *argv], capture_output=True, text=True, env=ENV, cwd=clone)
+        assert r.returncode == 0, r.stderr
+    assert 'would run: kaggle kernels push -p runs/kaggle_kernel' in r.stdout
+    assert json.loads((clone / 'runs' / 'kaggle_kernel' / METADATA_FILE).read_text())['id'] == 'zoe-example/blindsr-train'
+    assert subprocess.run(['git', 'status', '--porcelain'], capture_output=True, text=True, cwd=clone, check=True).stdout == ''

@@ -24,6 +24,8 @@ if os.environ.get("FAKE_BROKEN"):
     sys.exit("Traceback (most recent call last):\\n  File \\"kaggle/models/upload_file.py\\", line 22, in <module>\\nModuleNotFoundError: No module named 'six'")
 if args == ["--version"]:
     print("Kaggle CLI 2.2.5"); sys.exit(0)
+if args[:2] == ["datasets", "status"]:          # read-only, not logged: what push asks before it pushes
+    print(os.environ.get("FAKE_DATASET", '{{"status": "ready", "current_version_number": 1}}')); sys.exit(0)
 with open(os.environ["FAKE_KAGGLE_LOG"], "a") as f: f.write(json.dumps(args) + "\\n")
 if args[:2] == ["kernels", "status"]:
     print(f'{{args[2]}} has status "{{os.environ.get("FAKE_STATUS", "KernelWorkerStatus.COMPLETE")}}"')
@@ -181,3 +183,30 @@ def test_output_downloads_and_checks_the_submission(kaggle, monkeypatch, tmp_pat
     monkeypatch.setenv('FAKE_OUTPUT_FILES', '')
     assert kaggle_cli(['output', '--dir', str(kdir), '-p', str(tmp_path / 'got3')]) == 1
     assert 'no submission.zip' in capsys.readouterr().err
+
+
+def test_push_refuses_a_dataset_that_is_not_ready_and_says_so_when_kaggle_created_a_version_anyway(kaggle, monkeypatch, capsys):
+    kdir, log = kaggle
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    monkeypatch.setenv('FAKE_DATASET', '{"status": "blobs_received", "current_version_number": 1}')
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 1
+    err = capsys.readouterr().err
+    assert "not pushed: the dataset alice/ai6126-faces is not ready (Kaggle reports 'blobs_received')" in err and calls(log) == []
+    monkeypatch.delenv('FAKE_DATASET')
+    monkeypatch.setenv('FAKE_PUSH', 'The following are not valid dataset sources and could not be added to the kernel: '
+                                    "['alice/ai6126-faces']\nKernel version 2 successfully pushed.  Please check progress at https://x")
+    assert kaggle_cli(['push', '--dir', str(kdir)]) == 1
+    err = capsys.readouterr().err
+    assert 'Kaggle created kernel version 2 ANYWAY' in err and 'https://www.kaggle.com/code/alice/blindsr-train' in err
+
+
+def test_kaggle_steps_on_an_old_python_stop_at_once_with_the_version_they_need(kaggle, monkeypatch, capsys):
+    kdir, log = kaggle
+    monkeypatch.setattr(sys, 'version_info', (3, 10, 12, 'final', 0))
+    monkeypatch.setenv('KAGGLE_USERNAME', 'alice'); monkeypatch.setenv('KAGGLE_KEY', SECRET)
+    for argv in (['push'], ['status'], ['dataset', '--user', 'alice']):
+        assert kaggle_cli([*argv, '--dir', str(kdir)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and 'need Python >= 3.11' in err and 'Python 3.10.12' in err, err
+    assert calls(log) == []
+    assert kaggle_cli(['build', '--dir', str(kdir)]) == 0                  # building needs no kaggle: any Python

@@ -142,3 +142,50 @@ def test_two_gpus_train_under_torchrun(tmp_path, monkeypatch, capsys):
     summary = train_run(cfg, nproc=2)
     assert summary['world'] == 2 and summary['ranks_agree'] is True and summary['steps'] == 4
     assert 'torch.distributed.run --standalone --nproc_per_node=2 -m blindsr.train --config' in capsys.readouterr().out
+
+
+def run_full_kernel(py, guard, nb, tmp_path, name, inputs, **extra):
+    "The built kernel as a full run (not smoke mode) with the data mounted and no GPU: (exit code, stdout + stderr, working)."
+    prefix, net_env = network_off()
+    working = tmp_path / name
+    env = venv_env(tmp_path, guard, BLINDSR_WORKING=str(working), BLINDSR_KAGGLE_INPUT=str(inputs), **net_env, **extra)
+    dest = tmp_path / f'{name}.ipynb'
+    r = subprocess.run([*prefix, str(py), '-c', RUN.format(src=str(nb), dest=str(dest))],
+                       capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    cells = json.loads(dest.read_text())['cells'] if dest.exists() else []     # written when every cell ran
+    return r.returncode, '\n'.join([''.join(o.get('text', '')) for c in cells for o in c.get('outputs', [])] + [r.stdout, r.stderr]), working
+
+
+@pytest.fixture(scope='module')
+def mounted_faces(tmp_path_factory):
+    "Generated faces in the course layout, where Kaggle mounts a dataset: /kaggle/input/datasets/<owner>/<slug>/<zip folder>/."
+    from blindsr.notebook_runtime import make_smoke_data
+    inputs = tmp_path_factory.mktemp('input')
+    make_smoke_data(inputs / 'datasets' / 'zoe-example' / 'ai6126-faces' / 'data')
+    return inputs
+
+
+def test_a_full_run_without_a_gpu_stops_before_training_and_says_what_to_check(root, tmp_path, fresh_venv, mounted_faces):
+    py, guard = fresh_venv
+    kdir = tmp_path / 'kernel'
+    write_files(build_files(KernelSpec('zoe-example', 'ai6126-faces'), root, git_provenance(root)), kdir)
+    rc, log, working = run_full_kernel(py, guard, kdir / CODE_FILE, tmp_path, 'nogpu', mounted_faces)
+    assert rc != 0 and 'no GPU in this session' in log, log[-3000:]
+    for what in ('Settings > Accelerator', 'phone-verified', 'quota', '--allow-cpu'): assert what in log, what
+    assert 'Stopped before training' in log and not (working / 'run').exists() and 'session 1 of' not in log
+
+
+def test_a_build_that_allows_the_cpu_trains_on_it(root, tmp_path, fresh_venv, mounted_faces):
+    "--allow-cpu: the same kernel, a full run (a tiny network, 3 s of training as BLINDSR_TRAIN_MIN says), to the submission."
+    py, guard = fresh_venv
+    kdir = tmp_path / 'kernel'
+    spec = KernelSpec('zoe-example', 'ai6126-faces', allow_cpu=True, generator='msrresnet',
+                      generator_kwargs={'num_feat': 8, 'num_block': 1}, sessions=2)
+    write_files(build_files(spec, root, git_provenance(root)), kdir)
+    rc, log, working = run_full_kernel(py, guard, kdir / CODE_FILE, tmp_path, 'cpu', mounted_faces, BLINDSR_TRAIN_MIN='0.05')
+    assert rc == 0, log[-4000:]
+    assert 'training on the CPU, as the build asked' in log and 'full run' in log and 'SMOKE MODE' not in log
+    rec = json.loads((working / 'kaggle_summary.json').read_text())
+    assert rec['smoke'] is False and rec['train']['steps'] > 0 and rec['plan']['session'] == 1 and rec['plan']['sessions'] == 2
+    assert rec['plan']['schedule_min'] == 2 * 0.05 and (working / 'plan.json').is_file()
+    with zipfile.ZipFile(working / 'submission.zip') as zf: assert len(zf.namelist()) == 4

@@ -61,9 +61,9 @@ def test_the_real_cli_runs_and_accepts_the_built_kernel(real_kaggle, tmp_path, c
     out = capsys.readouterr().out
     assert 'Kernel version 3 successfully pushed' in out
     assert 'does not resolve' not in out                     # kernels_push's own title/slug check: no warning
-    (call,) = real_kaggle()
+    (call,) = [c for c in real_kaggle() if c['method'] == 'SaveKernel']   # after asking whether the datasets are ready
     req, meta = call['request'], json.loads((kdir / METADATA_FILE).read_text())
-    assert call['method'] == 'SaveKernel'
+    assert {c['method'] for c in real_kaggle()} == {'SaveKernel', 'GetDatasetStatus', 'GetDataset'}
     assert (req['slug'], req['newTitle'], req['language'], req['kernelType']) == (meta['id'], meta['title'], 'python', 'notebook')
     assert req['datasetDataSources'] == ['zoe-example/ai6126-faces/3', 'bob/ffhq-val']
     assert req['kernelDataSources'] == ['zoe-example/blindsr-train-v1']
@@ -173,3 +173,64 @@ def test_credentials_are_found_exactly_where_kaggle_authenticates(tmp_path):
     disagree = {n: (kaggle_credential_sources(e), theirs[n]) for n, e in envs.items() if bool(kaggle_credential_sources(e)) != theirs[n]['auth']}
     assert disagree == {}, disagree
     assert sum(r['auth'] for r in theirs.values()) == 8          # the scenarios where Kaggle does authenticate
+
+
+# ---- the faces dataset: made from a small data/ tree in a clone, created and versioned through the real CLI ----
+
+def small_clone(root, tmp_path):
+    "A git clone stand-in with the project's .gitignore and a small course data/ tree."
+    clone = tmp_path / 'clone'
+    clone.mkdir()
+    subprocess.run(['git', 'init', '-q', str(clone)], check=True)
+    (clone / '.gitignore').write_text((root / '.gitignore').read_text())
+    subprocess.run(['git', '-C', str(clone), 'add', '-A'], check=True)
+    subprocess.run(['git', '-C', str(clone), '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-qm', 'init'], check=True)
+    for sub, n, size in (('train/GT', 3, 64), ('val/GT', 2, 64), ('val/LQ', 2, 16), ('test/LQ', 2, 16)):
+        (clone / 'data' / sub).mkdir(parents=True)
+        for i in range(n): Image.new('RGB', (size, size)).save(clone / 'data' / sub / f'{i:05d}.png')
+    return clone
+
+
+def test_dataset_is_made_created_and_waited_for_through_the_real_cli(real_kaggle, root, tmp_path, monkeypatch, capsys):
+    clone = small_clone(root, tmp_path)
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv('FAKE_UPLOADS', str(tmp_path / 'uploaded'))
+    monkeypatch.setenv('FAKE_DATASET_COUNTER', str(tmp_path / 'counter'))
+    # not there yet (our check, then the CLI's own), then Kaggle processes the zip for two polls
+    monkeypatch.setenv('FAKE_DATASET_STATUSES', 'MISSING,MISSING,NOT_YET_PERSISTED,BLOBS_RECEIVED,READY')
+    argv = ['dataset', '--user', 'zoe-example', '--dir', str(tmp_path / 'kernel'), '--poll-s', '0.01']
+    assert kaggle_cli(argv) == 0
+    out = capsys.readouterr().out
+    folder = clone / 'runs' / 'kaggle_dataset' / 'ai6126-faces'
+    meta = json.loads((folder / 'dataset-metadata.json').read_text())
+    assert meta['id'] == 'zoe-example/ai6126-faces' and meta['title'] == 'ai6126 faces' and 'INSERT' not in json.dumps(meta)
+    with zipfile.ZipFile(folder / 'ai6126-faces.zip') as zf: assert len(zf.namelist()) == 9
+    assert 'blobs_received' in out and 'zoe-example/ai6126-faces is ready (version 1)' in out
+    assert 'next: blindsr_kaggle build --user zoe-example --dataset zoe-example/ai6126-faces' in out
+    methods = [c['method'] for c in real_kaggle()]
+    assert 'CreateDataset' in methods and 'CreateDatasetVersion' not in methods
+    create = next(c['request'] for c in real_kaggle() if c['method'] == 'CreateDataset')
+    assert (create['ownerSlug'], create['slug'], create['title'], create['isPrivate']) == ('zoe-example', 'ai6126-faces', 'ai6126 faces', True)
+    assert (tmp_path / 'uploaded' / 'ai6126-faces.zip').read_bytes() == (folder / 'ai6126-faces.zip').read_bytes()
+    assert subprocess.run(['git', 'status', '--porcelain'], capture_output=True, text=True, check=True).stdout == ''
+
+    # again, after new faces: a new version, and the wait is for version 2 (version 1 being ready proves nothing)
+    Image.new('RGB', (64, 64)).save(clone / 'data' / 'train' / 'GT' / '00003.png')
+    (tmp_path / 'counter').unlink()
+    monkeypatch.setenv('FAKE_DATASET_STATUSES', 'READY,READY,BLOBS_RECEIVED,READY')
+    monkeypatch.setenv('FAKE_DATASET_VERSIONS', '1,1,2,2')
+    assert kaggle_cli(argv) == 0
+    out = capsys.readouterr().out
+    assert 'a new version (the current one is 1) of zoe-example/ai6126-faces' in out and 'is ready (version 2)' in out
+    assert [c['method'] for c in real_kaggle()].count('CreateDatasetVersion') == 1
+    assert subprocess.run(['git', 'status', '--porcelain'], capture_output=True, text=True, check=True).stdout == ''
+
+
+def test_push_refuses_before_pushing_while_the_dataset_is_not_ready(real_kaggle, tmp_path, monkeypatch, capsys):
+    kdir = build(tmp_path, '--dataset', 'ai6126-faces')
+    for statuses, said in (('BLOBS_RECEIVED', "is not ready (Kaggle reports 'blobs_received')"), ('MISSING', 'does not exist')):
+        monkeypatch.setenv('FAKE_DATASET_STATUSES', statuses)
+        assert kaggle_cli(['push', '--dir', str(kdir)]) == 1
+        err = capsys.readouterr().err
+        assert f'not pushed: the dataset zoe-example/ai6126-faces {said}' in err, err
+    assert 'SaveKernel' not in [c['method'] for c in real_kaggle()]
