@@ -24,11 +24,11 @@ from .models import GENERATORS, build_generator, check_generator
 
 # %% auto #0
 __all__ = ['WEIGHTS_FORMAT', 'CHECKPOINT_FORMAT', 'LAST_CHECKPOINT', 'PREVIOUS_CHECKPOINT', 'BEST_WEIGHTS', 'FINAL_WEIGHTS',
-           'WEIGHTS_DIR', 'DEFAULT_WEIGHTS', 'DEFAULT_RECORD', 'RETIRED_CHECKPOINT_KEYS', 'CheckpointError',
-           'UnreadableCheckpointError', 'DiskFullError', 'WeightsNotFoundError', 'default_weights', 'atomic_save',
-           'unreadable_reason', 'load_checkpoint', 'load_basicsr_weights', 'check_same_arch', 'check_finite',
-           'load_generator', 'weights_info', 'export_weights', 'save_checkpoint', 'read_training_checkpoint',
-           'latest_training_checkpoint', 'TrainingRecord']
+           'WEIGHTS_DIR', 'DEFAULT_WEIGHTS', 'DEFAULT_RECORD', 'WEIGHT_DTYPES', 'RETIRED_CHECKPOINT_KEYS',
+           'CheckpointError', 'UnreadableCheckpointError', 'DiskFullError', 'WeightsNotFoundError', 'default_weights',
+           'atomic_save', 'unreadable_reason', 'load_checkpoint', 'load_basicsr_weights', 'check_same_arch',
+           'check_finite', 'check_state_dict', 'load_generator', 'weights_info', 'export_weights', 'save_checkpoint',
+           'read_training_checkpoint', 'latest_training_checkpoint', 'TrainingRecord']
 
 # %% ../nbs/04b_checkpoint.ipynb #b9fbaf7d
 WEIGHTS_FORMAT = 'blindsr-weights'        # `format` of a weights file (export_weights)
@@ -231,7 +231,7 @@ def check_same_arch(path: PathLike,  # the file, for the message
         want = f'{arch} {dict(arch_kwargs)}' if arch_kwargs is not None else arch
         raise CheckpointError(f'{path} holds the generator {name} {kw}, not {want}; {fix}')
 
-# %% ../nbs/04b_checkpoint.ipynb #dada56df
+# %% ../nbs/04b_checkpoint.ipynb #74f72a4f
 def _file_kind(ck: Mapping) -> str:
     return {WEIGHTS_FORMAT: 'blindsr weights', CHECKPOINT_FORMAT: 'blindsr training checkpoint'}.get(
         ck.get('format'), 'BasicSR checkpoint or state dict')
@@ -255,27 +255,69 @@ def check_finite(path: PathLike,  # the file the weights came from, for the mess
                               'the run diverged; use best.pt or an earlier checkpoint')
 
 
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)   # what a generator's weights may be stored as
+
+
+def check_state_dict(path: PathLike,  # the file the weights came from, for the message
+                     sd: Any,  # what the file holds under params / params_ema
+                    ) -> None:
+    "Refuse weights that are not a state dict of dense real floating tensors (sparse, complex, integer, non-tensor entries)."
+    if not isinstance(sd, Mapping) or not sd:
+        raise CheckpointError(f'{path}: the weights are a {type(sd).__name__}, not a non-empty dict of named tensors')
+    for k, v in sd.items():
+        what = f'{path}: weight {k!r}'
+        if not isinstance(k, str): raise CheckpointError(f'{path}: weight name {k!r} is not a string; not a generator\'s state dict')
+        if not isinstance(v, torch.Tensor): raise CheckpointError(f'{what} is a {type(v).__name__}, not a tensor')
+        if v.layout != torch.strided: raise CheckpointError(f'{what} is a {v.layout} tensor; blindsr loads only dense weights')
+        if v.dtype not in WEIGHT_DTYPES and not k.endswith('num_batches_tracked'):
+            raise CheckpointError(f'{what} is {str(v.dtype).replace("torch.", "")}; a generator\'s weights are float32, '
+                                  'float16 or bfloat16 (not integer or complex): this is not a generator\'s weights file')
+
+
+def _arch_of(path: Path, ck: Mapping) -> tuple[str | None, dict | None]:
+    "(arch, arch_kwargs) a file records, checked for type: a name (str) and a JSON object, or None when it records none."
+    name, kw = ck.get('arch'), ck.get('arch_kwargs')
+    if name is not None and not isinstance(name, str):
+        raise CheckpointError(f'{path}: arch must be a generator name such as msrresnet, got the {type(name).__name__} {name!r}')
+    if kw is not None and not isinstance(kw, Mapping):
+        raise CheckpointError(f'{path}: arch_kwargs must be a dict of constructor arguments, got the {type(kw).__name__} {kw!r}')
+    if kw is not None and not all(isinstance(k, str) for k in kw):
+        raise CheckpointError(f'{path}: arch_kwargs keys must be argument names (strings), got {list(kw)!r}')
+    return name, (dict(kw) if kw is not None else None)
+
+
 def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoint (.ckpt), a BasicSR .pth or a bare state dict
                    arch: str | None = None,  # for files that do not name one: a key of GENERATORS; default msrresnet
                    arch_kwargs: dict | None = None,  # constructor overrides, for files that do not carry them
                    device: str | torch.device | None = None,  # None: the best usable device (see blindsr.device.usable_device)
                    use_ema: bool = True,  # take a checkpoint's EMA weights (params_ema) when it has them
                   ) -> nn.Module:  # the generator, float32, in eval mode, on `device`
-    "Build the generator a weights or checkpoint file describes and load its weights (strict, weights_only)."
+    """Build the generator a weights or checkpoint file describes and load its weights (strict, weights_only).
+
+    Every file, whatever names its generator (the file itself, or `arch`/`arch_kwargs` for BasicSR and bare state
+    dicts), passes one check before any model is allocated: a known name, typed arguments, built on the meta device,
+    x4 RGB, at most GENERATOR_PARAM_CAP parameters; its weights dense real floating tensors, finite.
+    `device='meta'` is refused (a meta model holds no weights)."""
     path = Path(path)
+    if device is not None and torch.device(device).type == 'meta':
+        raise ValueError(f"load_generator(device='meta') would return a model without weights; pass 'cpu', 'cuda' or None "
+                         '(to count parameters without weights, use blindsr.models.check_generator)')
     ck = load_checkpoint(path)                        # missing, unreadable or weightless files: CheckpointError
-    if ck.get('arch') is not None:                    # our files name their architecture
-        name, kw = ck['arch'], dict(ck.get('arch_kwargs') or {})
+    file_arch, file_kw = _arch_of(path, ck)
+    if file_arch is not None:                         # our files name their architecture
+        name, kw = file_arch, dict(file_kw or {})
         check_same_arch(path, ck, arch or name, arch_kwargs, 'leave out arch and arch_kwargs (the file names them)')
+        flag = f'arch_kwargs recorded in {path}'
     else:
         name, kw = arch or 'msrresnet', dict(arch_kwargs or {})
+        flag = 'arch_kwargs (--arch-kwargs)'
     if name not in GENERATORS:
         raise CheckpointError(f'{path} holds a generator named {name!r}, which this blindsr does not know '
                               f'({", ".join(GENERATORS)}); update blindsr or pass arch=')
     key = _select_params(ck, path, use_ema)
-    if ck.get('arch') is None:                        # the caller's arch_kwargs (--arch-kwargs): typed, built on meta, capped
-        try: check_generator(name, kw, flag='arch_kwargs (--arch-kwargs)')
-        except ValueError as e: raise CheckpointError(f'{e} (for {path})') from None
+    check_state_dict(path, ck[key])
+    try: check_generator(name, kw, flag=flag)          # typed, built on meta, capped: before anything is allocated
+    except ValueError as e: raise CheckpointError(f'{e} (for {path})') from None
     check_finite(path, ck[key])
     try: model = build_generator(name, **kw)
     except (TypeError, ValueError, RuntimeError) as e:
