@@ -25,40 +25,70 @@ from .cli import HelpFormatter, UserError, check_output_file, examples, positive
 from .core import IMAGE_EXTS, PathLike, check_image_types, read_image
 
 # %% auto #0
-__all__ = ['SSIM_MIN_SIDE', 'psnr', 'psnr_tensor', 'ssim', 'ImageRef', 'image_set', 'EvaluationError', 'EvalResult',
+__all__ = ['SSIM_MIN_SIDE', 'check_pair', 'psnr', 'psnr_tensor', 'ssim', 'ImageRef', 'image_set', 'EvaluationError', 'EvalResult',
            'check_ssim_sizes', 'evaluate', 'bicubic_psnr', 'bicubic_baseline', 'is_scores_csv', 'evaluate_parser',
            'scores_csv_path', 'evaluate_cli']
 
-# %% ../nbs/02_metrics.ipynb #5f5a0df4
+# %% ../nbs/02_metrics.ipynb #431432dc
+def check_pair(fn: str,  # the metric, for the message
+               pred, gt,  # what the caller passed
+              ) -> None:
+    "Refuse, saying what was passed and what to pass, anything but two uint8 (H, W, 3) arrays of one shape."
+    for what, a in (('prediction', pred), ('ground truth', gt)):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f'{fn} takes numpy uint8 (H, W, 3) images, 0..255; got a {type(a).__name__} as the {what} '
+                            '(np.asarray(pil_image); tensor_to_img(float_tensor); or psnr_tensor for float tensors)')
+        if a.dtype != np.uint8:
+            seen = f' with values from {a.min():.4g} to {a.max():.4g}' if a.size else ''
+            fix = ('for a float image in [0, 1]: (x * 255).round().astype(np.uint8); psnr_tensor scores float tensors'
+                   if a.dtype.kind == 'f' else 'convert it to uint8 levels 0..255 (16-bit: (x / 257).round().astype(np.uint8))')
+            raise TypeError(f'{fn} takes uint8 images (0..255, as the scorer reads PNGs), got {a.dtype} as the {what}{seen}: {fix}')
+    if pred.shape != gt.shape:
+        raise ValueError(f'{fn} needs equal shapes, got prediction {pred.shape} and ground truth {gt.shape}')
+    if pred.ndim != 3 or pred.shape[2] != 3:
+        raise ValueError(f'{fn} needs (H, W, 3) RGB images, got {pred.shape}; read files with blindsr.core.read_image')
+
+# %% ../nbs/02_metrics.ipynb #80c3c674
 def psnr(pred: np.ndarray,  # (H, W, 3) uint8 prediction
          gt: np.ndarray,  # (H, W, 3) uint8 ground truth, same shape
         ) -> float:  # dB; `inf` when the images are identical
-    "The organisers' per-image PSNR: RGB uint8, whole image, MSE in float64."
-    if pred.shape != gt.shape:
-        raise ValueError(f'psnr needs equal shapes, got prediction {pred.shape} and ground truth {gt.shape}')
+    """The organisers' per-image PSNR: RGB uint8, whole image, MSE in float64. Only uint8 images are taken (a float
+    image is ambiguous: [0, 1] or 0..255; an int16 one wraps): others are a TypeError saying how to convert."""
+    check_pair('psnr', pred, gt)
     mse = np.mean((np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2)
     return math.inf if mse == 0 else float(20 * np.log10(255.0 / np.sqrt(mse)))
 
-# %% ../nbs/02_metrics.ipynb #d4c9a878
+# %% ../nbs/02_metrics.ipynb #4c67c045
 def psnr_tensor(sr: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device
                 hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1]
                ) -> torch.Tensor:  # (B,) float64 dB on sr's device (CPU for MPS); inf where identical
-    "Per-image PSNR of float batches, after rounding both to uint8 levels, as the organisers score."
+    """Per-image PSNR of float batches, after rounding both to uint8 levels, as the organisers score. uint8 tensors
+    are read as 0..255 (divided by 255); `hq` (the reference) must lie in [0, 1]: 0..255 floats are a ValueError.
+    `sr` (a model's output) is clamped to [0, 1], as the saved PNG would be; NaN in `sr` gives NaN."""
+    for what, t in (('sr', sr), ('hq', hq)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f'psnr_tensor takes torch tensors (B, 3, H, W), got a {type(t).__name__} as {what}; psnr scores uint8 arrays')
+        if not (t.is_floating_point() or t.dtype == torch.uint8):
+            raise TypeError(f'psnr_tensor takes float tensors in [0, 1] (or uint8 0..255), got {t.dtype} as {what}')
+    sr, hq = (t.float().div(255) if t.dtype == torch.uint8 else t for t in (sr, hq))
     if sr.shape != hq.shape:
         raise ValueError(f'psnr_tensor needs equal shapes, got sr {tuple(sr.shape)} and hq {tuple(hq.shape)}')
+    if hq.numel() and (float(hq.min()) < -1e-3 or float(hq.max()) > 1 + 1e-3):
+        raise ValueError(f'psnr_tensor takes hq as float in [0, 1], got values from {float(hq.min()):.4g} to {float(hq.max()):.4g}'
+                         '; divide a 0..255 tensor by 255 (or pass uint8 tensors)')
     if sr.device.type == 'mps': sr, hq = sr.cpu(), hq.cpu()      # MPS has no float64
     q = lambda t: t.detach().double().clamp(0, 1).mul(255).round()
     mse = (q(sr) - q(hq)).pow(2).flatten(1).mean(1)
     return 20 * torch.log10(255.0 / mse.sqrt())
 
-# %% ../nbs/02_metrics.ipynb #baf632d1
+# %% ../nbs/02_metrics.ipynb #c4ec5b12
 def ssim(pred: np.ndarray,  # (H, W, 3) uint8 prediction
          gt: np.ndarray,  # (H, W, 3) uint8 ground truth, same shape
         ) -> float:  # in [-1, 1]; 1 when identical
-    "SSIM (Gaussian σ=1.5, RGB, data range 255) via scikit-image."
+    """SSIM (Gaussian σ=1.5, RGB, data range 255) via scikit-image, on uint8 images only: a float image in [0, 1]
+    against data range 255 would make the constants dwarf the signal (a 10 % darker face scored 0.9995, not 0.991)."""
     from skimage.metrics import structural_similarity
-    if pred.shape != gt.shape:
-        raise ValueError(f'ssim needs equal shapes, got prediction {pred.shape} and ground truth {gt.shape}')
+    check_pair('ssim', pred, gt)
     return float(structural_similarity(gt, pred, channel_axis=2, data_range=255, gaussian_weights=True,
                                        sigma=1.5, use_sample_covariance=False))
 
