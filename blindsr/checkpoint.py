@@ -231,7 +231,7 @@ def check_same_arch(path: PathLike,  # the file, for the message
         want = f'{arch} {dict(arch_kwargs)}' if arch_kwargs is not None else arch
         raise CheckpointError(f'{path} holds the generator {name} {kw}, not {want}; {fix}')
 
-# %% ../nbs/04b_checkpoint.ipynb #74f72a4f
+# %% ../nbs/04b_checkpoint.ipynb #048cc136
 def _file_kind(ck: Mapping) -> str:
     return {WEIGHTS_FORMAT: 'blindsr weights', CHECKPOINT_FORMAT: 'blindsr training checkpoint'}.get(
         ck.get('format'), 'BasicSR checkpoint or state dict')
@@ -299,7 +299,7 @@ def load_generator(path: PathLike,  # blindsr weights (.pt), a training checkpoi
     x4 RGB, at most GENERATOR_PARAM_CAP parameters; its weights dense real floating tensors, finite.
     `device='meta'` is refused (a meta model holds no weights)."""
     path = Path(path)
-    if device is not None and torch.device(device).type == 'meta':
+    if device is not None and str(device).strip().lower().split(':')[0] == 'meta':
         raise ValueError(f"load_generator(device='meta') would return a model without weights; pass 'cpu', 'cuda' or None "
                          '(to count parameters without weights, use blindsr.models.check_generator)')
     ck = load_checkpoint(path)                        # missing, unreadable or weightless files: CheckpointError

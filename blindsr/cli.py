@@ -131,7 +131,7 @@ def names_in(valid: Iterable[str],  # the names the flag accepts
         return names
     return parse
 
-# %% ../nbs/00c_cli.ipynb #b1165c02
+# %% ../nbs/00c_cli.ipynb #5e4c79ff
 @dataclass(frozen=True)
 class Range:
     "The numbers a field may take: from `lo` to `hi` (None: unbounded), each end closed unless said open."
@@ -179,12 +179,17 @@ def _typed(annotation: str, v):
           'float': isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
           'str': isinstance(v, str), 'dict': isinstance(v, dict), 'tuple': isinstance(v, (list, tuple)),
           'list': isinstance(v, (list, tuple))}.get(base, True)
+    if not ok and base == 'float' and isinstance(v, str):    # YAML 1.1 reads `lr: 4e-4` (no dot) as text: take it
+        try: v, ok = float(v), math.isfinite(float(v))
+        except ValueError: pass
     if not ok: raise TypeError
     return float(v) if base == 'float' else tuple(v) if base == 'tuple' else list(v) if base == 'list' else v
 
 
 def check_config(cfg) -> None:
-    "Check (and normalise) every field of the dataclass instance `cfg` by its annotation, `CHOICES` and `RANGES`."
+    """Check (and normalise) every field of the dataclass instance `cfg` by its annotation, `CHOICES` and `RANGES`.
+    A float field also takes text that reads as a finite number: YAML 1.1 (PyYAML) reads `lr: 4e-4` as the text
+    '4e-4' (it wants `4.0e-4`), and the number that was meant is used."""
     cls = type(cfg)
     name, choices, ranges = cls.__name__, getattr(cls, 'CHOICES', {}), getattr(cls, 'RANGES', {})
     for f in fields(cfg):

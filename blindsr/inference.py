@@ -312,7 +312,7 @@ def restore_kwargs(args: argparse.Namespace,  # parsed flags of add_restore_args
 
 CLI_ERRORS = (*USER_ERRORS, CheckpointError, UnsupportedGPUError)   # what a command reports in one line (exit 2)
 
-# %% ../nbs/06_inference.ipynb #0525576e
+# %% ../nbs/06_inference.ipynb #c9e948f6
 def restore_outputs(src: PathLike,  # the input image or folder
                     out: PathLike,  # an output folder, or (for one input image) a .png file name
                     overwrite: bool = False,  # the user passed --overwrite
@@ -320,8 +320,9 @@ def restore_outputs(src: PathLike,  # the input image or folder
                    ) -> tuple[list[Path], Path, list[str] | None]:  # input files, output folder, output names (or None: <stem>.png)
     "The inputs and the checked outputs of a restoring command, before any work: refused when they break the output rules."
     files = input_files(src)
+    folder_asked = str(out).endswith(('/', '\\'))                # 'out/new.png/': a folder, whatever its name says
     out = Path(out)
-    if Path(src).is_file() and not out.is_dir() and out.suffix.lower() in (*IMAGE_EXTS, *OTHER_IMAGE_EXTS):
+    if Path(src).is_file() and not out.is_dir() and not folder_asked and out.suffix.lower() in (*IMAGE_EXTS, *OTHER_IMAGE_EXTS):
         if out.suffix.lower() != '.png':
             raise UserError(f'OUT {out}: blindsr writes restored images as PNG; name the output file .png '
                             f'(e.g. {out.with_suffix(".png")}), or give a folder')

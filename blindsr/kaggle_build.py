@@ -127,7 +127,7 @@ class KernelSpec:
     @property
     def kernel(self) -> str: return f'{self.user}/{self.slug}'
 
-# %% ../nbs/09a_kaggle_build.ipynb #bb68712c
+# %% ../nbs/09a_kaggle_build.ipynb #5ca55444
 KERNEL_DIR = 'kaggle_kernel'            # what `kaggle kernels push -p` uploads, beside nbs/
 CODE_FILE = 'blindsr-train.ipynb'       # the kernel notebook in it
 METADATA_FILE = 'kernel-metadata.json'
@@ -156,7 +156,7 @@ def check_notebook(path: Path) -> list[str]:
     "Problems of a built notebook: not JSON, not nbformat 4, malformed cells, no guard, or torch imported before it."
     try: nb = json.loads(Path(path).read_text(encoding='utf-8'))
     except (OSError, ValueError) as e: return [f'{path} is not a readable JSON notebook ({type(e).__name__}: {e})']
-    if nb.get('nbformat') != 4 or not isinstance(nb.get('cells'), list) or not nb['cells']:
+    if not isinstance(nb, dict) or nb.get('nbformat') != 4 or not isinstance(nb.get('cells'), list) or not nb['cells']:
         return [f'{path} is not an nbformat 4 notebook with cells']
     problems = []
     for i, c in enumerate(nb['cells']):
