@@ -114,7 +114,7 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor],  # (B,C,h,w) -> (B,C',s·h
             out[..., s * y0:s * y1, s * x0:s * x1] = piece[..., s * (y0 - Y0):s * (y1 - Y0), s * (x0 - X0):s * (x1 - X0)]
     return out
 
-# %% ../nbs/06_inference.ipynb #c41bb304
+# %% ../nbs/06_inference.ipynb #972fc523
 LQ_SLACK = 0.1   # how far outside [0, 1] a float LQ may stray (resampling overshoot) before restore refuses it
 
 
@@ -126,7 +126,9 @@ def check_lq(lq,  # what the caller passed to restore as `lq`
     whole face), and `tile=True` (a bool is not a tile side: it would mean 1-pixel tiles)."""
     if isinstance(tile, bool):
         raise TypeError(f"restore: tile is a tile side in LQ pixels (e.g. 128), 'auto', or None/0 for no tiling; got {tile!r}")
-    if not isinstance(lq, torch.Tensor) or not lq.is_floating_point() or lq.numel() == 0: return
+    if (isinstance(lq, np.ndarray) and lq.size == 0) or (isinstance(lq, torch.Tensor) and lq.numel() == 0):
+        raise ValueError(f'restore got an empty image batch of shape {tuple(lq.shape)}; pass (B,3,h,w) with h, w >= 1')
+    if not isinstance(lq, torch.Tensor) or not lq.is_floating_point(): return
     x = lq.detach()
     if not torch.isfinite(x).all():
         n = int((~torch.isfinite(x)).sum())

@@ -60,7 +60,7 @@ def psnr(pred: np.ndarray,  # (H, W, 3) uint8 prediction
     mse = np.mean((np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2)
     return math.inf if mse == 0 else float(20 * np.log10(255.0 / np.sqrt(mse)))
 
-# %% ../nbs/02_metrics.ipynb #4c67c045
+# %% ../nbs/02_metrics.ipynb #4f8ae048
 def psnr_tensor(sr: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device
                 hq: torch.Tensor,  # (B, 3, H, W) float in [0, 1]
                ) -> torch.Tensor:  # (B,) float64 dB on sr's device (CPU for MPS); inf where identical
@@ -75,6 +75,7 @@ def psnr_tensor(sr: torch.Tensor,  # (B, 3, H, W) float in [0, 1], any device
     sr, hq = (t.float().div(255) if t.dtype == torch.uint8 else t for t in (sr, hq))
     if sr.shape != hq.shape:
         raise ValueError(f'psnr_tensor needs equal shapes, got sr {tuple(sr.shape)} and hq {tuple(hq.shape)}')
+    if sr.ndim != 4 or sr.numel() == 0: raise ValueError(f'psnr_tensor needs non-empty (B, 3, H, W) batches, got {tuple(sr.shape)}')
     if hq.numel() and (float(hq.min()) < -1e-3 or float(hq.max()) > 1 + 1e-3):
         raise ValueError(f'psnr_tensor takes hq as float in [0, 1], got values from {float(hq.min()):.4g} to {float(hq.max()):.4g}'
                          '; divide a 0..255 tensor by 255 (or pass uint8 tensors)')
