@@ -36,7 +36,7 @@ from .demo import GAN_WEIGHTS, comparison_grid
 from .train import NonFiniteLossError, RunLog, TrainConfig, Trainer
 
 # %% auto #0
-__all__ = ['RECIPES', 'REPORT_SHARES', 'REPORT_PHASES', 'REPORT_RECIPES', 'REPORT_FILES', 'BENCH_EXAMPLES',
+__all__ = ['RECIPES', 'REPORT_SHARES', 'REPORT_PHASES', 'REPORT_RECIPES', 'REPORT_FILES', 'BENCH_EXAMPLES', 'BENCH_SETS',
            'bench_cpu_degradation', 'bench_degradation', 'degradation_table', 'bench_generator', 'bench_generators',
            'generators_table', 'recipe_config', 'bench_training', 'step_syncs', 'step_breakdown', 'breakdown_table',
            'fmt', 'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table', 'compare_recipes',
@@ -477,7 +477,7 @@ def tta_table(res: dict[str, float]) -> str:
         '| mode | ' + ' | '.join(bic + [m[4:] for m in modes]) + ' |', '|---|' + '---:|' * (len(bic) + len(modes)),
         '| dB | ' + ' | '.join([f"{res['bicubic']:.3f}"] * len(bic) + [row(modes, best_mode)]) + ' |'])
 
-# %% ../nbs/08_bench.ipynb #16639748
+# %% ../nbs/08_bench.ipynb #0411b8c5
 def compare_recipes(faces: PathLike,  # folder of HQ faces (e.g. ffhq200/gt-jpg95)
                     minutes: float = 5.0,  # wall-clock budget of each run
                     out_dir: PathLike = 'runs/recipes',
@@ -499,7 +499,7 @@ def compare_recipes(faces: PathLike,  # folder of HQ faces (e.g. ffhq200/gt-jpg9
     for name, cfg in cfgs.items():
         results[name] = Trainer(cfg).fit()
         results[name]['val_curve'] = [(float(r['minutes']), float(r['val_psnr'])) for r in RunLog.read(out_dir / name / 'val.csv')]
-    (out_dir / 'recipes.json').write_text(json.dumps(results, indent=1))
+    atomic_write(out_dir / 'recipes.json', json.dumps(results, indent=1), inside=out_dir)
     plot_recipes(out_dir, recipes)
     return results
 
@@ -532,7 +532,7 @@ def plot_recipes(out_dir: PathLike, recipes: tuple = tuple(RECIPES), path: PathL
     ax.set(xlabel='wall-clock minutes of training', ylabel='validation PSNR (dB)', title='equal-time recipe comparison')
     ax.legend(); fig.tight_layout()
     path = Path(path or out_dir / 'recipes.png')
-    fig.savefig(path, dpi=90); plt.close(fig)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=90, format='png')); plt.close(fig)
     return path
 
 # %% ../nbs/08_bench.ipynb #d1ce9f57
@@ -919,7 +919,7 @@ def config_overrides(pairs: list[str] | None) -> dict:
         except ValueError as e: raise ValueError(f'--set {key}={text}: {e}') from None
     return out
 
-# %% ../nbs/08_bench.ipynb #3d628084
+# %% ../nbs/08_bench.ipynb #45d16525
 BENCH_EXAMPLES = {
     'speed': [('seconds on any machine: does everything run?', 'blindsr_bench speed --smoke --device cpu'),
               ('degradation and end-to-end training on your faces, saved as JSON',
@@ -944,15 +944,22 @@ BENCH_EXAMPLES = {
 
 
 def _write_json(path: PathLike, data) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1))
-    return path
+    return atomic_write(path, json.dumps(data, indent=1))
+
+
+BENCH_SETS = {'train_hq': 'the FACES argument (or --faces)', 'out_dir': '--out-dir', 'device': '--device',
+              'time_budget_min': '--minutes', 'val_holdout': '--val-holdout', 'val_every_min': '--val-every-min',
+              'progress': None, 'resume': None, 'overwrite': '--overwrite'}   # TrainConfig fields a measurement sets itself
 
 
 def _checked_overrides(pairs: list[str] | None, recipes: Iterable[str], **measurement) -> dict:
-    "--set's TrainConfig overrides, each checked by TrainConfig with every recipe the subcommand runs (UserError if not)."
+    """--set's TrainConfig overrides, each checked by TrainConfig with every recipe the subcommand runs (UserError if
+    not); a field the measurement sets itself (BENCH_SETS: the faces, the output folder, …) is refused, naming its flag."""
     overrides = config_overrides(pairs)
+    for key in overrides:
+        if key in BENCH_SETS:
+            how = f'use {BENCH_SETS[key]} instead' if BENCH_SETS[key] else 'the benchmark sets it'
+            raise UserError(f'--set {key}: blindsr_bench sets {key} itself (it would silently override the measurement); {how}')
     for name in recipes:
         try: TrainConfig(**{**RECIPES[name], 'iters': 1, **measurement, **overrides})
         except ConfigError as e:

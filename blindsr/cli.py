@@ -29,7 +29,8 @@ __all__ = ['PathLike', 'positive_int', 'non_negative_int', 'positive_float', 'no
            'probability', 'json_object', 'UserError', 'FieldDoc', 'field_docs', 'worker_count', 'names_in', 'Range',
            'ConfigError', 'OpenChoices', 'choices_text', 'check_config', 'parse_value', 'add_config_args',
            'manifest_path', 'read_manifest', 'write_manifest', 'check_writable', 'check_output_path',
-           'check_output_dir', 'error_line', 'run_cli', 'check_output_file', 'HelpFormatter', 'examples', 'png_made_by']
+           'check_output_dir', 'error_line', 'Terminated', 'run_cli', 'check_output_file', 'HelpFormatter', 'examples',
+           'png_made_by']
 
 # %% ../nbs/00c_cli.ipynb #e1cffd43
 class UserError(ValueError):
@@ -131,7 +132,7 @@ def names_in(valid: Iterable[str],  # the names the flag accepts
         return names
     return parse
 
-# %% ../nbs/00c_cli.ipynb #fdb2e93f
+# %% ../nbs/00c_cli.ipynb #ec6421d3
 @dataclass(frozen=True)
 class Range:
     "The numbers a field may take: from `lo` to `hi` (None: unbounded), each end closed unless said open."
@@ -179,6 +180,9 @@ def _typed(annotation: str, v):
           'float': isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
           'str': isinstance(v, str), 'dict': isinstance(v, dict), 'tuple': isinstance(v, (list, tuple)),
           'list': isinstance(v, (list, tuple))}.get(base, True)
+    if not ok and base == 'float' and isinstance(v, str):    # YAML 1.1 reads `lr: 4e-4` (no dot) as text: take it
+        try: v, ok = float(v), math.isfinite(float(v))
+        except ValueError: pass
     if not ok: raise TypeError
     return float(v) if base == 'float' else tuple(v) if base == 'tuple' else list(v) if base == 'list' else v
 
@@ -204,7 +208,9 @@ def choices_text(choices) -> str:
 
 
 def check_config(cfg) -> None:
-    "Check (and normalise) every field of the dataclass instance `cfg` by its annotation, `CHOICES` and `RANGES`."
+    """Check (and normalise) every field of the dataclass instance `cfg` by its annotation, `CHOICES` and `RANGES`.
+    A float field also takes text that reads as a finite number: YAML 1.1 (PyYAML) reads `lr: 4e-4` as the text
+    '4e-4' (it wants `4.0e-4`), and the number that was meant is used."""
     cls = type(cfg)
     name, choices, ranges = cls.__name__, getattr(cls, 'CHOICES', {}), getattr(cls, 'RANGES', {})
     for f in fields(cfg):
@@ -386,7 +392,7 @@ def check_output_dir(out: PathLike,  # the output folder (it may not exist yet)
     check_writable(out_r, flag, shown=out)
     return out_r
 
-# %% ../nbs/00c_cli.ipynb #3e2e522e
+# %% ../nbs/00c_cli.ipynb #4bbf4bbe
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, ValueError, KeyError, FileNotFoundError, FileExistsError,
                                                  NotADirectoryError, IsADirectoryError, PermissionError, OSError)
 
@@ -399,23 +405,37 @@ def error_line(e: BaseException) -> str:
     return str(msg).strip()
 
 
+class Terminated(KeyboardInterrupt):
+    "SIGTERM (`kill`, a job scheduler, a notebook's stop button) raised in the main thread: cleaned up as Ctrl-C is."
+
+
+def _raise_terminated(signum, frame): raise Terminated()
+
+
 def run_cli(prog: str,  # the command's name, e.g. 'blindsr_train'
             body: Callable[[], int | None],  # the command (after argument parsing); returns its exit code
             errors: tuple[type[BaseException], ...] = USER_ERRORS,  # what counts as a user's mistake
             resume_hint: str | Callable[[], str] = 'rerun the same command to resume',  # or a function saying where
                                                                                       # it stopped, asked at Ctrl-C
            ) -> int:
-    "Run `body`; a user error is one line on stderr and exit code 2, Ctrl-C one line and 130."
+    """Run `body`; a user error is one line on stderr and exit code 2, Ctrl-C one line and 130. SIGTERM is Ctrl-C
+    (`Terminated`, a KeyboardInterrupt: worker pools are shut down by the same code) and exits 143 (128 + SIGTERM)."""
+    import signal, threading
+    main = threading.current_thread() is threading.main_thread()
+    on_term = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
     try:
         rc = body()
         return 0 if rc is None else int(rc)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         hint = resume_hint() if callable(resume_hint) else resume_hint
-        print(f'\n{prog}: interrupted{" " if hint.startswith("at ") else "; "}{hint}', file=sys.stderr)   # 'interrupted at step 7; …'
-        return 130
+        how = 'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'
+        print(f'\n{prog}: {how}{" " if hint.startswith("at ") else "; "}{hint}', file=sys.stderr)   # 'interrupted at step 7; …'
+        return 143 if isinstance(e, Terminated) else 130
     except errors as e:
         print(f'{prog}: error: {error_line(e)}', file=sys.stderr)
         return 2
+    finally:
+        if main: signal.signal(signal.SIGTERM, on_term)
 
 # %% ../nbs/00c_cli.ipynb #010e7153
 def check_output_file(out: PathLike,  # an output file (it may not exist yet)

@@ -816,7 +816,7 @@ def check_hq_size(h: int, w: int, scale: int = 4) -> tuple[int, int]:
                          f'(LQ = HQ/{scale}); got {w}x{h} (width x height). Crop or resize the HQ first.')
     return h // scale, w // scale
 
-# %% ../nbs/01_degradation.ipynb #e0b82072
+# %% ../nbs/01_degradation.ipynb #535cf881
 def degrade_once_np(img: np.ndarray,  # (H, W, 3) float32 in [0, 1]
                     stage: StageParams,  # one image's parameters of this order (length 1)
                     lq_hw: tuple[int, int],  # final LQ (height, width)
@@ -848,9 +848,22 @@ def _final_np(img, final: FinalParams, lq_hw, hq_hw, cfg):
 def degrade_image(hq: np.ndarray,  # (H, W, 3) uint8, or float in [0, 1]; H, W divisible by 4
                   params: DegParams,  # one image's parameters (len 1)
                  ) -> np.ndarray:  # (H/4, W/4, 3) uint8 LQ
-    "The CPU backend: degrade one image with sampled parameters (deterministic)."
+    """The CPU backend: degrade one image with sampled parameters (deterministic). `hq` is uint8 (0..255) or float
+    in [0, 1]; float values outside [0, 1] (a 0..255 float image would saturate to white), NaN, bool and other
+    integer types are refused with the conversion to make."""
     if len(params) != 1: raise ValueError(f'degrade_image takes the params of one image, got {len(params)}')
+    if not isinstance(hq, np.ndarray):
+        raise TypeError(f'degrade_image takes a numpy (H, W, 3) uint8 image, got a {type(hq).__name__}; read files with blindsr.core.read_image')
+    if hq.dtype != np.uint8 and hq.dtype.kind != 'f':
+        raise TypeError(f'degrade_image takes uint8 (0..255) or float in [0, 1], got {hq.dtype}; '
+                        + ('a bool mask is not an image' if hq.dtype == bool else 'convert it to uint8 levels 0..255'))
     if hq.ndim != 3 or hq.shape[2] != 3: raise ValueError(f'hq must be (H, W, 3) RGB, got {hq.shape}; read files with blindsr.core.read_image')
+    if hq.dtype.kind == 'f' and hq.size:
+        if not np.isfinite(hq).all(): raise ValueError('degrade_image: hq holds NaN/inf values; fix the image first')
+        lo, hi = float(hq.min()), float(hq.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f'degrade_image takes float images in [0, 1], got values from {lo:.4g} to {hi:.4g}'
+                             + ('; it looks like 0..255: pass it as uint8 (x.round().astype(np.uint8)) or divide by 255' if hi > 2 else '; clamp it to [0, 1]'))
     img = hq.astype(np.float32) / 255.0 if hq.dtype == np.uint8 else hq.astype(np.float32)
     cfg = params.cfg
     lq_hw = check_hq_size(*img.shape[:2], cfg.scale)

@@ -29,10 +29,10 @@ from .checkpoint import CheckpointError, default_weights, load_generator
 from .models import GENERATORS
 
 # %% auto #0
-__all__ = ['TTA_MODES', 'AUTO_TILE_AREA', 'AUTO_TILE', 'CLI_ERRORS', 'tta_transform', 'tta_untransform', 'forward_tta',
-           'tile_spans', 'tiled', 'restore', 'input_files', 'restore_files', 'add_generator_args', 'add_restore_args',
-           'generator_from_args', 'restore_kwargs', 'restore_outputs', 'restore_parser', 'restore_cli',
-           'check_val_pairs', 'validate', 'val_parser', 'val_cli']
+__all__ = ['TTA_MODES', 'AUTO_TILE_AREA', 'AUTO_TILE', 'LQ_SLACK', 'CLI_ERRORS', 'tta_transform', 'tta_untransform',
+           'forward_tta', 'tile_spans', 'tiled', 'check_lq', 'restore', 'input_files', 'restore_files',
+           'add_generator_args', 'add_restore_args', 'generator_from_args', 'restore_kwargs', 'restore_outputs',
+           'restore_parser', 'restore_cli', 'check_val_pairs', 'validate', 'val_parser', 'val_cli']
 
 # %% ../nbs/06_inference.ipynb #d5213832
 TTA_MODES: dict[str, list[tuple[int, bool]]] = {   # mode -> transforms: (quarter turns, horizontal flip after turning)
@@ -114,7 +114,32 @@ def tiled(fn: Callable[[torch.Tensor], torch.Tensor],  # (B,C,h,w) -> (B,C',s·h
             out[..., s * y0:s * y1, s * x0:s * x1] = piece[..., s * (y0 - Y0):s * (y1 - Y0), s * (x0 - X0):s * (x1 - X0)]
     return out
 
-# %% ../nbs/06_inference.ipynb #3d618b32
+# %% ../nbs/06_inference.ipynb #972fc523
+LQ_SLACK = 0.1   # how far outside [0, 1] a float LQ may stray (resampling overshoot) before restore refuses it
+
+
+def check_lq(lq,  # what the caller passed to restore as `lq`
+             tile=None,  # and as `tile`
+            ) -> None:
+    """Refuse what `restore` would get silently wrong, saying what it got and what to pass: a float tensor outside
+    [0, 1] (a 0..255 tensor restores to a white image), NaN/inf pixels (one spreads through the convolutions to the
+    whole face), and `tile=True` (a bool is not a tile side: it would mean 1-pixel tiles)."""
+    if isinstance(tile, bool):
+        raise TypeError(f"restore: tile is a tile side in LQ pixels (e.g. 128), 'auto', or None/0 for no tiling; got {tile!r}")
+    if (isinstance(lq, np.ndarray) and lq.size == 0) or (isinstance(lq, torch.Tensor) and lq.numel() == 0):
+        raise ValueError(f'restore got an empty image batch of shape {tuple(lq.shape)}; pass (B,3,h,w) with h, w >= 1')
+    if not isinstance(lq, torch.Tensor) or not lq.is_floating_point(): return
+    x = lq.detach()
+    if not torch.isfinite(x).all():
+        n = int((~torch.isfinite(x)).sum())
+        raise ValueError(f'restore: lq holds {n} NaN/inf value(s), which would spread to the whole output; '
+                         'fix the input (e.g. torch.nan_to_num(lq).clamp(0, 1))')
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -LQ_SLACK or hi > 1 + LQ_SLACK:
+        hint = '; it looks like 0..255: divide by 255' if hi > 2 else '; clamp it to [0, 1]'
+        raise ValueError(f'restore needs a float tensor with values in [0, 1], got values from {lo:.3g} to {hi:.3g}{hint}')
+
+# %% ../nbs/06_inference.ipynb #94921a6d
 def _as_batch(lq) -> tuple[torch.Tensor, Callable[[torch.Tensor], object]]:
     "Any supported input -> ((B,3,h,w) float tensor in [0,1], a function turning the output back into that type)."
     if isinstance(lq, torch.Tensor):
@@ -150,6 +175,7 @@ def restore(model: nn.Module,  # generator, (B,3,h,w) -> (B,3,4h,4w); see load_g
             amp: str | None = None,  # None: float32 (exact); 'bf16' or 'fp16': autocast
            ):  # the restored image(s), of the input's type: tensor (clamped to [0,1]), PIL image, or uint8 array
     "Restore LQ face(s) with `model`, on the model's device."
+    check_lq(lq, tile)
     x, back = _as_batch(lq)
     dev = model_device(model)
     t = _tile_for(tile, *x.shape[-2:])
@@ -288,7 +314,7 @@ def restore_kwargs(args: argparse.Namespace,  # parsed flags of add_restore_args
 
 CLI_ERRORS = (*USER_ERRORS, CheckpointError, UnsupportedGPUError)   # what a command reports in one line (exit 2)
 
-# %% ../nbs/06_inference.ipynb #0525576e
+# %% ../nbs/06_inference.ipynb #c9e948f6
 def restore_outputs(src: PathLike,  # the input image or folder
                     out: PathLike,  # an output folder, or (for one input image) a .png file name
                     overwrite: bool = False,  # the user passed --overwrite
@@ -296,8 +322,9 @@ def restore_outputs(src: PathLike,  # the input image or folder
                    ) -> tuple[list[Path], Path, list[str] | None]:  # input files, output folder, output names (or None: <stem>.png)
     "The inputs and the checked outputs of a restoring command, before any work: refused when they break the output rules."
     files = input_files(src)
+    folder_asked = str(out).endswith(('/', '\\'))                # 'out/new.png/': a folder, whatever its name says
     out = Path(out)
-    if Path(src).is_file() and not out.is_dir() and out.suffix.lower() in (*IMAGE_EXTS, *OTHER_IMAGE_EXTS):
+    if Path(src).is_file() and not out.is_dir() and not folder_asked and out.suffix.lower() in (*IMAGE_EXTS, *OTHER_IMAGE_EXTS):
         if out.suffix.lower() != '.png':
             raise UserError(f'OUT {out}: blindsr writes restored images as PNG; name the output file .png '
                             f'(e.g. {out.with_suffix(".png")}), or give a folder')

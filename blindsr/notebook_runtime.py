@@ -295,7 +295,7 @@ def plan_session(plan: Path | str,  # where this session's plan is written (the 
     atomic_write(plan, json.dumps(out, indent=1) + '\n')
     return out
 
-# %% ../nbs/09c_notebook_runtime.ipynb #5b77d7bd
+# %% ../nbs/09c_notebook_runtime.ipynb #05b9c61f
 def train_run(cfg,  # a blindsr.train.TrainConfig
               nproc: int = 1,  # processes: one per GPU
              ) -> dict:  # the run's summary (out_dir/summary.json)
@@ -305,7 +305,8 @@ def train_run(cfg,  # a blindsr.train.TrainConfig
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / 'run_config.json'
-    cfg_path.write_text(json.dumps(asdict(cfg), indent=1))
+    from blindsr.core import atomic_write
+    atomic_write(cfg_path, json.dumps(asdict(cfg), indent=1), inside=out)
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}',
            '-m', 'blindsr.train', '--config', str(cfg_path)]
     print('running', ' '.join(cmd[2:]), flush=True)
@@ -418,7 +419,7 @@ def validate_and_submit(run_dir: Path | str,  # the training run's folder (best.
     return {'weights': str(weights), 'val_psnr': scores.psnr, 'val_ssim': scores.ssim, 'bicubic_psnr': bicubic,
             'submission': str(zip_path), 'n_test': len(members)}
 
-# %% ../nbs/09c_notebook_runtime.ipynb #c28edc24
+# %% ../nbs/09c_notebook_runtime.ipynb #c48f8ad7
 def drive_folder(name: str,  # a folder in My Drive, e.g. 'blindsr' (created)
                  mountpoint: str = '/content/drive',
                 ) -> Path:
@@ -463,5 +464,6 @@ def unpack_data(src: Path | str,  # a zip of the course data, or a folder holdin
     if dest.exists(): shutil.rmtree(dest)
     print(f'unpacking {src} ({src.stat().st_size / 2**20:.0f} MiB) into {dest}', flush=True)
     with zipfile.ZipFile(src) as zf: zf.extractall(dest)
-    mark.write_text(f'{src}\n{stamp}')
+    from blindsr.core import atomic_write
+    atomic_write(mark, f'{src}\n{stamp}', inside=dest)
     return dest

@@ -19,7 +19,7 @@ from .core import PathLike, list_images, read_image, write_png
 # %% auto #0
 __all__ = ['astronaut_face', 'face_from_file', 'sample_faces', 'synthetic_faces', 'synthetic_batch']
 
-# %% ../nbs/00b_samples.ipynb #8dde18d7
+# %% ../nbs/00b_samples.ipynb #2ed2da7b
 def astronaut_face(size: int = 512,  # side of the square result
                   ) -> np.ndarray:  # (size, size, 3) uint8
     "scikit-image's public-domain astronaut portrait (NASA), cropped to the face and resized to size×size."
@@ -31,8 +31,13 @@ def astronaut_face(size: int = 512,  # side of the square result
 def face_from_file(path: PathLike,  # any image file
                    size: int = 512,  # side of the square result
                   ) -> np.ndarray:  # (size, size, 3) uint8
-    "An image file, centre-cropped to a square and resized to size×size (e.g. the HQ of the demo)."
+    """An image file, turned upright by its EXIF orientation (a phone photo stores its pixels sideways and says so),
+    centre-cropped to a square and resized to size×size (e.g. the HQ of the demo)."""
     img = read_image(path)
+    with Image.open(path) as im: orientation = im.getexif().get(0x0112, 1)        # EXIF Orientation, 1 = upright
+    turn = {2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM, 5: Image.TRANSPOSE,
+            6: Image.ROTATE_270, 7: Image.TRANSVERSE, 8: Image.ROTATE_90}.get(orientation)   # as ImageOps.exif_transpose
+    if turn is not None: img = np.asarray(Image.fromarray(img).transpose(turn))
     h, w = img.shape[:2]
     s = min(h, w)
     img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]

@@ -25,11 +25,11 @@ from .core import PathLike, list_images, read_image_size
 from .inference import CLI_ERRORS, add_generator_args, add_restore_args, generator_from_args, restore_files, restore_kwargs
 
 # %% auto #0
-__all__ = ['SUBMISSION_NAME', 'ZIP_COMMENT', 'WORK_PREFIX', 'SubmissionError', 'check_submission', 'check_folder',
-           'is_submission_zip', 'plan_submission', 'remove_stale_work', 'make_submission', 'submit_parser', 'check_cli',
-           'submit_cli']
+__all__ = ['SUBMISSION_NAME', 'ZIP_COMMENT', 'WORK_PREFIX', 'SubmissionError', 'max_png_bytes', 'check_submission',
+           'check_folder', 'is_submission_zip', 'plan_submission', 'remove_stale_work', 'make_submission',
+           'submit_parser', 'check_cli', 'submit_cli']
 
-# %% ../nbs/06a_submission.ipynb #b1a8fea0
+# %% ../nbs/06a_submission.ipynb #e17bb873
 SUBMISSION_NAME = re.compile(r'\d{5}\.png')   # 00000.png …
 
 
@@ -43,6 +43,24 @@ class SubmissionError(ValueError):
 def _short(xs: Sequence[str], k: int = 10) -> str:
     xs = list(xs)
     return ', '.join(xs[:k]) + (f' … ({len(xs)} in all)' if len(xs) > k else '')
+
+
+class _TooLarge(ValueError):
+    "A member larger than any PNG of the expected size can be: not read."
+
+
+def max_png_bytes(size: tuple[int, int]) -> int:
+    "The most bytes a (w, h) RGB PNG can need: every row stored uncompressed, plus 1 MiB for chunks and headers."
+    w, h = size
+    return h * (3 * w + 1) + (h * (3 * w + 1)) // 16 + (1 << 20)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    "A member's bytes, never more than `limit` of them read (its declared size is checked first, then the stream)."
+    if info.file_size > limit: raise _TooLarge(info.file_size)
+    with zf.open(info) as f: data = f.read(limit + 1)
+    if len(data) > limit: raise _TooLarge(len(data))
+    return data
 
 
 def _layout_problems(members: Mapping[str, Callable[[], bytes]],  # 'folder/00000.png' -> reads the bytes
@@ -75,7 +93,9 @@ def _layout_problems(members: Mapping[str, Callable[[], bytes]],  # 'folder/0000
         try:
             with Image.open(io.BytesIO(members[n]())) as im:
                 fmt, mode, sz = im.format, im.mode, im.size
-                im.verify()
+                if (fmt, sz, mode) == ('PNG', tuple(size), 'RGB'): im.load()   # decode every pixel: a corrupt IDAT fails here
+        except _TooLarge as e:
+            wrong.append(f'{n} ({e.args[0] / 1e6:.0f} MB, more than a {size[0]}x{size[1]} PNG can be: not read)'); continue
         except Exception as e:
             wrong.append(f'{n} (unreadable: {type(e).__name__})'); continue
         if fmt != 'PNG': wrong.append(f'{n} ({fmt}, not PNG)')
@@ -90,15 +110,22 @@ def check_submission(zip_path: PathLike,  # the zip to upload
                      size: tuple[int, int] = (512, 512),  # (width, height) of every image
                      stems: Sequence[str] | None = None,  # the LQ stems it must match (default: 00000 … n-1)
                     ) -> list[str]:  # the image members, sorted, when the zip is valid
-    "Check a CodaLab submission zip: one folder, 00000.png … (no gaps), every image a size[0]×size[1] RGB PNG."
+    """Check a CodaLab submission zip: one folder, 00000.png … (no gaps), no name twice, every image a size[0]×size[1]
+    RGB PNG that decodes in full (not only its headers); no member is read past what such a PNG can need."""
     path = Path(zip_path)
     if path.is_dir(): raise SubmissionError(path, ['it is a folder; the leaderboard takes a zip (blindsr_submit TEST_LQ OUT.zip writes one)'])
     if not path.is_file(): raise FileNotFoundError(f'submission not found: {path}')
     if not zipfile.is_zipfile(path): raise SubmissionError(path, ['it is not a zip archive'])
     try:
         with zipfile.ZipFile(path) as zf:
-            members = {i.filename: (lambda n=i.filename: zf.read(n)) for i in zf.infolist() if not i.is_dir()}
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            limit = max_png_bytes(size)
+            members = {i.filename: (lambda i=i: _read_member(zf, i, limit)) for i in infos}
+            names = [i.filename for i in infos]
+            twice = sorted({n for n in names if names.count(n) > 1})
             problems = _layout_problems(members, n_expected, size, stems)
+            if twice: problems.append(f'{len(twice)} name(s) stored twice ({_short(twice)}): unzipping keeps one of them, '
+                                      'which one depends on the tool; make the zip again with each image once')
     except (zipfile.BadZipFile, EOFError, OSError) as e:
         raise SubmissionError(path, [f'it cannot be read as a zip ({type(e).__name__}: {e}); it may be truncated']) from e
     if problems: raise SubmissionError(path, problems)

@@ -196,11 +196,11 @@ def run(cmd, inputs=(), timeout: float = 180, cwd=None, env=None) -> Result:
     return Result(cmd, rc, out, err, snapshot_diff(before, snapshot(inputs)), time.perf_counter() - t0)
 
 
-def record(case_id: str, group: str, cls: str, r: Result | None, problems: list[str], note: str = ''):
-    "Append what this case observed to $BADINPUT_RECORD (for the baseline report)."
+def record(case_id: str, group: str, cls: str, r: Result | None, problems: list[str], note: str = '', round: int = 0):
+    "Append what this case observed to $BADINPUT_RECORD (for the baseline report); `round` 24: a case issue 24 added."
     path = os.environ.get('BADINPUT_RECORD')
     if not path: return
-    rec = {'group': group, 'id': case_id, 'cls': cls, 'problems': problems, 'note': note}
+    rec = {'group': group, 'id': case_id, 'cls': cls, 'problems': problems, 'note': note, 'round': round}
     if r is not None:
         rec.update(rc=r.rc, first=r.first_error(), traceback=r.traceback, changed=r.changed,
                    seconds=round(r.seconds, 1), cmd=' '.join(r.cmd[3:] if r.cmd[1:2] == ['-c'] else [Path(r.cmd[0]).name, *r.cmd[1:]]))
@@ -354,6 +354,9 @@ class C:
     timeout: float = 180
     marks: tuple = ()
     home: bool = False                         # run with an empty HOME (no Kaggle credentials)
+    guard: tuple | None = None                 # names in the workspace the command may change (its outputs): every other
+                                               # file, folder and link in the workspace (the outputs' parent) is hashed
+    round: int = 0                             # the round of careless-user testing that added the case (24: issue 24)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -465,13 +468,39 @@ def _val(x, w):
     return x(w) if callable(x) else x
 
 
+def tree(root: Path, allowed: tuple = ()) -> dict:
+    "relative path -> 'dir' | 'link:<target>' | '<size>:<sha256>' of everything under `root` but the top-level `allowed` names (links not followed)."
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for n in [*dirnames, *filenames]:
+            p = Path(dirpath) / n
+            rel = p.relative_to(root)
+            if rel.parts[0] in allowed: continue
+            out[str(rel)] = (f'link:{os.readlink(p)}' if p.is_symlink() else 'dir' if p.is_dir() else f'{p.stat().st_size}:{_sha(p)}')
+        dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
+    return out
+
+
+def outside_changes(before: dict, after: dict) -> list[str]:
+    "What changed outside the output: the workspace's files added, removed or changed."
+    added = sorted(set(after) - set(before)); gone = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    return ([f'added {added[:3]}'] if added else []) + ([f'removed {gone[:3]}'] if gone else []) + \
+           ([f'changed {changed[:3]}'] if changed else [])
+
+
 def check(case: C, w: WS, group: str):
     "Run one case and assert the correct behaviour; every problem found is listed in the failure."
     if case.setup: case.setup(w)
     cmd = [_val(c, w) for c in case.cmd(w)]
     inputs = case.inputs(w)
+    allowed = None if case.guard is None else (*case.guard, 'home')   # home: the empty HOME of Kaggle cases (.mpl cache)
+    outside = tree(w.root, allowed) if allowed is not None else None
     r = run(cmd, inputs, timeout=case.timeout, env=env_for(w.home) if case.home else None, cwd=w.root)
     problems = []
+    if outside is not None:
+        moved = outside_changes(outside, tree(w.root, allowed))
+        if moved: problems.append(f'changed outside the output ({", ".join(case.guard) or "none"}): {"; ".join(moved)}')
     if r.rc is None: problems.append(f'hang: killed after {case.timeout:.0f} s')
     if r.traceback: problems.append(f'traceback: {r.traceback}')
     if r.changed: problems.append(f'input changed: {"; ".join(r.changed)}')
@@ -491,7 +520,7 @@ def check(case: C, w: WS, group: str):
     elif case.expect == 'work' and r.rc is not None and r.rc not in case.ok_rc:
         problems.append(f'exit code {r.rc}, want {" or ".join(map(str, case.ok_rc))}: {r.first_error()}')
     if case.post: problems += case.post(w, r)
-    record(case.id, group, case.cls, r, problems)
+    record(case.id, group, case.cls, r, problems, round=case.round)
     assert not problems, '\n'.join(problems) + f'\n--- command: {" ".join(r.cmd)}\n--- stderr:\n{r.stderr[-2500:]}'
 
 
@@ -743,6 +772,53 @@ DEGRADE = [
 ]
 
 
+# issue 24: names read from degradation.json become paths only when they stay in OUT_DIR; a resume redoes what it
+# cannot vouch for
+def hostile_record(stem: Callable[[WS], str] | None = None, text: str | None = None) -> Callable:
+    "OUTdir/degradation.json recording `stem(w)` (a user's PNG outside OUTdir beside it), or holding `text`."
+    def setup(w):
+        users_photo(w, 'PRECIOUS', 'keep.png'); w.out.mkdir()
+        body = text if text is not None else json.dumps({'format': 2, 'preset': 'ai6126_2024', 'seed': 0, 'images': {stem(w): {}}})
+        (w.out / 'degradation.json').write_text(body)
+    return setup
+
+
+def spoiled_lq_set(w: WS):
+    "An LQ set made by blindsr_degrade, then spoiled: a 0-byte LQ, one 64x64 image, one link to its own HQ face."
+    subprocess.run([*command('blindsr_degrade'), str(w.hq), str(w.out), '--workers', '1'], capture_output=True, env=env_for(), check=True)
+    (w.out / '00000.png').write_bytes(b'')
+    Image.fromarray(face(np.random.default_rng(5), 64, 64)).save(w.out / '00001.png')
+    (w.out / '00002.png').unlink(); (w.out / '00002.png').symlink_to(w.hq / '00002.png')
+
+
+def resumed_lq_ok(w, r):
+    "Post-check: every LQ is a plain 16x16 PNG again (redone, not skipped)."
+    problems = []
+    for p in sorted(w.out.glob('*.png')):
+        if p.is_symlink(): problems.append(f'{p.name} is still a link'); continue
+        try:
+            with Image.open(p) as im: im.load(); size = im.size
+        except Exception as e: problems.append(f'{p.name} unreadable ({type(e).__name__})'); continue
+        if size != (16, 16): problems.append(f'{p.name} is {size[0]}x{size[1]}, want 16x16')
+    return problems
+
+
+DEG_PRECIOUS = lambda w: [w.hq, w / 'PRECIOUS']
+DEGRADE += [
+    C('overwrite_record_stem_climbs_out', 'data-loss', dg('--overwrite'), DEG_PRECIOUS, setup=hostile_record(lambda w: '../PRECIOUS/keep'),
+      mention=('degradation.json',), one_line=True, guard=('OUTdir',), round=24),
+    C('overwrite_record_stem_absolute', 'data-loss', dg('--overwrite'), DEG_PRECIOUS,
+      setup=hostile_record(lambda w: str(w / 'PRECIOUS' / 'keep')), mention=('degradation.json',), one_line=True, guard=('OUTdir',), round=24),
+    C('record_is_a_json_list', 'names', dg(), DG_IN, setup=hostile_record(text='[1, 2]'), mention=('degradation.json',),
+      one_line=True, guard=('OUTdir',), round=24),
+    C('record_not_json', 'names', dg(), DG_IN, setup=hostile_record(text='{"format": 2,'), mention=('degradation.json',),
+      one_line=True, guard=('OUTdir',), round=24),
+    C('resume_redoes_spoiled_lq', 'data-loss', dg(), DG_IN, expect='work', setup=spoiled_lq_set, post=resumed_lq_ok,
+      guard=('OUTdir',), round=24),
+]
+EXTENDED['blindsr_degrade'] |= {'overwrite_record_stem_absolute', 'record_not_json'}
+
+
 @pytest.mark.parametrize('case', params('blindsr_degrade', DEGRADE))
 def test_degrade(case, ws): check(case, ws, 'blindsr_degrade')
 
@@ -850,6 +926,12 @@ COMPARE = [
       mention=('OURSlq', 'same')),
     C('workers_huge_is_capped', 'numbers', cq('--workers', '9999999'), cq_in, expect='work', ok_rc=(0, 1), setup=cs(),
       post=says('note: --workers 9999999')),
+]
+
+
+COMPARE += [
+    C('nine_images_no_verdict', 'images', cq(), cq_in, setup=lambda w: cmp_sets(w, 32, n=9), mention=('at least 10',),
+      one_line=True, guard=(), round=24),
 ]
 
 
@@ -1023,6 +1105,13 @@ TRAIN = [
 ]
 
 
+TRAIN += [
+    C('config_yaml_lr_without_dot', 'config', tr('--config', lambda w: write_config(w, 'lr: 4e-4\n', 'cfg.yaml')), TR_IN,
+      expect='work', guard=('OUTdir',), round=24),
+]
+EXTENDED['blindsr_train'] |= {'config_yaml_lr_without_dot'}
+
+
 @pytest.mark.parametrize('case', params('blindsr_train', TRAIN))
 def test_train(case, ws): check(case, ws, 'blindsr_train')
 
@@ -1126,6 +1215,43 @@ RESTORE = [
     C('device_cuda_without_gpu', 'device', rs('--device', 'cuda'), RS_IN, mention=('cuda',), one_line=True, marks=(NO_GPU,)),
     C('device_typo', 'device', rs('--device', 'gpu'), RS_IN, mention=('gpu',), one_line=True),
 ]
+
+
+# issue 24: one generator check for every weights file, before any model is allocated
+def hostile_weights(**over) -> Callable[[WS], Path]:
+    "The tiny trained final.pt with some entries replaced (an arch_kwargs over the cap, an arch that is a list, …)."
+    def make(w):
+        import torch
+        ck = torch.load(w.pt, weights_only=True)
+        for k, v in over.items(): ck[k] = v(ck) if callable(v) else v
+        p = w / 'hostile.pt'
+        if not p.exists(): torch.save(ck, p)
+        return p
+    return make
+
+
+def retyped(fn) -> Callable:
+    return lambda ck: {k: fn(v) for k, v in ck['params'].items()}
+
+
+HOSTILE_IN = lambda w: [w.lq, w / 'hostile.pt']
+RESTORE += [
+    C('weights_pt_names_over_cap_arch', 'checkpoint', rs('--ckpt', hostile_weights(arch_kwargs={'num_block': 40})), HOSTILE_IN,
+      mention=('hostile.pt', '2,276,356'), one_line=True, post=no_png_in('OUTdir'), guard=('OUTdir',), round=24),
+    C('weights_pt_asks_for_many_gb', 'checkpoint', rs('--ckpt', hostile_weights(arch_kwargs={'num_feat': 4096, 'num_block': 200})),
+      HOSTILE_IN, mention=('hostile.pt', '2,276,356'), one_line=True, timeout=90, guard=('OUTdir',), round=24),
+    C('weights_arch_is_a_list', 'checkpoint', rs('--ckpt', hostile_weights(arch=['msrresnet'])), HOSTILE_IN,
+      mention=('hostile.pt', 'arch'), one_line=True, guard=('OUTdir',), round=24),
+    C('weights_sparse', 'checkpoint', rs('--ckpt', hostile_weights(params=retyped(lambda v: v.float().to_sparse()))), HOSTILE_IN,
+      mention=('hostile.pt', 'sparse'), one_line=True, guard=('OUTdir',), round=24),
+    C('weights_complex', 'checkpoint', rs('--ckpt', hostile_weights(params=retyped(lambda v: v.float().to(__import__('torch').complex64)))),
+      HOSTILE_IN, mention=('hostile.pt', 'complex'), one_line=True, guard=('OUTdir',), round=24),
+    C('weights_integer', 'checkpoint', rs('--ckpt', hostile_weights(params=retyped(lambda v: v.long()))), HOSTILE_IN,
+      mention=('hostile.pt', 'int64'), one_line=True, guard=('OUTdir',), round=24),
+    C('single_png_to_trailing_slash_is_a_folder', 'paths', rs(src=lambda w: w.lq / '00000.png', out=lambda w: f'{w.out / "new.png"}/'),
+      RS_IN, expect='work', post=exists('OUTdir', 'new.png', '00000.png'), guard=('OUTdir',), round=24),
+]
+EXTENDED['blindsr_restore'] |= {'weights_pt_asks_for_many_gb', 'weights_complex', 'weights_integer'}
 
 
 @pytest.mark.parametrize('case', params('blindsr_restore', RESTORE))
@@ -1311,6 +1437,44 @@ SUBMIT = [
 ]
 
 
+# issue 24: --check decodes every PNG, refuses a name stored twice, never reads a member past what a PNG can need
+def corrupt_idat(data: bytes) -> bytes:
+    "A PNG whose IDAT bytes are flipped in the middle and its CRC recomputed: the chunks check, the pixels do not decode."
+    import struct, zlib
+    i = data.index(b'IDAT'); n = struct.unpack('>I', data[i - 4:i])[0]
+    body = bytearray(data[i + 4:i + 4 + n])
+    for k in range(len(body) // 2, min(len(body) // 2 + 8, len(body))): body[k] ^= 0xFF
+    return data[:i + 4] + bytes(body) + struct.pack('>I', zlib.crc32(b'IDAT' + bytes(body))) + data[i + 8 + n:]
+
+
+def zip_entries(path: Path, entries: list, compression=zipfile.ZIP_STORED) -> Path:
+    "A zip of (name, bytes) entries in order, a name possibly twice."
+    import warnings
+    with zipfile.ZipFile(path, 'w', compression) as zf, warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        for n, b in entries: zf.writestr(n, b)
+    return path
+
+
+TWO = lambda w: [('results/00000.png', png_bytes(64)), ('results/00001.png', png_bytes(64, seed=1))]
+SUBMIT += [
+    C('check_corrupt_idat_crc_recomputed', 'images', check_cmd('--n-expected', '2'), CHK_IN,
+      setup=lambda w: zip_entries(w / 'check.zip', [TWO(w)[0], ('results/00001.png', corrupt_idat(png_bytes(64, seed=1)))]),
+      mention=('00001.png',), one_line=True, guard=(), round=24),
+    C('check_duplicate_member', 'images', check_cmd('--n-expected', '2'), CHK_IN,
+      setup=lambda w: zip_entries(w / 'check.zip', [*TWO(w), ('results/00001.png', png_bytes(64, seed=2))]),
+      mention=('00001.png', 'twice'), one_line=True, guard=(), round=24),
+    C('check_member_padded_with_zeros', 'images', check_cmd('--n-expected', '2'), CHK_IN,
+      setup=lambda w: zip_entries(w / 'check.zip', [TWO(w)[0], ('results/00001.png', png_bytes(64, seed=1) + bytes(64 << 20))],
+                                  zipfile.ZIP_DEFLATED),
+      mention=('00001.png', 'not read'), one_line=True, guard=(), round=24),
+    C('weights_pt_names_over_cap_arch', 'checkpoint', sb('--ckpt', hostile_weights(arch_kwargs={'num_block': 40})),
+      lambda w: [w.lq, w / 'hostile.pt'], mention=('hostile.pt', '2,276,356'), one_line=True, post=no_submit_work,
+      guard=(), round=24),
+]
+EXTENDED['blindsr_submit'] |= {'weights_pt_names_over_cap_arch'}
+
+
 @pytest.mark.parametrize('case', params('blindsr_submit', SUBMIT))
 def test_submit(case, ws): check(case, ws, 'blindsr_submit')
 
@@ -1453,6 +1617,15 @@ BENCH = [
 ]
 
 
+BENCH += [
+    C('recipes_set_out_dir', 'names', rc_('--set', lambda w: f'out_dir={w / "ELSEWHERE"}'), FACES_IN, setup=faces6,
+      mention=('out_dir', '--out-dir'), one_line=True, post=no_path('ELSEWHERE'), guard=(), round=24),
+    C('recipes_set_train_hq', 'names', rc_('--set', lambda w: f'train_hq={w.hq}'), lambda w: [*FACES_IN(w), w.hq], setup=faces6,
+      mention=('train_hq', 'FACES'), one_line=True, guard=(), round=24),
+]
+EXTENDED['blindsr_bench'] |= {'recipes_set_train_hq'}
+
+
 @pytest.mark.parametrize('case', params('blindsr_bench', BENCH))
 def test_bench(case, ws): check(case, ws, 'blindsr_bench')
 
@@ -1532,6 +1705,61 @@ KAGGLE = [
 ]
 
 
+# issue 24: writes never follow a link at the target; the wheel packs what git tracks; malformed metadata named
+def users_rc(w: WS) -> Path:
+    p = w / 'bashrc'; p.write_text('# my shell setup\n'); return p
+
+
+def kdir_with_links(w: WS):
+    "KDIR built by blindsr before (build.json), its kernel-metadata.json and notebook now links to a user's file."
+    from dataclasses import asdict
+    from blindsr.kaggle_build import KernelSpec
+    kd = w / 'KDIR'; kd.mkdir()
+    (kd / 'build.json').write_text(json.dumps(asdict(KernelSpec(user='alice', dataset='ai6126-faces'))))
+    target = users_rc(w)
+    for n in ('kernel-metadata.json', 'blindsr-train.ipynb'): (kd / n).symlink_to(target)
+
+
+def not_links(*parts) -> Callable:
+    def post(w, r):
+        p = w.root.joinpath(*parts)
+        return [f'{p.relative_to(w.root)} is still a link'] if p.is_symlink() else ([] if p.is_file() else [f'{p.relative_to(w.root)} missing'])
+    return post
+
+
+def listing_ok(w, r):
+    out = r.stdout
+    return (['--list-files does not list blindsr/core.py'] if 'blindsr/core.py' not in out else []) + \
+           (['the demo weights were packed'] if 'blindsr/weights/' in out else [])
+
+
+KAGGLE += [
+    C('output_kernel_without_owner', 'names', lambda w: ['blindsr_kaggle', 'output', 'foo', '-p', w.out, '--root', _checkout(),
+                                                          '--dir', w / 'KDIR'], KG_IN, mention=('foo',), one_line=True, home=True,
+      guard=(), round=24),
+    C('build_json_is_a_list', 'names', kb(), lambda w: [*KG_IN(w), w / 'KDIR'],
+      setup=lambda w: ((w / 'KDIR').mkdir(), (w / 'KDIR' / 'build.json').write_text('[1, 2]')), mention=('build.json',),
+      one_line=True, home=True, guard=(), round=24),
+    C('build_json_wrong_types', 'names', kb(), lambda w: [*KG_IN(w), w / 'KDIR'],
+      setup=lambda w: ((w / 'KDIR').mkdir(), (w / 'KDIR' / 'build.json').write_text('{"user": 3, "dataset": ["x"]}')),
+      mention=('build.json',), one_line=True, home=True, guard=(), round=24),
+    C('push_metadata_is_a_list', 'names', lambda w: ['blindsr_kaggle', 'push', '--dry-run', '--dir', w / 'KDIR', '--root', _checkout()],
+      lambda w: [*KG_IN(w), w / 'KDIR'], expect='work', ok_rc=(1,),
+      setup=lambda w: ((w / 'KDIR').mkdir(), (w / 'KDIR' / 'kernel-metadata.json').write_text('[1]')),
+      post=says('kernel-metadata.json holds a JSON list'), home=True, guard=(), round=24),
+    C('build_replaces_links_never_follows', 'data-loss', kb(), lambda w: [*KG_IN(w), w / 'bashrc'], expect='work',
+      setup=kdir_with_links, post=all_(not_links('KDIR', 'kernel-metadata.json'), not_links('KDIR', 'blindsr-train.ipynb')),
+      home=True, guard=('KDIR',), round=24),
+    C('build_lists_packed_files', 'paths', kb('--list-files'), KG_IN, expect='work', post=listing_ok, home=True,
+      guard=('KDIR',), round=24),
+    C('colab_build_replaces_link_never_follows', 'data-loss',
+      lambda w: ['blindsr_colab', 'build', '--dir', w / 'CDIR', '--root', _checkout()], lambda w: [*KG_IN(w), w / 'bashrc'],
+      expect='work', setup=lambda w: ((w / 'CDIR').mkdir(), (w / 'CDIR' / 'blindsr-colab.ipynb').symlink_to(users_rc(w))),
+      post=not_links('CDIR', 'blindsr-colab.ipynb'), home=True, guard=('CDIR',), round=24),
+]
+EXTENDED['blindsr_kaggle'] |= {'build_json_wrong_types', 'push_metadata_is_a_list', 'colab_build_replaces_link_never_follows'}
+
+
 @pytest.mark.parametrize('case', params('blindsr_kaggle', KAGGLE))
 def test_kaggle(case, ws): check(case, ws, 'blindsr_kaggle')
 
@@ -1599,6 +1827,53 @@ def test_degrade_ctrl_c(ws, group):
         if left: problems.append(f'temporary files left behind: {left[:3]}')
     record('ctrl_c_' + ('process_group_with_pool' if group else 'main_process'), 'blindsr_degrade', 'interrupt', r, problems, note)
     assert not problems, '\n'.join(problems) + f'\n--- stderr:\n{r.stderr[-2500:]}'
+
+
+def group_alive(pgid: int) -> bool:
+    "Does any process of the process group `pgid` still run (a worker, a resource tracker)?"
+    try: os.killpg(pgid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+
+def test_degrade_sigterm_ends_workers(ws):
+    "`kill PID` (SIGTERM to the main process only) of blindsr_degrade --workers 2: as Ctrl-C, and no worker or resource tracker left."
+    hq = big_hq(ws, n=120)
+    out = ws.out
+    cmd = [str(c) for c in ['blindsr_degrade', hq, out, '--workers', '2']]
+    cmd = command(cmd[0]) + cmd[1:]
+    before = snapshot([hq]); outside = tree(ws.root, ('OUTdir', 'home'))
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(), start_new_session=True)
+    deadline, note = time.time() + 120, ''
+    while time.time() < deadline and p.poll() is None and not (out.is_dir() and len(list(out.glob('*.png'))) >= 3): time.sleep(0.2)
+    if p.poll() is not None: note = 'finished before it could be terminated'
+    else: time.sleep(0.3); p.send_signal(signal.SIGTERM)
+    try: o, e = p.communicate(timeout=90); rc = p.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL); o, e = p.communicate(); rc = None
+        e += '\n[killed by the test: still running (or its pipes held) 90 s after SIGTERM]'
+    left = group_alive(p.pid)
+    for _ in range(50):                               # a worker may take a moment to notice its pool is gone
+        if not left: break
+        time.sleep(0.2); left = group_alive(p.pid)
+    r = Result(cmd, rc, o, e, snapshot_diff(before, snapshot([hq])), time.perf_counter() - t0)
+    problems = [note] if note else []
+    if rc is None: problems.append('hang after SIGTERM')
+    if r.traceback: problems.append(f'traceback: {r.traceback}')
+    if r.changed: problems.append(f'input changed: {"; ".join(r.changed)}')
+    if rc is not None and rc != 143: problems.append(f'exit code {rc}, want 143 (128 + SIGTERM)')
+    if left:
+        problems.append('processes of the command (workers, resource tracker) still run after it ended')
+        os.killpg(p.pid, signal.SIGKILL)
+    body = err_lines(scrub(e, ws))
+    if len(body) > 1: problems.append(f'{len(body)} lines on stderr, want one')
+    if not re.search(r'rerun|resume', e, re.I): problems.append('does not say to rerun the same command')
+    moved = outside_changes(outside, tree(ws.root, ('OUTdir', 'home')))
+    if moved: problems.append(f'changed outside the output: {"; ".join(moved)}')
+    record('sigterm_ends_workers', 'blindsr_degrade', 'interrupt', r, problems, note, round=24)
+    assert not problems, '\n'.join(problems) + f'\n--- stderr:\n{e[-2500:]}'
 
 
 @pytest.mark.parametrize('group', [False, True], ids=['sigint_main_process', 'ctrl_c_process_group_cpu_workers'])
