@@ -36,13 +36,14 @@ from .demo import GAN_WEIGHTS, comparison_grid
 from .train import NonFiniteLossError, RunLog, TrainConfig, Trainer
 
 # %% auto #0
-__all__ = ['RECIPES', 'REPORT_SHARES', 'REPORT_PHASES', 'REPORT_RECIPES', 'REPORT_FILES', 'BENCH_EXAMPLES', 'BENCH_SETS',
-           'bench_cpu_degradation', 'bench_degradation', 'degradation_table', 'bench_generator', 'bench_generators',
-           'generators_table', 'recipe_config', 'bench_training', 'step_syncs', 'step_breakdown', 'breakdown_table',
-           'fmt', 'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table', 'compare_recipes',
-           'psnr_at', 'minutes_to', 'plot_recipes', 'ReportConfig', 'mean_gradient', 'bench_training_recipes',
-           'cuda_graph_step', 'bench_precision', 'bench_time_to_quality', 'bench_gan', 'report_markdown',
-           'bench_report', 'config_overrides', 'bench_parser', 'bench_cli']
+__all__ = ['RECIPES', 'REPORT_SHARES', 'REPORT_PHASES', 'REPORT_RECIPES', 'REPORT_FILES', 'CPU_SIDES', 'BENCH_EXAMPLES',
+           'BENCH_SETS', 'bench_cpu_degradation', 'bench_degradation', 'degradation_table', 'bench_generator',
+           'bench_generators', 'generators_table', 'recipe_config', 'bench_training', 'step_syncs', 'step_breakdown',
+           'breakdown_table', 'fmt', 'bench_speed', 'training_table', 'speed_table', 'bench_tta', 'tta_table',
+           'compare_recipes', 'psnr_at', 'minutes_to', 'plot_recipes', 'ReportConfig', 'mean_gradient',
+           'bench_training_recipes', 'cuda_graph_step', 'bench_precision', 'bench_time_to_quality', 'bench_gan',
+           'report_markdown', 'bench_report', 'plain_restore', 'plain_train_step', 'cpu_side', 'bench_cpu', 'cpu_table',
+           'config_overrides', 'bench_parser', 'bench_cli']
 
 # %% ../nbs/08_bench.ipynb #b1fc3b68
 def bench_cpu_degradation(preset: str = DEFAULT_PRESET,  # a preset: a name, a DegradationConfig or a JSON file
@@ -904,6 +905,196 @@ def bench_report(out: PathLike,  # the report's folder: report.json, summary.md,
         log(f"{p}: done in {report['phases'][p]['minutes']:.2f} min")
     return report
 
+# %% ../nbs/08_bench.ipynb #895f60e8
+def plain_restore(model: nn.Module,  # generator on the CPU, eval mode
+                  files: Sequence[PathLike],  # LQ images
+                  out_dir: PathLike,  # where <stem>.png go
+                 ) -> None:
+    "Restore files as BasicSR's inference_esrgan.py does: OpenCV in and out, one image per no_grad forward, default layout."
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR).astype(np.float32) / 255.
+        img = torch.from_numpy(np.transpose(img[:, :, [2, 1, 0]], (2, 0, 1))).float().unsqueeze(0)
+        with torch.no_grad(): output = model(img)
+        output = output.data.squeeze().float().cpu().clamp_(0, 1).numpy()
+        output = (np.transpose(output[[2, 1, 0], :, :], (1, 2, 0)) * 255.0).round().astype(np.uint8)
+        cv2.imwrite(str(out_dir / f'{Path(f).stem}.png'), output)
+
+
+def plain_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                     hq: torch.Tensor,  # (B,3,4h,4w) float in [0,1]
+                     lq: torch.Tensor,  # (B,3,h,w) float in [0,1]
+                    ) -> float:  # the L1 loss
+    "One plain training step, as BasicSR's SRModel takes it: forward, L1, backward, Adam."
+    optimizer.zero_grad()
+    loss = F.l1_loss(model(lq), hq)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+# %% ../nbs/08_bench.ipynb #4351e69f
+CPU_SIDES = ('restore-plain', 'restore-blindsr', 'step-plain', 'step-blindsr', 'rate')
+
+
+def _train_pair(spec: dict) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    "A seeded generator and a random (hq, lq) batch for the step sides."
+    torch.manual_seed(0)
+    model = build_generator(spec.get('generator', 'msrresnet'), **spec.get('generator_kwargs', {}))
+    b, s = spec['batch'], spec['size']
+    return model, torch.rand(b, 3, 4 * s, 4 * s), torch.rand(b, 3, s, s)
+
+
+def _gflop_per_cpu_s(fn, gflop: float, reps: int) -> float:
+    "GFLOP per CPU-second of `fn` (one untimed call first)."
+    fn()
+    t = time.process_time()
+    for _ in range(reps): fn()
+    return gflop * reps / max(time.process_time() - t, 1e-9)
+
+
+def cpu_side(spec: dict,  # {'side': one of CPU_SIDES, …}: see bench_cpu
+            ) -> dict:  # cpu_s and wall_s of the work; process_cpu_s (start-up included) and peak_mb of the process
+    "One side of bench_cpu, in this process: its work's CPU-seconds and wall seconds, and the process's peak memory."
+    import contextlib, io
+    from blindsr.device import use_cpu_threads
+    from blindsr.inference import channels_last_weights, restore_cli
+    from blindsr.checkpoint import default_weights, load_generator
+    from blindsr.train_step import StepConfig, TrainStep
+    side, cpu = spec['side'], torch.device('cpu')
+    weights = spec.get('weights') or default_weights()
+    out = {'side': side}
+    t, w = time.process_time(), time.perf_counter()
+    if side == 'restore-blindsr':
+        with contextlib.redirect_stdout(io.StringIO()) as said:
+            rc = restore_cli([spec['lq'], spec['out'], '--ckpt', str(weights), '--device', 'cpu', '--no-progress', '--overwrite'])
+        if rc: raise RuntimeError(f'blindsr_restore exited {rc}')
+        out['said'] = said.getvalue().splitlines()[0]
+    elif side == 'restore-plain':
+        plain_restore(load_generator(weights, device=cpu), list_images(spec['lq']), spec['out'])
+    elif side in ('step-plain', 'step-blindsr'):
+        model, hq, lq = _train_pair(spec)
+        if side == 'step-plain':
+            opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.99))
+            step = lambda: plain_train_step(model, opt, hq, lq)
+        else:
+            use_cpu_threads(cpu, log=lambda msg: None)
+            ts = TrainStep(model, cpu, StepConfig(), log=lambda msg: None)
+            step = lambda: ts.step(hq, lq, 2e-4, 'l1').item()
+        step()                                             # the first step: allocator, optimiser state
+        t, w = time.process_time(), time.perf_counter()
+        for _ in range(spec['steps']): step()
+        out['steps'] = spec['steps']
+    elif side == 'rate':
+        n, size = spec.get('matmul', 2048), spec['size']
+        threads = use_cpu_threads(cpu, log=lambda msg: None)
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        model = load_generator(weights, device=cpu)
+        gflop = generator_gflops(model, size)
+        x = torch.rand(1, 3, size, size)
+        with torch.inference_mode():
+            out['matmul_gflops'] = _gflop_per_cpu_s(lambda: a @ b, 2 * n ** 3 / 1e9, spec.get('reps', 4))
+            out['plain_forward_gflops'] = _gflop_per_cpu_s(lambda: model(x), gflop, spec.get('reps', 2))
+            with channels_last_weights(model):
+                xc = x.contiguous(memory_format=torch.channels_last)
+                out['forward_gflops'] = _gflop_per_cpu_s(lambda: model(xc), gflop, spec.get('reps', 2))
+        out.update(threads=threads, size=size, gflop=round(gflop, 1))
+    else: raise ValueError(f'side must be one of {", ".join(CPU_SIDES)}, got {side!r}')
+    out.update(cpu_s=time.process_time() - t, wall_s=time.perf_counter() - w)
+    try:
+        import resource
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        out.update(process_cpu_s=ru.ru_utime + ru.ru_stime, peak_mb=ru.ru_maxrss / (2 ** 20 if sys.platform == 'darwin' else 2 ** 10))
+    except ImportError: out.update(process_cpu_s=None, peak_mb=None)      # Windows: no getrusage
+    return out
+
+# %% ../nbs/08_bench.ipynb #7031943a
+def _run_side(spec: dict) -> dict:
+    "cpu_side(spec) in a fresh Python process."
+    import subprocess
+    code = 'import json, sys; from blindsr.bench import cpu_side; print(json.dumps(cpu_side(json.loads(sys.argv[1]))))'
+    r = subprocess.run([sys.executable, '-c', code, json.dumps(spec)], capture_output=True, text=True)
+    if r.returncode: raise RuntimeError(f'bench_cpu: the {spec["side"]} side failed: {r.stderr.strip()[-2000:]}')
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench_cpu(lq_dir: PathLike,  # folder of LQ faces (the first `faces` of them are restored)
+              faces: int = 16,  # faces restored per round
+              rounds: int = 3,  # A/B rounds; medians are reported
+              steps: int = 2,  # training steps timed per side and round (after one untimed step)
+              batch: int = 4,  # training batch
+              size: int = 128,  # training LQ side (the HQ is 4x)
+              weights: PathLike | None = None,  # generator weights (default: the shipped ones)
+              generator_kwargs: dict | None = None,  # the training sides' generator (default: MSRResNet as shipped)
+              matmul: int = 2048,  # side of the fp32 matmul that measures the CPU's rate
+              parts: Sequence[str] = ('restore', 'step', 'rate'),
+              log=print,
+             ) -> dict:  # per part: medians of each side, the ratios blindsr / plain; the rate's fraction
+    "blindsr against a plain PyTorch loop of the same network on the CPU, interleaved: restoring, a training step, the forward's rate."
+    import statistics
+    files = list_images(lq_dir)[:faces]
+    if not files: raise ValueError(f'bench_cpu: no LQ images in {lq_dir}')
+    tmp = Path(tempfile.mkdtemp(prefix='blindsr_cpu_'))
+    (tmp / 'lq').mkdir()
+    for f in files: (tmp / 'lq' / f.name).write_bytes(f.read_bytes())        # both sides read the same files
+    base = {'weights': str(weights) if weights else None}
+    train = {**base, 'batch': batch, 'size': size, 'steps': steps, 'generator_kwargs': generator_kwargs or {}}
+    pairs = {'restore': [{**base, 'side': f'restore-{s}', 'lq': str(tmp / 'lq'), 'out': str(tmp / f'sr_{s}')} for s in ('plain', 'blindsr')],
+             'step': [{**train, 'side': f'step-{s}'} for s in ('plain', 'blindsr')]}
+    runs = {p: {'plain': [], 'blindsr': []} for p in pairs}
+    rates = []
+    for r in range(rounds):
+        for part in (p for p in ('restore', 'step') if p in parts):
+            for spec in (pairs[part] if r % 2 == 0 else pairs[part][::-1]):     # A B, then B A: drift cancels
+                res = _run_side(spec)
+                runs[part][spec['side'].split('-')[1]].append(res)
+                log(f"round {r + 1}/{rounds} {spec['side']}: {res['cpu_s']:.1f} CPU-s of work, {res['peak_mb']:.0f} MB peak")
+        if 'rate' in parts:
+            rates.append(_run_side({**base, 'side': 'rate', 'size': size, 'matmul': matmul}))
+            log(f"round {r + 1}/{rounds} rate: forward {rates[-1]['forward_gflops']:.0f} GFLOP per CPU-s, matmul {rates[-1]['matmul_gflops']:.0f}")
+    med = lambda xs: statistics.median(xs) if xs and None not in xs else None
+    out = {'device': device_name(torch.device('cpu')), 'torch': torch.__version__, 'faces': len(files), 'rounds': rounds}
+    for part, sides in runs.items():
+        if not sides['plain']: continue
+        row = {}
+        for key in ('cpu_s', 'process_cpu_s', 'wall_s', 'peak_mb'):
+            row[key] = {s: med([x[key] for x in v]) for s, v in sides.items()}
+            row[key]['ratio'] = med([b[key] / a[key] for a, b in zip(sides['plain'], sides['blindsr']) if a[key] and b[key] is not None])
+        if part == 'step': row.update(batch=batch, size=size, steps=steps)
+        if part == 'restore': row['said'] = sides['blindsr'][0].get('said')
+        out[part] = row
+    if rates:
+        out['rate'] = {k: med([x[k] for x in rates]) for k in ('matmul_gflops', 'forward_gflops', 'plain_forward_gflops')}
+        out['rate'].update(fraction=med([x['forward_gflops'] / x['matmul_gflops'] for x in rates]),
+                           plain_fraction=med([x['plain_forward_gflops'] / x['matmul_gflops'] for x in rates]),
+                           threads=rates[0]['threads'], gflop=rates[0]['gflop'], size=size, matmul=matmul)
+    return out
+
+
+def cpu_table(res: dict) -> str:
+    "The result of bench_cpu as markdown: each part's medians, blindsr / plain."
+    f = lambda v, spec='.2f': '–' if v is None else format(v, spec)
+    out = [f"**{res['device']}**, torch {res['torch']}, {res['rounds']} interleaved rounds (medians)", '',
+           '| CPU | plain loop | blindsr | blindsr / plain |', '|---|---:|---:|---:|']
+    if 'restore' in res:
+        r = res['restore']
+        out += [f"| restore {res['faces']} faces: CPU-s of work | {f(r['cpu_s']['plain'])} | {f(r['cpu_s']['blindsr'])} | {f(r['cpu_s']['ratio'])} |",
+                f"| restore: CPU-s of the process | {f(r['process_cpu_s']['plain'])} | {f(r['process_cpu_s']['blindsr'])} | {f(r['process_cpu_s']['ratio'])} |",
+                f"| restore: peak memory MB | {f(r['peak_mb']['plain'], '.0f')} | {f(r['peak_mb']['blindsr'], '.0f')} | {f(r['peak_mb']['ratio'])} |"]
+    if 'step' in res:
+        s = res['step']
+        per = lambda v: None if v is None else v / s['steps']
+        out += [f"| training step (batch {s['batch']}, {s['size']}²): CPU-s per step | {f(per(s['cpu_s']['plain']))} | "
+                f"{f(per(s['cpu_s']['blindsr']))} | {f(s['cpu_s']['ratio'])} |",
+                f"| training step: peak memory MB | {f(s['peak_mb']['plain'], '.0f')} | {f(s['peak_mb']['blindsr'], '.0f')} | {f(s['peak_mb']['ratio'])} |"]
+    if 'rate' in res:
+        q = res['rate']
+        out += [f"| forward at {q['size']}², GFLOP per CPU-s ({q['gflop']} GFLOP a pass) | {f(q['plain_forward_gflops'], '.1f')} | "
+                f"{f(q['forward_gflops'], '.1f')} | {f(q['forward_gflops'] / q['plain_forward_gflops'] if q['plain_forward_gflops'] else None)} |",
+                f"| forward as a fraction of a {q['matmul']}² fp32 matmul ({f(q['matmul_gflops'], '.0f')} GFLOP per CPU-s, "
+                f"{q['threads']} threads) | {f(100 * q['plain_fraction'], '.0f')} % | {f(100 * q['fraction'], '.0f')} % | |"]
+    if res.get('restore', {}).get('said'): out += ['', f"blindsr_restore said: `{res['restore']['said']}`"]
+    return '\n'.join(out)
+
 # %% ../nbs/08_bench.ipynb #413d3a77
 def config_overrides(pairs: list[str] | None) -> dict:
     "['key=value', …] -> TrainConfig overrides, each value parsed by the field's type; unknown keys are errors."
@@ -919,7 +1110,7 @@ def config_overrides(pairs: list[str] | None) -> dict:
         except ValueError as e: raise ValueError(f'--set {key}={text}: {e}') from None
     return out
 
-# %% ../nbs/08_bench.ipynb #45d16525
+# %% ../nbs/08_bench.ipynb #9308e3aa
 BENCH_EXAMPLES = {
     'speed': [('seconds on any machine: does everything run?', 'blindsr_bench speed --smoke --device cpu'),
               ('degradation and end-to-end training on your faces, saved as JSON',
@@ -940,6 +1131,9 @@ BENCH_EXAMPLES = {
                ('the GPU run: 8 minutes on the faces in .devdata/faces (rerun the same command to finish a cut-short run)',
                 'timeout 9m blindsr_bench report --faces .devdata/faces --minutes 8 --out runs/report'),
                ('the GAN phase alone, longer', 'blindsr_bench report --faces .devdata/faces --phases gan --minutes 20 --out runs/gan')],
+    'cpu': [('blindsr against a plain PyTorch loop on this CPU: 16 faces restored, a training step, the forward\'s rate',
+             'blindsr_bench cpu data/val/LQ'),
+            ('restoring only, 5 rounds, saved as JSON', 'blindsr_bench cpu data/val/LQ --parts restore --rounds 5 --json cpu.json')],
 }
 
 
@@ -1089,6 +1283,17 @@ def _report_command(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_command(a: argparse.Namespace) -> int:
+    "blindsr_bench cpu: blindsr against a plain PyTorch loop on the CPU."
+    if not _faces(a.lq, 'LQ'): raise UserError(f'LQ {a.lq}: no images to restore')
+    if a.weights is not None and not Path(a.weights).is_file(): raise UserError(f'--ckpt {a.weights}: no such file')
+    if a.json: check_output_file(a.json, [a.lq], '--json')
+    res = bench_cpu(a.lq, a.faces, a.rounds, a.steps, a.batch, a.size, a.weights, parts=a.parts)
+    print(cpu_table(res))
+    if a.json: _write_json(a.json, res)
+    return 0
+
+
 def bench_parser() -> argparse.ArgumentParser:
     "The argument parser of blindsr_bench, a subcommand per benchmark."
     ap = argparse.ArgumentParser(prog='blindsr_bench', formatter_class=HelpFormatter,
@@ -1198,19 +1403,35 @@ def bench_parser() -> argparse.ArgumentParser:
     g.add_argument('--overwrite', action='store_true',
                    help='start afresh in an --out holding an earlier report or other files (default: refuse other files, '
                         'resume a report)')
+    cp = parser('cpu', 'blindsr against a plain PyTorch loop of the same network on the CPU, interleaved: restoring, a '
+                       'training step, and the forward pass as a fraction of a measured matmul rate')
+    g = cp.add_argument_group('what to measure')
+    g.add_argument('lq', metavar='LQ', help='folder of LQ faces; the first --faces of them are restored')
+    g.add_argument('--faces', type=positive_int, default=16, metavar='N', help='faces restored per round (default: 16)')
+    g.add_argument('--rounds', type=positive_int, default=3, metavar='N', help='interleaved rounds; medians are reported (default: 3)')
+    g.add_argument('--steps', type=positive_int, default=2, metavar='N', help='training steps timed per side and round (default: 2)')
+    g.add_argument('--batch', type=positive_int, default=4, metavar='N', help='training batch (default: 4)')
+    g.add_argument('--size', type=positive_int, default=128, metavar='PX', help='LQ side of the training batch and of the rate (default: 128)')
+    g.add_argument('--parts', nargs='+', choices=['restore', 'step', 'rate'], default=['restore', 'step', 'rate'], metavar='PART',
+                   help='what to measure: restore, step, rate (default: all three)')
+    g = cp.add_argument_group('generator and output')
+    g.add_argument('--ckpt', '--weights', dest='weights', default=None, metavar='PATH',
+                   help='generator weights to restore with (default: the pretrained weights shipped with blindsr)')
+    json_out(g, 'the results')
     return ap
 
 
 def bench_cli(argv: list[str] | None = None) -> int:
-    "blindsr_bench speed | generators | tta | breakdown | recipes | report: one command for every benchmark."
+    "blindsr_bench speed | generators | tta | breakdown | recipes | report | cpu: one command for every benchmark."
     ap = bench_parser()
     a = ap.parse_args(argv)
     if a.cmd is None:
-        ap.error('give a subcommand: speed, generators, tta, breakdown, recipes or report (e.g. blindsr_bench speed --smoke; '
+        ap.error('give a subcommand: speed, generators, tta, breakdown, recipes, report or cpu (e.g. blindsr_bench speed --smoke; '
                  'blindsr_bench SUBCOMMAND --help explains each)')
     run = {'generators': lambda: _generators_command(a, argv), 'tta': lambda: _tta_command(a),
            'breakdown': lambda: _breakdown_command(a), 'speed': lambda: _speed_command(a),
-           'recipes': lambda: _recipes_command(a), 'report': lambda: _report_command(a)}[a.cmd]
+           'recipes': lambda: _recipes_command(a), 'report': lambda: _report_command(a),
+           'cpu': lambda: _cpu_command(a)}[a.cmd]
     return run_cli(f'blindsr_bench {a.cmd}', run, USER_ERRORS + CLI_ERRORS + (CheckpointError, NonFiniteLossError),
                    resume_hint='rerun the same command: the phases report.json records as done are kept, the others run'
                    if a.cmd == 'report' else 'nothing to resume: a benchmark starts afresh; rerun the same command to measure again')
