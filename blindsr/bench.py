@@ -959,7 +959,8 @@ def cpu_side(spec: dict,  # {'side': one of CPU_SIDES, …}: see bench_cpu
     from blindsr.device import use_cpu_threads
     from blindsr.inference import channels_last_weights, restore_cli
     from blindsr.checkpoint import default_weights, load_generator
-    from blindsr.train_step import StepConfig, TrainStep
+    from blindsr.train import StepConfig
+    from blindsr.train_step import TrainStep
     side, cpu = spec['side'], torch.device('cpu')
     weights = spec.get('weights') or default_weights()
     out = {'side': side}
