@@ -32,11 +32,12 @@ __all__ = ['SLUG_RULE', 'MACHINES', 'KERNEL_DIR', 'CODE_FILE', 'METADATA_FILE', 
            'WHEEL_MARK', 'PARAMS_MARK', 'KERNEL_FILES', 'COLAB_DIR', 'COLAB_FILE', 'COLAB_NOTEBOOK', 'slugify',
            'check_slug', 'qualify', 'machine_note', 'partner_slug', 'KernelSpec', 'kernel_metadata', 'check_notebook',
            'check_metadata', 'read_settings', 'Provenance', 'git_provenance', 'tracked_files', 'package_files',
-           'build_wheel', 'wheel_files', 'wheel_listing', 'repo_root', 'guard_source', 'function_source',
-           'wheel_cell_source', 'build_notebook', 'notebook_json', 'packed_wheel', 'recorded_provenance', 'same_build',
-           'params_source', 'build_command', 'kernel_header', 'build_files', 'write_files', 'generator_problem',
-           'check_kernel_dir', 'load_spec', 'read_json_object', 'stale_files', 'kernel_stale_files', 'colab_header',
-           'colab_files', 'colab_stale_files', 'colab_badge', 'colab_parser', 'colab_cli']
+           'files_digest', 'build_stamp', 'build_wheel', 'wheel_files', 'wheel_listing', 'repo_root', 'guard_source',
+           'function_source', 'wheel_cell_source', 'build_notebook', 'notebook_json', 'packed_wheel',
+           'recorded_provenance', 'same_build', 'params_source', 'build_command', 'kernel_header', 'build_files',
+           'write_files', 'generator_problem', 'check_kernel_dir', 'load_spec', 'read_json_object', 'stale_files',
+           'kernel_stale_files', 'colab_header', 'colab_files', 'colab_stale_files', 'colab_badge', 'colab_parser',
+           'colab_cli']
 
 # %% ../nbs/09a_kaggle_build.ipynb #d29a9f79
 SLUG_RULE = 'lower-case letters and digits, in words joined by single hyphens (no "_", no "--", no hyphen at either end)'
@@ -236,7 +237,7 @@ def check_metadata(meta: dict,  # the parsed kernel-metadata.json
         else: p += check_notebook(f)
     return p
 
-# %% ../nbs/09a_kaggle_build.ipynb #ef12ace2
+# %% ../nbs/09a_kaggle_build.ipynb #415744e1
 WHEEL_EXCLUDE = ('weights',)               # blindsr/ subfolders left out: the 3 MB demo weights (the notebooks train their own)
 WHEEL_DATE = (1980, 1, 1, 0, 0, 0)         # every zip entry's timestamp, so one tree gives one wheel
 BUILD_INFO = 'build_info.json'             # inside the packed blindsr/: commit, dirty, the files' hash
@@ -256,7 +257,9 @@ class Provenance:
     dirty: bool = False  # the package files (blindsr/, settings.ini) differ from that commit
 
     @property
-    def label(self) -> str: return f'g{self.commit[:7]}' + ('.dirty' if self.dirty else '') if self.commit != 'unknown' else 'unknown'
+    def known_commit(self) -> str | None:
+        "The commit whose files the build holds, or None (no git, or files that differ from the commit)."
+        return None if self.dirty or self.commit == 'unknown' else self.commit
 
 
 def git_provenance(root: Path | str) -> Provenance:
@@ -302,6 +305,17 @@ def package_files(root: Path | str) -> dict[str, bytes]:
     return out
 
 
+def files_digest(files: dict[str, bytes]) -> str:
+    "The sha256 (hex) of a package's {path: bytes}: its names and contents, in name order."
+    return hashlib.sha256(b''.join(k.encode() + b'\0' + hashlib.sha256(v).digest() for k, v in sorted(files.items()))).hexdigest()
+
+
+def build_stamp(root: Path | str, prov: 'Provenance') -> str:
+    "What a built notebook says it was built from: the blindsr files' sha256 (the wheel's label), and the commit if they are its."
+    return (f'the blindsr files of sha256 `{files_digest(package_files(root))[:12]}`'
+            + (f' (commit `{prov.known_commit}`)' if prov.known_commit else ''))
+
+
 def _record_hash(data: bytes) -> str:
     return 'sha256=' + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
 
@@ -309,12 +323,12 @@ def _record_hash(data: bytes) -> str:
 def build_wheel(root: Path | str, prov: Provenance) -> tuple[str, bytes]:
     "(file name, bytes) of a wheel of the checkout's blindsr, its version labelled with `prov`."
     st, files = read_settings(root), package_files(root)
-    name, version = st['lib_name'], f"{st['version']}+{prov.label}"
-    digest = hashlib.sha256(b''.join(k.encode() + b'\0' + hashlib.sha256(v).digest() for k, v in files.items())).hexdigest()
+    digest = files_digest(files)
+    name, version = st['lib_name'], f"{st['version']}+h{digest[:12]}"      # the files, not a commit: never stale
     files[f'{name}/{BUILD_INFO}'] = (json.dumps({'version': version, 'commit': prov.commit, 'dirty': prov.dirty,
                                                  'files_sha256': digest}, indent=1, sort_keys=True) + '\n').encode()
     di = f'{name}-{version}.dist-info'
-    home = st['git_url'] + (f'/tree/{prov.commit}' if prov.commit != 'unknown' else '')
+    home = st['git_url'] + (f'/tree/{prov.known_commit}' if prov.known_commit else '')
     meta = ['Metadata-Version: 2.1', f'Name: {name}', f'Version: {version}', f"Summary: {st['description']}",
             f'Home-page: {home}', f"Author: {st['author']}", f"Author-email: {st['author_email']}",
             f"License: {st['license']}", f"Requires-Python: >={st['min_python']}",
@@ -465,7 +479,7 @@ def same_build(a: str, b: str) -> bool:
     try: return a == b or _comparable(a) == _comparable(b)
     except (ValueError, KeyError, SyntaxError): return False
 
-# %% ../nbs/09a_kaggle_build.ipynb #b790e41d
+# %% ../nbs/09a_kaggle_build.ipynb #c2adbbda
 def params_source(spec: KernelSpec) -> str:
     "The kernel's parameters cell."
     return '\n'.join([
@@ -498,8 +512,8 @@ def build_command(spec: KernelSpec) -> str:
 def kernel_header(spec: KernelSpec, root: Path, prov: Provenance) -> str:
     url = read_settings(root)['git_url']
     return (f'**blindsr: train a blind face super-resolution model on Kaggle.** Built by `{build_command(spec)}` from '
-            f'[`nbs/{RUN_NOTEBOOK}`]({url}/blob/main/nbs/{RUN_NOTEBOOK}) at commit `{prov.commit}`'
-            f'{" (with uncommitted changes)" if prov.dirty else ""}: edit that notebook and rebuild, not this one. '
+            f'[`nbs/{RUN_NOTEBOOK}`]({url}/blob/main/nbs/{RUN_NOTEBOOK}) and {build_stamp(root, prov)}: edit that '
+            'notebook and rebuild, not this one. '
             f'{machine_note(spec.machine)} Outputs: `submission.zip`, `curves.png`, `val_grid.png`, `val_scores.csv`, '
             '`kaggle_summary.json`, `run/`.')
 
@@ -584,7 +598,7 @@ def kernel_stale_files(kernel_dir: Path | str, root: Path | str | None = None) -
     except (OSError, ValueError, KeyError, SyntaxError, TypeError, AttributeError): return [CODE_FILE]
     return stale_files(kernel_dir, build_files(load_spec(kernel_dir), root, prov))
 
-# %% ../nbs/09a_kaggle_build.ipynb #775d3134
+# %% ../nbs/09a_kaggle_build.ipynb #95e65224
 COLAB_DIR = 'colab'                      # beside nbs/
 COLAB_FILE = 'blindsr-colab.ipynb'       # the Colab notebook in it
 COLAB_NOTEBOOK = '11_colab_run.ipynb'    # its source, in nbs/
@@ -593,8 +607,8 @@ COLAB_NOTEBOOK = '11_colab_run.ipynb'    # its source, in nbs/
 def colab_header(root: Path, prov: Provenance) -> str:
     url = read_settings(root)['git_url']
     return (f'**blindsr on Colab: train a blind face super-resolution model, with checkpoints on Google Drive.** Built by '
-            f'`blindsr_colab build` from [`nbs/{COLAB_NOTEBOOK}`]({url}/blob/main/nbs/{COLAB_NOTEBOOK}) at commit '
-            f'`{prov.commit}`{" (with uncommitted changes)" if prov.dirty else ""}; it carries that blindsr, so it also works '
+            f'`blindsr_colab build` from [`nbs/{COLAB_NOTEBOOK}`]({url}/blob/main/nbs/{COLAB_NOTEBOOK}) and '
+            f'{build_stamp(root, prov)}; it carries that blindsr, so it also works '
             'uploaded by hand. **To run:** *Runtime → Change runtime type → T4 GPU*; put your data zip (`train/GT`, '
             '`val/GT`, `val/LQ`, `test/LQ`) in *My Drive/blindsr/*, set the parameters below, then *Runtime → Run all*. '
             'After a disconnect, *Run all* again: training resumes from the checkpoint on Drive.')

@@ -28,7 +28,7 @@ __all__ = ['MAX_HOURS', 'RESERVE_MIN', 'SETUP_MIN', 'MIN_TRAIN_MIN', 'TRIAL_HOUR
            'require_gpu', 'plan_session', 'train_run', 'LogFollower', 'run_generator', 'run_config',
            'validate_and_submit', 'drive_folder', 'upload_files', 'download', 'unpack_data']
 
-# %% ../nbs/09c_notebook_runtime.ipynb #38c7fbe3
+# %% ../nbs/09c_notebook_runtime.ipynb #aa7edda7
 def install_blindsr(wheel: 'dict | None' = None,  # {'name', 'sha256', 'base64'} from the packed-wheel cell; None: none packed
                    ) -> dict:  # {'version', 'commit', 'source'}: the blindsr this notebook runs
     "Install the blindsr wheel packed in the notebook (sha256 checked; no internet, no git) and say which blindsr runs."
@@ -77,9 +77,10 @@ def install_blindsr(wheel: 'dict | None' = None,  # {'name', 'sha256', 'base64'}
         except OSError: commit = ''
         info = {'commit': commit or 'unknown', 'dirty': None}
     version = dist().version if dist() is not None else blindsr.__version__
-    out = {'version': version, 'commit': info['commit'] + (' (plus uncommitted changes)' if info.get('dirty') else ''),
-           'source': source}
-    print(f"blindsr {out['version']}, built from commit {out['commit']}; from {source}")
+    commit = None if info.get('dirty') or info['commit'] == 'unknown' else info['commit']    # named only when the files are its
+    out = {'version': version, 'commit': commit, 'files_sha256': info.get('files_sha256'), 'source': source}
+    print(f"blindsr {version}, " + (f'built from commit {commit}' if commit else 'built from files that are in no commit '
+                                    '(the version label is their sha256)') + f'; from {source}')
     return out
 
 # %% ../nbs/09c_notebook_runtime.ipynb #37a6fe3d

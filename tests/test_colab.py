@@ -59,3 +59,17 @@ def test_colab_notebook_runs_in_smoke_mode_and_a_second_run_resumes_from_drive(r
     assert rec['resumed_from']['step'] == 6 and rec['train']['steps'] == 12
     steps = [l.split(',')[0] for l in (run / 'run' / 'log.csv').read_text().splitlines()[1:]]
     assert steps == ['2', '4', '6', '8', '10', '12']
+
+
+def test_colab_without_data_names_the_drive_path_it_looked_for(root, tmp_path):
+    "A full run (not smoke mode) with an empty Drive folder: it stops before training, naming the Drive path of the zip."
+    dest = tmp_path / 'nodata.ipynb'
+    env = {**os.environ, 'BLINDSR_SMOKE': '0', 'BLINDSR_DRIVE': str(tmp_path / 'MyDrive'), 'BLINDSR_WORKING': str(tmp_path / 'local'),
+           'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
+    for k in ('IN_TEST', 'COLAB_RELEASE_TAG', 'COLAB_GPU', 'COLAB_BACKEND_VERSION'): env.pop(k, None)
+    r = subprocess.run([sys.executable, '-c', RUN.format(src=str(root / COLAB_DIR / COLAB_FILE), dest=str(dest))],
+                       capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert r.returncode != 0
+    assert f'no course data: looked for {tmp_path / "MyDrive" / "blindsr" / "ai6126-faces.zip"} (My Drive/blindsr/ai6126-faces.zip)' \
+        in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+    assert not (tmp_path / 'MyDrive' / 'blindsr' / 'run').exists()
