@@ -196,11 +196,11 @@ def run(cmd, inputs=(), timeout: float = 180, cwd=None, env=None) -> Result:
     return Result(cmd, rc, out, err, snapshot_diff(before, snapshot(inputs)), time.perf_counter() - t0)
 
 
-def record(case_id: str, group: str, cls: str, r: Result | None, problems: list[str], note: str = '', round: int = 0):
-    "Append what this case observed to $BADINPUT_RECORD (for the baseline report); `round` 24: a case issue 24 added."
+def record(case_id: str, group: str, cls: str, r: Result | None, problems: list[str], note: str = '', issue: int = 0):
+    "Append what this case observed to $BADINPUT_RECORD (for the baseline report); `issue` 24: a case issue 24 added."
     path = os.environ.get('BADINPUT_RECORD')
     if not path: return
-    rec = {'group': group, 'id': case_id, 'cls': cls, 'problems': problems, 'note': note, 'round': round}
+    rec = {'group': group, 'id': case_id, 'cls': cls, 'problems': problems, 'note': note, 'round': issue}
     if r is not None:
         rec.update(rc=r.rc, first=r.first_error(), traceback=r.traceback, changed=r.changed,
                    seconds=round(r.seconds, 1), cmd=' '.join(r.cmd[3:] if r.cmd[1:2] == ['-c'] else [Path(r.cmd[0]).name, *r.cmd[1:]]))
@@ -520,7 +520,7 @@ def check(case: C, w: WS, group: str):
     elif case.expect == 'work' and r.rc is not None and r.rc not in case.ok_rc:
         problems.append(f'exit code {r.rc}, want {" or ".join(map(str, case.ok_rc))}: {r.first_error()}')
     if case.post: problems += case.post(w, r)
-    record(case.id, group, case.cls, r, problems, round=case.round)
+    record(case.id, group, case.cls, r, problems, issue=case.round)
     assert not problems, '\n'.join(problems) + f'\n--- command: {" ".join(r.cmd)}\n--- stderr:\n{r.stderr[-2500:]}'
 
 
@@ -1872,7 +1872,7 @@ def test_degrade_sigterm_ends_workers(ws):
     if not re.search(r'rerun|resume', e, re.I): problems.append('does not say to rerun the same command')
     moved = outside_changes(outside, tree(ws.root, ('OUTdir', 'home')))
     if moved: problems.append(f'changed outside the output: {"; ".join(moved)}')
-    record('sigterm_ends_workers', 'blindsr_degrade', 'interrupt', r, problems, note, round=24)
+    record('sigterm_ends_workers', 'blindsr_degrade', 'interrupt', r, problems, note, issue=24)
     assert not problems, '\n'.join(problems) + f'\n--- stderr:\n{e[-2500:]}'
 
 
