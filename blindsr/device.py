@@ -121,9 +121,9 @@ def grad_scaler(enabled: bool):
     if hasattr(torch.amp, 'GradScaler'): return torch.amp.GradScaler('cuda', enabled=enabled)
     return torch.cuda.amp.GradScaler(enabled=enabled)
 
-# %% ../nbs/00a_device.ipynb #78538cc5
+# %% ../nbs/00a_device.ipynb #f0cac2f8
 def prefers_channels_last(device: torch.device) -> bool:
-    "Whether the network runs fastest in channels_last memory format on `device`: CUDA sm_70+ and the CPU."
+    "Whether inference runs fastest in channels_last memory format on `device`: CUDA sm_70+ and the CPU."
     return device.type == 'cpu' or is_cuda_sm70_or_newer(device)
 
 
