@@ -1008,7 +1008,7 @@ def cpu_side(spec: dict,  # {'side': one of CPU_SIDES, …}: see bench_cpu
     except ImportError: out.update(process_cpu_s=None, peak_mb=None)      # Windows: no getrusage
     return out
 
-# %% ../nbs/08_bench.ipynb #7031943a
+# %% ../nbs/08_bench.ipynb #56cfe191
 def _run_side(spec: dict) -> dict:
     "cpu_side(spec) in a fresh Python process."
     import subprocess
@@ -1092,7 +1092,7 @@ def cpu_table(res: dict) -> str:
         out += [f"| forward at {q['size']}², GFLOP per CPU-s ({q['gflop']} GFLOP a pass) | {f(q['plain_forward_gflops'], '.1f')} | "
                 f"{f(q['forward_gflops'], '.1f')} | {f(q['forward_gflops'] / q['plain_forward_gflops'] if q['plain_forward_gflops'] else None)} |",
                 f"| forward as a fraction of a {q['matmul']}² fp32 matmul ({f(q['matmul_gflops'], '.0f')} GFLOP per CPU-s, "
-                f"{q['threads']} threads) | {f(100 * q['plain_fraction'], '.0f')} % | {f(100 * q['fraction'], '.0f')} % | |"]
+                f"{q['threads']} thread{'s' * (q['threads'] != 1)}) | {f(100 * q['plain_fraction'], '.0f')} % | {f(100 * q['fraction'], '.0f')} % | |"]
     if res.get('restore', {}).get('said'): out += ['', f"blindsr_restore said: `{res['restore']['said']}`"]
     return '\n'.join(out)
 

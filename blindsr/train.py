@@ -59,7 +59,7 @@ __all__ = ['StepConfig', 'BatchConfig', 'RUN_FILES', 'RESULT_FILES', 'KEPT_RESUL
            'RunLog', 'config_parser', 'read_config_file', 'config_from_args', 'check_device', 'next_step_line',
            'train_cli']
 
-# %% ../nbs/05_train.ipynb #40d96e4b
+# %% ../nbs/05_train.ipynb #cbe575be
 @dataclass
 class TrainConfig:
     "Everything a training run needs. Paths may be None where a later step finds them (e.g. on Kaggle)."
@@ -114,7 +114,7 @@ class TrainConfig:
     ema: float = 0.999                   # EMA decay of the weights (0: off); the EMA weights are validated and saved
     ema_warmup: bool = True              # the EMA decay ramps up as min(ema, (1+step)/(10+step)), for short runs
     amp: str = 'auto'                    # mixed precision: 'auto' (bf16 on sm_80+, fp16 + GradScaler below, fp32 on CPU), 'bf16', 'fp16', 'off'
-    channels_last: str = 'auto'          # channels_last memory format: 'auto' (on for CUDA sm_70+ and the CPU), 'on', 'off'
+    channels_last: str = 'auto'          # channels_last memory format: 'auto' (on for CUDA sm_70+), 'on', 'off'
     compile: str = 'auto'                # torch.compile the generator: 'auto' (one CUDA process on sm_70+), 'on', 'off';
                                          # a compiler that fails at the first step falls back to eager
     grad_clip: float | None = None       # clip the gradient norm to this (none: no clipping)

@@ -1600,6 +1600,13 @@ BENCH = [
                                                         *TINY_SET], FACES_IN, setup=faces6, mention=('--steps',)),
     C('breakdown_faces_missing', 'paths', lambda w: ['blindsr_bench', 'breakdown', w.missing, '--device', 'cpu', *TINY_SET],
       mention=('NOSUCHthing',)),
+    C('cpu_lq_missing', 'paths', lambda w: ['blindsr_bench', 'cpu', w.missing], mention=('NOSUCHthing',)),
+    C('cpu_faces_zero', 'numbers', lambda w: ['blindsr_bench', 'cpu', w / 'FACES', '--faces', '0'], FACES_IN, setup=faces6,
+      mention=('--faces',)),
+    C('cpu_ckpt_missing', 'paths', lambda w: ['blindsr_bench', 'cpu', w / 'FACES', '--ckpt', w.missing], FACES_IN, setup=faces6,
+      mention=('--ckpt', 'NOSUCHthing')),
+    C('cpu_parts_typo', 'names', lambda w: ['blindsr_bench', 'cpu', w / 'FACES', '--parts', 'restor'], FACES_IN, setup=faces6,
+      mention=('restor',)),
     C('no_subcommand', 'usage', bn(), mention=(('speed', 'cmd'),)),
     # blindsr_bench report (issue 25): every mistake before any phase runs
     C('report_faces_missing', 'paths', bn('report', '--faces', lambda w: w.missing, '--device', 'cpu', '--out', lambda w: w.out),
