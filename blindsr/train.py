@@ -49,11 +49,11 @@ from .train_step import (PIXEL_LOSSES, AdversarialLoss, LossContext, PixelLoss, 
 from .distributed import init_distributed
 
 # %% auto #0
-__all__ = ['StepConfig', 'BatchConfig', 'RUN_FILES', 'RESULT_FILES', 'KEPT_RESULTS', 'LOCK_FILE', 'PID_FILE', 'RESUME_FREE',
+__all__ = ['StepConfig', 'BatchConfig', 'LOCK_FILE', 'PID_FILE', 'RUN_FILES', 'RESULT_FILES', 'KEPT_RESULTS', 'RESUME_FREE',
            'DATA_FIELDS', 'HISTORY_FILE', 'TRAIN_EXAMPLES', 'TrainConfig', 'check_loss_terms', 'loss_weights',
            'loss_context', 'RunBudget', 'run_budget', 'without_derived', 'progress', 'get_lr', 'loss_name', 'view_of',
-           'config_view', 'RunData', 'prepare_data', 'is_run_file', 'resume_checkpoint', 'open_run_folder', 'pid_alive',
-           'RunLock', 'faces_fingerprint', 'data_fingerprint', 'run_record', 'changed_fields', 'refuse_changes',
+           'config_view', 'RunData', 'prepare_data', 'pid_alive', 'RunLock', 'is_run_file', 'resume_checkpoint',
+           'open_run_folder', 'faces_fingerprint', 'data_fingerprint', 'run_record', 'changed_fields', 'refuse_changes',
            'finished_message', 'append_history', 'val_batches', 'evaluate_model', 'bicubic_val_psnr', 'init_weights',
            'build_train_step', 'RunClock', 'NonFiniteLossError', 'sigterm_calls', 'weights_checksum', 'Trainer',
            'RunLog', 'config_parser', 'read_config_file', 'config_from_args', 'check_device', 'next_step_line',
@@ -311,65 +311,6 @@ def prepare_data(cfg: TrainConfig,
     as_path = lambda p: None if p is None else Path(p)
     return RunData(train, as_path(val_gt), as_path(val_lq), made, inputs)
 
-# %% ../nbs/05_train.ipynb #6020bace
-RUN_FILES = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_WEIGHTS, FINAL_WEIGHTS, 'log.csv', 'val.csv', 'curves.png',
-             'summary.json', 'config.json', 'run_config.json', 'val_gt', 'resolved.json', 'history.jsonl',
-             '.blindsr-train.lock', '.blindsr-train.pid')   # what a run writes in out_dir (and val_lq_<preset>/)
-RESULT_FILES = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_WEIGHTS, FINAL_WEIGHTS, 'log.csv', 'val.csv', 'curves.png',
-                'summary.json')                                # an earlier run's results, which a fresh start would replace
-KEPT_RESULTS = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_WEIGHTS, FINAL_WEIGHTS)   # never replaced without overwrite
-
-
-def is_run_file(name: str) -> bool:
-    "Is `name` a file or folder the trainer writes in out_dir (or a temporary file of an interrupted write)?"
-    if name.startswith('.') and name.endswith('.tmp'): name = name[1:].rsplit('.', 2)[0]
-    return name in RUN_FILES or name.startswith('val_lq_')
-
-
-def resume_checkpoint(cfg: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Path | None:
-    "The checkpoint the run continues from: resume_from, else out_dir's latest readable one (unless resume is off)."
-    if cfg.resume_from is not None:
-        read_training_checkpoint(cfg.resume_from, cfg.generator, cfg.generator_kwargs)    # exists, reads, this generator
-        return Path(cfg.resume_from)
-    if not cfg.resume or cfg.overwrite: return None
-    found = latest_training_checkpoint(out, cfg.generator, cfg.generator_kwargs, log=log,
-                                       fix='continue from another checkpoint with resume_from (--resume-from PATH), or '
-                                           'start afresh with overwrite (--overwrite)')
-    return found[0] if found else None
-
-
-def open_run_folder(cfg: TrainConfig, out: Path,
-                    inputs: list,  # what the run reads (RunData.inputs)
-                    log: Callable[[str], None] = print,
-                    lock: RunLock | None = None,  # taken once the folder is known to be usable, before anything is read in it
-                    check: Callable[[Path | None], bool] | None = None,  # vets the start before anything is written;
-                                                                        # False: a finished run, write nothing
-                   ) -> Path | None:  # the checkpoint to resume from (None: a fresh start)
-    "Check out_dir (process 0, before any work), lock it, clear an earlier run if `overwrite`, record the manifest; say where to start."
-    legacy = (out / LAST_CHECKPOINT).exists() or (out / PREVIOUS_CHECKPOINT).exists()   # a run from before the manifest
-    listed = set(read_manifest(out, 'train')['files'])
-    own = lambda p: p.name in listed or is_run_file(p.name) and (legacy or p.name == 'run_config.json' or p.name.endswith('.tmp'))
-    check_output_dir(out, inputs, command='train', own=own, overwrite=cfg.overwrite, flag='--out-dir')
-    if lock is not None: lock.acquire()
-    start = resume_checkpoint(cfg, out, log)
-    earlier = [n for n in RESULT_FILES if (out / n).exists()]
-    if start is None and not cfg.overwrite and any(n in KEPT_RESULTS for n in earlier):
-        why = 'resume is off' if not cfg.resume else 'nothing to resume from'
-        raise UserError(f'--out-dir {out} holds an earlier run ({", ".join(earlier)}) and {why}: a fresh start would replace '
-                        'it. Use another --out-dir, --resume-from PATH to continue from a checkpoint, or --overwrite to '
-                        'start afresh and replace that run')
-    if check is not None and not check(start): return start
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if start is None and cfg.overwrite:               # clear the earlier run, so nothing of it outlives the new one
-            for n in earlier: (out / n).unlink()
-        for p in out.iterdir():                            # temporary files of writes that a kill interrupted
-            if p.name.startswith('.') and p.name.endswith('.tmp') and is_run_file(p.name) and p.is_file(): p.unlink()
-        write_manifest(out, 'train', [*RUN_FILES, f'val_lq_{get_preset(cfg.preset).name}'], generator=cfg.generator)
-    except OSError as e:
-        raise UserError(f'--out-dir {out} cannot be written ({e.strerror or e}): choose a folder you can write to') from None
-    return start
-
 # %% ../nbs/05_train.ipynb #52df44f5
 LOCK_FILE, PID_FILE = '.blindsr-train.lock', '.blindsr-train.pid'
 
@@ -445,6 +386,65 @@ class RunLock:
         if self.pidfile is not None: self.pidfile.unlink(missing_ok=True); self.pidfile = None
 
     def __del__(self): self.release()
+
+# %% ../nbs/05_train.ipynb #6020bace
+RUN_FILES = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_WEIGHTS, FINAL_WEIGHTS, 'log.csv', 'val.csv', 'curves.png',
+             'summary.json', 'config.json', 'run_config.json', 'val_gt', 'resolved.json', 'history.jsonl',
+             '.blindsr-train.lock', '.blindsr-train.pid')   # what a run writes in out_dir (and val_lq_<preset>/)
+RESULT_FILES = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_WEIGHTS, FINAL_WEIGHTS, 'log.csv', 'val.csv', 'curves.png',
+                'summary.json')                                # an earlier run's results, which a fresh start would replace
+KEPT_RESULTS = (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, BEST_WEIGHTS, FINAL_WEIGHTS)   # never replaced without overwrite
+
+
+def is_run_file(name: str) -> bool:
+    "Is `name` a file or folder the trainer writes in out_dir (or a temporary file of an interrupted write)?"
+    if name.startswith('.') and name.endswith('.tmp'): name = name[1:].rsplit('.', 2)[0]
+    return name in RUN_FILES or name.startswith('val_lq_')
+
+
+def resume_checkpoint(cfg: TrainConfig, out: Path, log: Callable[[str], None] = print) -> Path | None:
+    "The checkpoint the run continues from: resume_from, else out_dir's latest readable one (unless resume is off)."
+    if cfg.resume_from is not None:
+        read_training_checkpoint(cfg.resume_from, cfg.generator, cfg.generator_kwargs)    # exists, reads, this generator
+        return Path(cfg.resume_from)
+    if not cfg.resume or cfg.overwrite: return None
+    found = latest_training_checkpoint(out, cfg.generator, cfg.generator_kwargs, log=log,
+                                       fix='continue from another checkpoint with resume_from (--resume-from PATH), or '
+                                           'start afresh with overwrite (--overwrite)')
+    return found[0] if found else None
+
+
+def open_run_folder(cfg: TrainConfig, out: Path,
+                    inputs: list,  # what the run reads (RunData.inputs)
+                    log: Callable[[str], None] = print,
+                    lock: RunLock | None = None,  # taken once the folder is known to be usable, before anything is read in it
+                    check: Callable[[Path | None], bool] | None = None,  # vets the start before anything is written;
+                                                                        # False: a finished run, write nothing
+                   ) -> Path | None:  # the checkpoint to resume from (None: a fresh start)
+    "Check out_dir (process 0, before any work), lock it, clear an earlier run if `overwrite`, record the manifest; say where to start."
+    legacy = (out / LAST_CHECKPOINT).exists() or (out / PREVIOUS_CHECKPOINT).exists()   # a run from before the manifest
+    listed = set(read_manifest(out, 'train')['files'])
+    own = lambda p: p.name in listed or is_run_file(p.name) and (legacy or p.name == 'run_config.json' or p.name.endswith('.tmp'))
+    check_output_dir(out, inputs, command='train', own=own, overwrite=cfg.overwrite, flag='--out-dir')
+    if lock is not None: lock.acquire()
+    start = resume_checkpoint(cfg, out, log)
+    earlier = [n for n in RESULT_FILES if (out / n).exists()]
+    if start is None and not cfg.overwrite and any(n in KEPT_RESULTS for n in earlier):
+        why = 'resume is off' if not cfg.resume else 'nothing to resume from'
+        raise UserError(f'--out-dir {out} holds an earlier run ({", ".join(earlier)}) and {why}: a fresh start would replace '
+                        'it. Use another --out-dir, --resume-from PATH to continue from a checkpoint, or --overwrite to '
+                        'start afresh and replace that run')
+    if check is not None and not check(start): return start
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if start is None and cfg.overwrite:               # clear the earlier run, so nothing of it outlives the new one
+            for n in earlier: (out / n).unlink()
+        for p in out.iterdir():                            # temporary files of writes that a kill interrupted
+            if p.name.startswith('.') and p.name.endswith('.tmp') and is_run_file(p.name) and p.is_file(): p.unlink()
+        write_manifest(out, 'train', [*RUN_FILES, f'val_lq_{get_preset(cfg.preset).name}'], generator=cfg.generator)
+    except OSError as e:
+        raise UserError(f'--out-dir {out} cannot be written ({e.strerror or e}): choose a folder you can write to') from None
+    return start
 
 # %% ../nbs/05_train.ipynb #17de78eb
 RESUME_FREE = ('iters', 'schedule_min', 'session_min', 'time_budget_min', 'val_every', 'val_every_min', 'log_every',
