@@ -295,7 +295,7 @@ def add_config_args(parser: argparse.ArgumentParser,
                            metavar=metavars.get(f.name, ann.split('|')[0].strip().upper()))
     return groups
 
-# %% ../nbs/00c_cli.ipynb #93efcbd2
+# %% ../nbs/00c_cli.ipynb #024a246b
 def _inside(a: Path, b: Path) -> bool:
     "Is `a` the path `b` or inside it?"
     try: a.relative_to(b); return True
@@ -316,13 +316,10 @@ def read_manifest(out: PathLike, command: str) -> dict:
 
 def write_manifest(out: PathLike, command: str, files: Iterable[str], **info) -> Path:
     "Record (atomically) that `command` wrote `files` (names inside `out`), with any extra JSON-able `info`."
-    path = manifest_path(out, command)
+    from blindsr.core import atomic_write           # here: the CLI helpers themselves import no torch
     data = {**read_manifest(out, command), **info}
     data['files'] = sorted(set(data['files']) | {Path(f).name for f in files})
-    tmp_path = path.with_name(path.name + f'.{os.getpid()}.tmp')
-    tmp_path.write_text(json.dumps(data, indent=1), encoding='utf-8')
-    os.replace(tmp_path, path)
-    return path
+    return atomic_write(manifest_path(out, command), json.dumps(data, indent=1), inside=out)
 
 
 def check_writable(folder: PathLike,  # a folder the command will create files in (it may not exist yet)
