@@ -150,7 +150,7 @@ def train_images_per_pass(device: torch.device,
     if generator is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in generator.modules()): return None
     return TRAIN_PASS.get(device.type)
 
-# %% ../nbs/00a_device.ipynb #c5bb15de
+# %% ../nbs/00a_device.ipynb #5cf8ae35
 KEEP_FREED_BYTES = 1 << 30    # freed memory a CPU training process keeps for reuse (glibc's default: none above 128 KiB)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
 
@@ -169,7 +169,8 @@ def keep_freed_memory(device: torch.device) -> bool:  # True: set (a CPU under g
     "On a CPU under glibc: keep up to KEEP_FREED_BYTES of freed memory in the process for the next allocation (no page faults)."
     libc = _glibc() if device.type == 'cpu' else None
     if libc is None: return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, KEEP_FREED_BYTES)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
+    mapped = libc.mallopt(_M_MMAP_THRESHOLD, KEEP_FREED_BYTES) or libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)   # older glibc: 32 MiB at most
+    return bool(mapped) and bool(libc.mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
 
 
 def give_back_freed_memory() -> bool:  # True if glibc gave memory back
