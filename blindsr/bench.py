@@ -932,7 +932,7 @@ def plain_train_step(model: nn.Module, optimizer: torch.optim.Optimizer,
     optimizer.step()
     return loss.item()
 
-# %% ../nbs/08_bench.ipynb #4351e69f
+# %% ../nbs/08_bench.ipynb #c6ffe0e9
 CPU_SIDES = ('restore-plain', 'restore-blindsr', 'step-plain', 'step-blindsr', 'rate')
 
 
@@ -956,7 +956,7 @@ def cpu_side(spec: dict,  # {'side': one of CPU_SIDES, …}: see bench_cpu
             ) -> dict:  # cpu_s and wall_s of the work; process_cpu_s (start-up included) and peak_mb of the process
     "One side of bench_cpu, in this process: its work's CPU-seconds and wall seconds, and the process's peak memory."
     import contextlib, io
-    from blindsr.device import use_cpu_threads
+    from blindsr.device import give_back_freed_memory, keep_freed_memory, use_cpu_threads
     from blindsr.inference import channels_last_weights, restore_cli
     from blindsr.checkpoint import default_weights, load_generator
     from blindsr.train import StepConfig
@@ -995,9 +995,11 @@ def cpu_side(spec: dict,  # {'side': one of CPU_SIDES, …}: see bench_cpu
         with torch.inference_mode():
             out['matmul_gflops'] = _gflop_per_cpu_s(lambda: a @ b, 2 * n ** 3 / 1e9, spec.get('reps', 4))
             out['plain_forward_gflops'] = _gflop_per_cpu_s(lambda: model(x), gflop, spec.get('reps', 2))
+            keep_freed_memory(cpu)                         # then as blindsr_restore runs it: memory kept, channels_last
             with channels_last_weights(model):
                 xc = x.contiguous(memory_format=torch.channels_last)
                 out['forward_gflops'] = _gflop_per_cpu_s(lambda: model(xc), gflop, spec.get('reps', 2))
+            give_back_freed_memory()
         out.update(threads=threads, size=size, gflop=round(gflop, 1))
     else: raise ValueError(f'side must be one of {", ".join(CPU_SIDES)}, got {side!r}')
     out.update(cpu_s=time.process_time() - t, wall_s=time.perf_counter() - w)

@@ -21,8 +21,8 @@ from torch import nn
 __all__ = ['RESTORE_BATCH', 'RESTORE_BATCH_DEFAULT', 'TRAIN_PASS', 'TRAIN_PASS_MIN_PIXELS', 'KEEP_FREED_BYTES',
            'UnsupportedGPUError', 'torch_build_hint', 'get_device', 'usable_device', 'model_device', 'amp_dtype',
            'is_cuda_sm70_or_newer', 'grad_scaler', 'prefers_channels_last', 'restore_batch', 'train_images_per_pass',
-           'keep_freed_memory', 'give_back_freed_memory', 'usable_cores', 'cpu_threads', 'restore_streams',
-           'threads_per_stream', 'say_once', 'use_cpu_threads', 'synchronize', 'device_name']
+           'keep_freed_memory', 'give_back_freed_memory', 'usable_cores', 'cpu_threads', 'say_once', 'use_cpu_threads',
+           'synchronize', 'device_name']
 
 # %% ../nbs/00a_device.ipynb #627c60cb
 class UnsupportedGPUError(RuntimeError):
@@ -150,8 +150,8 @@ def train_images_per_pass(device: torch.device,
     if generator is not None and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in generator.modules()): return None
     return TRAIN_PASS.get(device.type)
 
-# %% ../nbs/00a_device.ipynb #5cf8ae35
-KEEP_FREED_BYTES = 1 << 30    # freed memory a CPU training process keeps for reuse (glibc's default: none above 128 KiB)
+# %% ../nbs/00a_device.ipynb #be117f5a
+KEEP_FREED_BYTES = 1 << 30    # freed memory a process training or restoring on a CPU keeps for reuse (glibc's default: none above 128 KiB)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3     # glibc's mallopt parameters (malloc.h)
 
 
@@ -196,24 +196,6 @@ def cpu_threads() -> int:
     env = os.environ.get('OMP_NUM_THREADS', '')
     if env.isdigit() and int(env) > 0: return int(env)
     return max(1, min(torch.get_num_threads(), usable_cores()))
-
-# %% ../nbs/00a_device.ipynb #5808cca0
-def restore_streams(device: torch.device,
-                    jobs: int,  # forward passes to run (batches of images)
-                   ) -> int:  # passes to run at once, each in its own thread
-    "Forward passes run at once when restoring on `device`: on a CPU one per thread of cpu_threads() (at most `jobs`), elsewhere 1."
-    if device.type != 'cpu': return 1
-    return max(1, min(cpu_threads(), jobs))
-
-
-@contextmanager
-def threads_per_stream(streams: int):  # passes running at once
-    "Within the block, torch's thread count is its share for each of `streams` passes; afterwards as it was."
-    old = torch.get_num_threads()
-    if streams > 1: torch.set_num_threads(max(1, old // streams))
-    try: yield
-    finally:
-        if torch.get_num_threads() != old: torch.set_num_threads(old)
 
 # %% ../nbs/00a_device.ipynb #0164fa66
 _said: set[str] = set()

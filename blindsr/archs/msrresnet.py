@@ -26,7 +26,7 @@ def default_init_weights(modules: nn.Module | list[nn.Module],  # modules whose 
                 m.weight.mul_(scale)
                 if m.bias is not None: m.bias.fill_(bias_fill)
 
-# %% ../../nbs/03a_msrresnet.ipynb #b09eb951
+# %% ../../nbs/03a_msrresnet.ipynb #313dc7a6
 class ResidualBlockNoBN(nn.Module):
     "x + conv2(relu(conv1(x))) · res_scale; `x: (B, num_feat, h, w)` -> same shape."
     def __init__(self,
@@ -42,7 +42,8 @@ class ResidualBlockNoBN(nn.Module):
         if not pytorch_init: default_init_weights([self.conv1, self.conv2], 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
+        out = self.conv2(self.relu(self.conv1(x)))
+        return x + (out if self.res_scale == 1 else out * self.res_scale)   # × 1 is exact: skipped (a pass over the features)
 
 # %% ../../nbs/03a_msrresnet.ipynb #6832d8fd
 class MSRResNet(nn.Module):
