@@ -18,8 +18,8 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['tqdm', 'IMAGE_EXTS', 'PathLike', 'OTHER_IMAGE_EXTS', 'progress_bar_class', 'ImageReadError', 'read_image',
-           'read_image_size', 'UnsafePathError', 'safe_child', 'atomic_write', 'write_png', 'UnsupportedImageError',
-           'check_image_types', 'list_images', 'img_to_tensor', 'tensor_to_img', 'figure_png',
+           'read_image_size', 'UnsafePathError', 'safe_child', 'open_new', 'atomic_write', 'write_png',
+           'UnsupportedImageError', 'check_image_types', 'list_images', 'img_to_tensor', 'tensor_to_img', 'figure_png',
            'show_figures_in_notebooks', 'seed_everything']
 
 # %% ../nbs/00_core.ipynb #f65e15aa
@@ -103,7 +103,7 @@ def read_image_size(path: PathLike,  # an image file
     except Exception as e:
         raise ImageReadError(f'cannot decode image {path}: {type(e).__name__}: {e}') from e
 
-# %% ../nbs/00_core.ipynb #7897b256
+# %% ../nbs/00_core.ipynb #5b55d270
 class UnsafePathError(ValueError):
     "A name read from a file, or an output path, would lead outside the folder it belongs in; the message names both."
 
@@ -122,6 +122,14 @@ def safe_child(folder: PathLike,  # the folder the name must stay in
     return Path(folder) / name
 
 
+def open_new(path: PathLike,  # a temporary file's name (anything already at that name is removed first)
+            ) -> BinaryIO:  # open for writing in binary
+    "A file created afresh at `path`, exclusively and never through a symbolic link, open for writing."
+    path = Path(path)
+    if path.is_symlink() or path.exists(): path.unlink()
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o644), 'wb')
+
+
 def atomic_write(path: PathLike,  # the destination file; its folder is created
                  data: bytes | str | Callable[[BinaryIO], None],  # the content, or a function that writes to a file
                  inside: PathLike | None = None,  # refuse a `path` that does not resolve to inside this folder
@@ -137,10 +145,9 @@ def atomic_write(path: PathLike,  # the destination file; its folder is created
                                   '(is a folder on the way a symbolic link?)')
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    if tmp_path.is_symlink() or tmp_path.exists(): tmp_path.unlink()
-    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o644)
+    f = open_new(tmp_path)
     try:
-        with os.fdopen(fd, 'wb') as f:
+        with f:
             if callable(data): data(f)
             else: f.write(data.encode('utf-8') if isinstance(data, str) else bytes(data))
             f.flush()
